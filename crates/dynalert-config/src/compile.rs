@@ -1,0 +1,329 @@
+//! Cross-file stage: merges platform files down the directory hierarchy and checks every
+//! tenant against the platform that applies to it.
+//!
+//! `compile` is lenient: it reports every problem and leaves out only the offending item, so
+//! the caller can decide (per file) whether to serve it or fall back to its last good version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::diag::Diagnostic;
+use crate::doc::*;
+use crate::names::suggestion;
+use crate::value::{Setting, Severity};
+
+/// The platform configuration in force for tenants of one directory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EffectivePlatform {
+    pub defaults: BTreeMap<String, PlatformValue>,
+    pub optional: BTreeSet<String>,
+    pub state_filters: BTreeMap<String, StateFilter>,
+    pub profiles: BTreeMap<String, BTreeMap<String, PlatformValue>>,
+    pub custom_alerts: BTreeMap<String, CustomAlert>,
+}
+
+impl EffectivePlatform {
+    /// A key declared by a default, as optional, or by a custom alert.
+    pub fn declares(&self, key: &str) -> bool {
+        self.defaults.contains_key(key)
+            || self.optional.contains(key)
+            || key
+                .strip_prefix("custom_")
+                .is_some_and(|n| self.custom_alerts.contains_key(n))
+    }
+
+    /// For `<base>_critical` where `<base>` is declared: the base key of the critical tier.
+    pub fn tier_base<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_suffix("_critical").filter(|b| self.declares(b))
+    }
+
+    /// Whether a tenant may set this key (declared, or the critical tier of a declared key).
+    pub fn is_known(&self, key: &str) -> bool {
+        self.declares(key) || self.tier_base(key).is_some()
+    }
+
+    /// Every declared key, for suggestions and listings.
+    pub fn declared_keys(&self) -> BTreeSet<String> {
+        let mut keys: BTreeSet<String> = self.defaults.keys().cloned().collect();
+        keys.extend(self.optional.iter().cloned());
+        keys.extend(self.custom_alerts.values().map(CustomAlert::key));
+        keys
+    }
+
+    /// The state filters with the built-in `maintenance` added when not declared.
+    pub fn filter(&self, name: &str) -> Option<StateFilter> {
+        self.state_filters.get(name).cloned().or_else(|| {
+            (name == "maintenance").then(StateFilter::builtin_maintenance)
+        })
+    }
+
+    pub fn filter_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.state_filters.keys().cloned().collect();
+        names.insert("maintenance".into());
+        names
+    }
+
+    /// Overlays one platform file: deeper or later files override per key.
+    fn overlay(&mut self, doc: &PlatformDoc) {
+        for (k, v) in &doc.defaults {
+            self.defaults.insert(k.clone(), v.clone());
+        }
+        self.optional.extend(doc.optional.iter().map(|(k, _)| k.clone()));
+        for (name, filter, _) in &doc.state_filters {
+            self.state_filters.insert(name.clone(), filter.clone());
+        }
+        for (name, values, _) in &doc.profiles {
+            let profile = self.profiles.entry(name.clone()).or_default();
+            for (k, v) in values {
+                profile.insert(k.clone(), v.clone());
+            }
+        }
+        for (alert, _) in &doc.custom_alerts {
+            self.custom_alerts.insert(alert.name.clone(), alert.clone());
+        }
+    }
+}
+
+/// A served tenant: its document and the platform that applies to it.
+#[derive(Clone, Debug)]
+pub struct TenantEntry {
+    pub doc: Arc<TenantDoc>,
+    pub platform: Arc<EffectivePlatform>,
+}
+
+/// The result of the cross-file stage.
+pub struct Compiled {
+    pub platforms: BTreeMap<String, Arc<EffectivePlatform>>,
+    pub tenants: BTreeMap<String, TenantEntry>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Files that the diagnostics above found errors in.
+    pub files_with_errors: BTreeSet<String>,
+}
+
+/// Builds the served model from the files to serve. `previous` lets unchanged platforms keep
+/// their identity (so the exposition can reuse rendered text) and decides which copy of a
+/// duplicated tenant stays served.
+pub fn compile(
+    files: &[Arc<ParsedFile>],
+    previous_platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
+    previous_tenants: &BTreeMap<String, TenantEntry>,
+) -> Compiled {
+    let mut diags = Vec::new();
+    let platforms = build_platforms(files, previous_platforms, &mut diags);
+    let mut by_name: BTreeMap<&str, Vec<&Arc<TenantDoc>>> = BTreeMap::new();
+    for file in files {
+        for t in &file.tenants {
+            by_name.entry(&t.name).or_default().push(t);
+        }
+    }
+    let mut tenants = BTreeMap::new();
+    for (name, copies) in by_name {
+        let doc = if copies.len() > 1 {
+            report_duplicate(&copies, &mut diags);
+            // Neither copy replaces the one served before.
+            match previous_tenants.get(name) {
+                Some(prev) => prev.doc.clone(),
+                None => continue,
+            }
+        } else {
+            copies[0].clone()
+        };
+        let platform = platform_for(&platforms, &dir_of(&doc.file));
+        let doc = check_tenant(doc, &platform, &mut diags);
+        tenants.insert(name.to_string(), TenantEntry { doc, platform });
+    }
+    diags.sort();
+    diags.dedup();
+    let files_with_errors = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.clone())
+        .collect();
+    Compiled {
+        platforms,
+        tenants,
+        diagnostics: diags,
+        files_with_errors,
+    }
+}
+
+pub fn dir_of(path: &str) -> String {
+    path.rsplit_once('/').map_or("", |(d, _)| d).to_string()
+}
+
+/// The effective platform of every directory that holds a platform or tenant file.
+fn build_platforms(
+    files: &[Arc<ParsedFile>],
+    previous: &BTreeMap<String, Arc<EffectivePlatform>>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Arc<EffectivePlatform>> {
+    let mut own: BTreeMap<&str, Vec<&ParsedFile>> = BTreeMap::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::from([String::new()]);
+    for f in files {
+        if f.is_platform {
+            own.entry(f.dir.as_str()).or_default().push(f);
+        }
+        dirs.insert(f.dir.clone());
+    }
+    let mut out = BTreeMap::new();
+    for dir in dirs {
+        let mut eff = EffectivePlatform::default();
+        for ancestor in ancestors(&dir) {
+            for f in own.get(ancestor.as_str()).into_iter().flatten() {
+                eff.overlay(&f.platform);
+            }
+        }
+        let eff = match previous.get(&dir) {
+            Some(prev) if **prev == eff => prev.clone(),
+            _ => Arc::new(eff),
+        };
+        out.insert(dir, eff);
+    }
+    for f in files.iter().filter(|f| f.is_platform) {
+        check_platform_file(f, &out[&f.dir], diags);
+    }
+    out
+}
+
+/// `a/b` → `""`, `a`, `a/b` (root first, so deeper files overlay shallower ones).
+fn ancestors(dir: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut acc = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
+}
+
+fn platform_for(
+    platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
+    dir: &str,
+) -> Arc<EffectivePlatform> {
+    platforms.get(dir).cloned().unwrap_or_default()
+}
+
+fn check_platform_file(f: &ParsedFile, eff: &EffectivePlatform, diags: &mut Vec<Diagnostic>) {
+    for (profile, values, _) in &f.platform.profiles {
+        for (key, v) in values {
+            if !eff.is_known(key) {
+                diags.push(
+                    Diagnostic::error(
+                        &f.path,
+                        v.pos,
+                        format!(
+                            "profile {profile:?} sets unknown key {key:?}{}; declare it in defaults or optional",
+                            suggestion(key, eff.declared_keys().iter().map(String::as_str))
+                        ),
+                    )
+                    .for_key(key),
+                );
+            }
+        }
+    }
+}
+
+fn report_duplicate(copies: &[&Arc<TenantDoc>], diags: &mut Vec<Diagnostic>) {
+    let files: Vec<&str> = copies.iter().map(|t| t.file.as_str()).collect();
+    for t in copies {
+        let others: Vec<&str> = files.iter().copied().filter(|f| *f != t.file).collect();
+        let elsewhere = if others.is_empty() {
+            "again in this file".to_string()
+        } else {
+            format!("also in {}", others.join(", "))
+        };
+        diags.push(
+            Diagnostic::error(
+                &t.file,
+                t.pos,
+                format!("tenant {:?} is defined {elsewhere}; neither copy replaces the one served before", t.name),
+            )
+            .for_tenant(&t.name),
+        );
+    }
+}
+
+/// Checks one tenant against its platform; returns the document without the items in error.
+fn check_tenant(
+    doc: Arc<TenantDoc>,
+    platform: &EffectivePlatform,
+    diags: &mut Vec<Diagnostic>,
+) -> Arc<TenantDoc> {
+    let before = diags.len();
+    let mut bad_keys = BTreeSet::new();
+    for t in &doc.thresholds {
+        if let Err(message) = check_key(&t.key, &t.value.base, platform) {
+            diags.push(
+                Diagnostic::error(&doc.file, t.pos, message)
+                    .for_tenant(&doc.name)
+                    .for_key(&t.key.raw),
+            );
+            bad_keys.insert(t.key.raw.clone());
+        }
+    }
+    let bad_profile = doc.profile.as_ref().filter(|(p, _)| !platform.profiles.contains_key(p));
+    if let Some((p, pos)) = bad_profile {
+        let known = platform.profiles.keys().map(String::as_str);
+        diags.push(
+            Diagnostic::error(&doc.file, *pos, format!("unknown profile {p:?}{}", suggestion(p, known)))
+                .for_tenant(&doc.name)
+                .for_key("_profile"),
+        );
+    }
+    let filters = platform.filter_names();
+    let bad_filters: Vec<String> = doc
+        .states
+        .iter()
+        .filter(|(f, _)| !filters.contains(*f))
+        .map(|(f, (_, pos))| {
+            let key = format!("_state_{f}");
+            diags.push(
+                Diagnostic::error(
+                    &doc.file,
+                    *pos,
+                    format!("unknown state filter {f:?}{}", suggestion(f, filters.iter().map(String::as_str))),
+                )
+                .for_tenant(&doc.name)
+                .for_key(&key),
+            );
+            f.clone()
+        })
+        .collect();
+    if diags.len() == before {
+        return doc;
+    }
+    let mut cleaned = (*doc).clone();
+    cleaned.thresholds.retain(|t| !bad_keys.contains(&t.key.raw));
+    if bad_profile.is_some() {
+        cleaned.profile = None;
+    }
+    for f in bad_filters {
+        cleaned.states.remove(&f);
+    }
+    Arc::new(cleaned)
+}
+
+fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), String> {
+    let suggest = || suggestion(&key.name, platform.declared_keys().iter().map(String::as_str));
+    if !platform.is_known(&key.name) {
+        let what = if key.dims.is_empty() { "unknown key" } else { "dimensional key on unknown base key" };
+        return Err(format!(
+            "{what} {:?}{}; keys must be declared in defaults or optional of a platform file",
+            key.name,
+            suggest()
+        ));
+    }
+    let tier = platform.tier_base(&key.name).is_some() && !platform.declares(&key.name);
+    if let Setting::Value { severity: Some(sev), .. } = base {
+        if tier && *sev != Severity::Critical {
+            return Err(format!(
+                "{:?} is the critical tier; it cannot carry severity {sev}",
+                key.name
+            ));
+        }
+    }
+    Ok(())
+}

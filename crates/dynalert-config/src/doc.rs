@@ -1,0 +1,179 @@
+//! The documents a conf.d file holds, as parsed from one file, before any cross-file checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::value::{Severity, Threshold};
+use crate::yaml::Pos;
+
+/// Something that can carry an expiry and a reason (`{state: enable, expires, reason}`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Temporal<T> {
+    pub value: T,
+    pub expires: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+impl<T> Temporal<T> {
+    pub fn is_expired(&self, at: DateTime<Utc>) -> bool {
+        self.expires.is_some_and(|e| at >= e)
+    }
+}
+
+/// A threshold key as written: `mysql_connections`, `mysql_connections_critical`,
+/// `redis_queue_length{queue='email'}`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyRef {
+    /// The key as written in the file (used in messages and as the map key).
+    pub raw: String,
+    /// The key name without dimensions.
+    pub name: String,
+    pub dims: Vec<Dimension>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dimension {
+    pub label: String,
+    pub value: String,
+    /// `=~`: exported as label `<label>_re` so the rule can match it as a regex.
+    pub regex: bool,
+}
+
+impl Dimension {
+    pub fn label_name(&self) -> String {
+        if self.regex {
+            format!("{}_re", self.label)
+        } else {
+            self.label.clone()
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantThreshold {
+    pub key: KeyRef,
+    pub value: Threshold,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SilentMode {
+    Warning,
+    Critical,
+    All,
+    Disable,
+}
+
+/// A tenant-owned Prometheus alerting rule (`_rules:`), kept for the generated-rules plane.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantRule {
+    pub alert: String,
+    pub expr: String,
+    pub for_: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub pos: Pos,
+}
+
+/// One tenant as defined in one file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantDoc {
+    pub name: String,
+    pub file: String,
+    pub pos: Pos,
+    pub thresholds: Vec<TenantThreshold>,
+    pub profile: Option<(String, Pos)>,
+    /// `_state_<filter>`: whether the tenant switched the filter on or off.
+    pub states: BTreeMap<String, (Temporal<bool>, Pos)>,
+    pub silent: Option<(Temporal<SilentMode>, Pos)>,
+    pub dedup: Option<bool>,
+    pub metadata: BTreeMap<String, String>,
+    pub rules: Vec<TenantRule>,
+}
+
+impl TenantDoc {
+    pub fn new(name: &str, file: &str, pos: Pos) -> Self {
+        TenantDoc {
+            name: name.to_string(),
+            file: file.to_string(),
+            pos,
+            thresholds: Vec::new(),
+            profile: None,
+            states: BTreeMap::new(),
+            silent: None,
+            dedup: None,
+            metadata: BTreeMap::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// A platform threshold (default or profile value) with where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlatformValue {
+    pub value: Threshold,
+    pub file: String,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateFilter {
+    pub severity: Severity,
+    pub default_enabled: bool,
+    pub reasons: Vec<String>,
+}
+
+impl StateFilter {
+    /// `maintenance` exists for every tenant even when no platform file declares it.
+    pub fn builtin_maintenance() -> Self {
+        StateFilter {
+            severity: Severity::Info,
+            default_enabled: false,
+            reasons: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomAlert {
+    pub name: String,
+    pub expr: String,
+    pub op: String,
+    pub for_: Option<String>,
+    pub description: Option<String>,
+}
+
+impl CustomAlert {
+    /// The threshold key tenants set for this alert.
+    pub fn key(&self) -> String {
+        format!("custom_{}", self.name)
+    }
+}
+
+/// The platform blocks of one platform file, in document order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlatformDoc {
+    pub defaults: Vec<(String, PlatformValue)>,
+    pub optional: Vec<(String, Pos)>,
+    pub state_filters: Vec<(String, StateFilter, Pos)>,
+    pub profiles: Vec<(String, Vec<(String, PlatformValue)>, Pos)>,
+    pub custom_alerts: Vec<(CustomAlert, Pos)>,
+}
+
+/// Everything one file says, plus the problems found in it alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedFile {
+    /// Path relative to the conf.d root, `/`-separated.
+    pub path: String,
+    /// Directory part of `path` (`""` for the root).
+    pub dir: String,
+    pub is_platform: bool,
+    pub platform: PlatformDoc,
+    pub tenants: Vec<Arc<TenantDoc>>,
+    pub diagnostics: Vec<crate::Diagnostic>,
+    /// Whether an error makes the whole file unusable (its last good content is served instead).
+    /// A forbidden block in a tenant file is an error that only drops that block.
+    pub rejected: bool,
+}
