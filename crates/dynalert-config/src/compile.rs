@@ -52,9 +52,10 @@ impl EffectivePlatform {
 
     /// The state filters with the built-in `maintenance` added when not declared.
     pub fn filter(&self, name: &str) -> Option<StateFilter> {
-        self.state_filters.get(name).cloned().or_else(|| {
-            (name == "maintenance").then(StateFilter::builtin_maintenance)
-        })
+        self.state_filters
+            .get(name)
+            .cloned()
+            .or_else(|| (name == "maintenance").then(StateFilter::builtin_maintenance))
     }
 
     pub fn filter_names(&self) -> BTreeSet<String> {
@@ -68,7 +69,8 @@ impl EffectivePlatform {
         for (k, v) in &doc.defaults {
             self.defaults.insert(k.clone(), v.clone());
         }
-        self.optional.extend(doc.optional.iter().map(|(k, _)| k.clone()));
+        self.optional
+            .extend(doc.optional.iter().map(|(k, _)| k.clone()));
         for (name, filter, _) in &doc.state_filters {
             self.state_filters.insert(name.clone(), filter.clone());
         }
@@ -239,7 +241,7 @@ fn report_duplicate(copies: &[&Arc<TenantDoc>], diags: &mut Vec<Diagnostic>) {
             Diagnostic::error(
                 &t.file,
                 t.pos,
-                format!("tenant {:?} is defined {elsewhere}; neither copy replaces the one served before", t.name),
+                format!("defined {elsewhere}; neither copy replaces the one served before"),
             )
             .for_tenant(&t.name),
         );
@@ -264,13 +266,20 @@ fn check_tenant(
             bad_keys.insert(t.key.raw.clone());
         }
     }
-    let bad_profile = doc.profile.as_ref().filter(|(p, _)| !platform.profiles.contains_key(p));
+    let bad_profile = doc
+        .profile
+        .as_ref()
+        .filter(|(p, _)| !platform.profiles.contains_key(p));
     if let Some((p, pos)) = bad_profile {
         let known = platform.profiles.keys().map(String::as_str);
         diags.push(
-            Diagnostic::error(&doc.file, *pos, format!("unknown profile {p:?}{}", suggestion(p, known)))
-                .for_tenant(&doc.name)
-                .for_key("_profile"),
+            Diagnostic::error(
+                &doc.file,
+                *pos,
+                format!("unknown profile {p:?}{}", suggestion(p, known)),
+            )
+            .for_tenant(&doc.name)
+            .for_key("_profile"),
         );
     }
     let filters = platform.filter_names();
@@ -284,7 +293,10 @@ fn check_tenant(
                 Diagnostic::error(
                     &doc.file,
                     *pos,
-                    format!("unknown state filter {f:?}{}", suggestion(f, filters.iter().map(String::as_str))),
+                    format!(
+                        "unknown state filter {f:?}{}",
+                        suggestion(f, filters.iter().map(String::as_str))
+                    ),
                 )
                 .for_tenant(&doc.name)
                 .for_key(&key),
@@ -296,7 +308,9 @@ fn check_tenant(
         return doc;
     }
     let mut cleaned = (*doc).clone();
-    cleaned.thresholds.retain(|t| !bad_keys.contains(&t.key.raw));
+    cleaned
+        .thresholds
+        .retain(|t| !bad_keys.contains(&t.key.raw));
     if bad_profile.is_some() {
         cleaned.profile = None;
     }
@@ -307,9 +321,18 @@ fn check_tenant(
 }
 
 fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), String> {
-    let suggest = || suggestion(&key.name, platform.declared_keys().iter().map(String::as_str));
+    let suggest = || {
+        suggestion(
+            &key.name,
+            platform.declared_keys().iter().map(String::as_str),
+        )
+    };
     if !platform.is_known(&key.name) {
-        let what = if key.dims.is_empty() { "unknown key" } else { "dimensional key on unknown base key" };
+        let what = if key.dims.is_empty() {
+            "unknown key"
+        } else {
+            "dimensional key on unknown base key"
+        };
         return Err(format!(
             "{what} {:?}{}; keys must be declared in defaults or optional of a platform file",
             key.name,
@@ -317,7 +340,11 @@ fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Resu
         ));
     }
     let tier = platform.tier_base(&key.name).is_some() && !platform.declares(&key.name);
-    if let Setting::Value { severity: Some(sev), .. } = base {
+    if let Setting::Value {
+        severity: Some(sev),
+        ..
+    } = base
+    {
         if tier && *sev != Severity::Critical {
             return Err(format!(
                 "{:?} is the critical tier; it cannot carry severity {sev}",

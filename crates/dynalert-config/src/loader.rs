@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::compile::{Compiled, compile};
+use crate::compile::compile;
 use crate::diag::Diagnostic;
 use crate::doc::ParsedFile;
 use crate::model::Model;
@@ -98,7 +98,10 @@ impl Loader {
     /// become diagnostics in the model.
     pub fn reload(&mut self) -> io::Result<ReloadStats> {
         let found = list_files(&self.root)?;
-        let mut stats = ReloadStats { files: found.len(), ..Default::default() };
+        let mut stats = ReloadStats {
+            files: found.len(),
+            ..Default::default()
+        };
         let removed: Vec<String> = self
             .slots
             .keys()
@@ -111,7 +114,13 @@ impl Loader {
         }
         let candidates: Vec<(&String, &PathBuf, Option<Fingerprint>)> = found
             .iter()
-            .map(|(rel, abs)| (rel, abs, std::fs::metadata(abs).ok().map(|m| Fingerprint::of(&m))))
+            .map(|(rel, abs)| {
+                (
+                    rel,
+                    abs,
+                    std::fs::metadata(abs).ok().map(|m| Fingerprint::of(&m)),
+                )
+            })
             .filter(|(rel, _, fp)| match (self.slots.get(*rel), fp) {
                 (Some(slot), Some(fp)) => slot.fingerprint != *fp,
                 _ => true,
@@ -129,11 +138,21 @@ impl Loader {
                 (None, Some(slot)) => slot.fingerprint = fingerprint,
                 (Some(parsed), Some(slot)) => {
                     stats.parsed += 1;
-                    *slot = FileSlot { fingerprint, content_hash, current: Arc::new(parsed), good: slot.good.take() };
+                    *slot = FileSlot {
+                        fingerprint,
+                        content_hash,
+                        current: Arc::new(parsed),
+                        good: slot.good.take(),
+                    };
                 }
                 (Some(parsed), None) => {
                     stats.parsed += 1;
-                    let slot = FileSlot { fingerprint, content_hash, current: Arc::new(parsed), good: None };
+                    let slot = FileSlot {
+                        fingerprint,
+                        content_hash,
+                        current: Arc::new(parsed),
+                        good: None,
+                    };
                     self.slots.insert(rel, slot);
                 }
                 (None, None) => unreachable!("a new file is always parsed"),
@@ -147,58 +166,58 @@ impl Loader {
         Ok(stats)
     }
 
-    /// Runs the cross-file stage with per-file fallback to the last good version.
+    /// Runs the cross-file stage: first over the current content of every file (to report
+    /// every problem, even in files that are rejected anyway), then, if some file must fall
+    /// back, over what is actually served.
     fn build_model(&mut self) -> Model {
         let prev = self.model.clone();
+        let current: Vec<Arc<ParsedFile>> =
+            self.slots.values().map(|s| s.current.clone()).collect();
+        let checked = compile(&current, &prev.platforms, &prev.tenants);
+        let mut diagnostics = checked.diagnostics;
         let mut serve: BTreeMap<String, Arc<ParsedFile>> = BTreeMap::new();
-        for (path, slot) in &self.slots {
-            let chosen = if slot.current.rejected { slot.good.clone() } else { Some(slot.current.clone()) };
-            if let Some(f) = chosen {
-                serve.insert(path.clone(), f);
-            }
-        }
-        let Compiled { mut platforms, mut tenants, mut diagnostics, files_with_errors } =
-            compile(&serve.values().cloned().collect::<Vec<_>>(), &prev.platforms, &prev.tenants);
-        // Files whose new content fails a cross-file check fall back as a whole, too.
-        let mut fell_back = false;
-        for path in &files_with_errors {
-            let Some(slot) = self.slots.get(path) else { continue };
-            if serve.get(path).is_some_and(|f| Arc::ptr_eq(f, &slot.current)) {
-                fell_back |= !slot.good.as_ref().is_some_and(|g| Arc::ptr_eq(g, &slot.current));
-                match &slot.good {
-                    // Unchanged and good before: the error comes from another file (a
-                    // duplicate tenant, a removed default); keep serving it.
-                    Some(good) if Arc::ptr_eq(good, &slot.current) => {}
-                    Some(good) => {
-                        serve.insert(path.clone(), good.clone());
-                    }
-                    None => {
-                        serve.remove(path);
-                    }
-                }
-            }
-        }
-        if fell_back {
-            // The diagnostics users need are those of the current files (above), not of the
-            // fallback copies, so only the served model is taken from this pass.
-            let second = compile(&serve.values().cloned().collect::<Vec<_>>(), &prev.platforms, &prev.tenants);
-            platforms = second.platforms;
-            tenants = second.tenants;
-        }
         let mut files = BTreeMap::new();
         for (path, slot) in self.slots.iter_mut() {
             diagnostics.extend(slot.current.diagnostics.iter().cloned());
-            let accepted = !slot.current.rejected && !files_with_errors.contains(path);
+            let accepted = !slot.current.rejected && !checked.files_with_errors.contains(path);
+            let unchanged_good = slot
+                .good
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(g, &slot.current));
             if accepted {
                 slot.good = Some(slot.current.clone());
             }
-            let status = match serve.get(path) {
-                Some(f) if Arc::ptr_eq(f, &slot.current) && accepted => FileStatus::Ok,
-                Some(_) => FileStatus::ServingLastGood,
-                None => FileStatus::NotServed,
+            // An unchanged file that was good stays served even if another file's change
+            // now conflicts with it (a duplicate tenant, a removed default): the newcomer
+            // is the one that falls back.
+            let (served, status) = if accepted || (unchanged_good && !slot.current.rejected) {
+                (
+                    Some(slot.current.clone()),
+                    if accepted {
+                        FileStatus::Ok
+                    } else {
+                        FileStatus::ServingLastGood
+                    },
+                )
+            } else if let Some(good) = &slot.good {
+                (Some(good.clone()), FileStatus::ServingLastGood)
+            } else {
+                (None, FileStatus::NotServed)
             };
+            if let Some(f) = served {
+                serve.insert(path.clone(), f);
+            }
             files.insert(path.clone(), status);
         }
+        let all_current = serve.len() == current.len()
+            && serve.values().zip(&current).all(|(a, b)| Arc::ptr_eq(a, b));
+        let (platforms, tenants) = if all_current {
+            (checked.platforms, checked.tenants)
+        } else {
+            let served: Vec<Arc<ParsedFile>> = serve.into_values().collect();
+            let built = compile(&served, &prev.platforms, &prev.tenants);
+            (built.platforms, built.tenants)
+        };
         diagnostics.sort();
         diagnostics.dedup();
         Model::new(prev.generation + 1, platforms, tenants, diagnostics, files)
@@ -211,12 +230,21 @@ fn read_and_parse(
     fp: Option<Fingerprint>,
     slots: &BTreeMap<String, FileSlot>,
 ) -> (Fingerprint, u64, Option<ParsedFile>) {
-    let fingerprint = fp.unwrap_or(Fingerprint { len: 0, modified: None, #[cfg(unix)] inode: (0, 0) });
+    let fingerprint = fp.unwrap_or(Fingerprint {
+        len: 0,
+        modified: None,
+        #[cfg(unix)]
+        inode: (0, 0),
+    });
     let bytes = match std::fs::read(abs) {
         Ok(b) => b,
         Err(e) => {
             let mut f = parse_file(rel, "");
-            f.diagnostics.push(Diagnostic::error(rel, Pos { line: 1, col: 1 }, format!("cannot read file: {e}")));
+            f.diagnostics.push(Diagnostic::error(
+                rel,
+                Pos { line: 1, col: 1 },
+                format!("cannot read file: {e}"),
+            ));
             f.rejected = true;
             return (fingerprint, 0, Some(f));
         }
@@ -231,8 +259,16 @@ fn read_and_parse(
         Ok(text) => parse_file(rel, text),
         Err(e) => {
             let mut f = parse_file(rel, "");
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u32 + 1;
-            f.diagnostics.push(Diagnostic::error(rel, Pos { line, col: 1 }, "file is not valid UTF-8"));
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u32
+                + 1;
+            f.diagnostics.push(Diagnostic::error(
+                rel,
+                Pos { line, col: 1 },
+                "file is not valid UTF-8",
+            ));
             f.rejected = true;
             f
         }
@@ -243,15 +279,26 @@ fn read_and_parse(
 /// Every `*.yaml`/`*.yml` under `root`, by `/`-separated relative path. Entries starting with
 /// `.` are skipped (Kubernetes' `..data` and timestamped folders); symlinks are followed.
 pub fn list_files(root: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
-    let meta = std::fs::metadata(root)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot read config directory {}: {e}", root.display())))?;
+    let meta = std::fs::metadata(root).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read config directory {}: {e}", root.display()),
+        )
+    })?;
     if !meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", root.display()),
+        ));
     }
     let mut out = BTreeMap::new();
     let mut visited = BTreeSet::new();
-    walk(root, "", &mut out, &mut visited, 0)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot read config directory {}: {e}", root.display())))?;
+    walk(root, "", &mut out, &mut visited, 0).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read config directory {}: {e}", root.display()),
+        )
+    })?;
     Ok(out)
 }
 
@@ -273,8 +320,14 @@ fn walk(
             continue;
         }
         let path = entry.path();
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
         if meta.is_dir() {
             walk(&path, &rel, out, visited, depth + 1)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {

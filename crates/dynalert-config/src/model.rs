@@ -27,7 +27,13 @@ pub struct Model {
 
 impl Model {
     pub fn empty() -> Self {
-        Model::new(0, BTreeMap::new(), BTreeMap::new(), Vec::new(), BTreeMap::new())
+        Model::new(
+            0,
+            BTreeMap::new(),
+            BTreeMap::new(),
+            Vec::new(),
+            BTreeMap::new(),
+        )
     }
 
     pub fn new(
@@ -38,7 +44,14 @@ impl Model {
         files: BTreeMap<String, FileStatus>,
     ) -> Self {
         let hash = canonical_hash(&tenants);
-        Model { generation, platforms, tenants, diagnostics, files, hash }
+        Model {
+            generation,
+            platforms,
+            tenants,
+            diagnostics,
+            files,
+            hash,
+        }
     }
 
     pub fn error_count(&self) -> usize {
@@ -47,7 +60,10 @@ impl Model {
 
     /// Resolves every tenant at `at`, sorted by name.
     pub fn resolve_at(&self, at: DateTime<Utc>) -> Vec<ResolvedTenant> {
-        self.tenants.values().map(|e| resolve_tenant(e, at)).collect()
+        self.tenants
+            .values()
+            .map(|e| resolve_tenant(e, at))
+            .collect()
     }
 
     pub fn resolve_tenant_at(&self, tenant: &str, at: DateTime<Utc>) -> Option<ResolvedTenant> {
@@ -63,17 +79,23 @@ fn canonical_hash(tenants: &BTreeMap<String, TenantEntry>) -> String {
     let mut buf = String::new();
     for (name, entry) in tenants {
         let next = platform_ids.len();
-        let id = *platform_ids.entry(Arc::as_ptr(&entry.platform)).or_insert_with(|| {
-            buf.clear();
-            write_platform(&mut buf, &entry.platform);
-            hasher.update(format!("platform {next}\n").as_bytes());
-            hasher.update(buf.as_bytes());
-            next
-        });
+        let id = *platform_ids
+            .entry(Arc::as_ptr(&entry.platform))
+            .or_insert_with(|| {
+                buf.clear();
+                write_platform(&mut buf, &entry.platform);
+                hasher.update(format!("platform {next}\n").as_bytes());
+                hasher.update(buf.as_bytes());
+                next
+            });
         buf.clear();
         let d = &entry.doc;
         let _ = writeln!(buf, "tenant {name} platform {id}");
-        let mut thresholds: Vec<_> = d.thresholds.iter().map(|t| (&t.key.raw, &t.value)).collect();
+        let mut thresholds: Vec<_> = d
+            .thresholds
+            .iter()
+            .map(|t| (&t.key.raw, &t.value))
+            .collect();
         thresholds.sort_by(|a, b| a.0.cmp(b.0));
         for (k, v) in thresholds {
             let _ = writeln!(buf, " {k}={v:?}");
@@ -86,7 +108,10 @@ fn canonical_hash(tenants: &BTreeMap<String, TenantEntry>) -> String {
             d.silent.as_ref().map(|s| &s.0),
             d.dedup,
             d.metadata,
-            d.rules.iter().map(|r| (&r.alert, &r.expr, &r.for_, &r.labels, &r.annotations)).collect::<Vec<_>>(),
+            d.rules
+                .iter()
+                .map(|r| (&r.alert, &r.expr, &r.for_, &r.labels, &r.annotations))
+                .collect::<Vec<_>>(),
         );
         hasher.update(buf.as_bytes());
     }

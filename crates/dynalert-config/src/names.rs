@@ -39,7 +39,10 @@ pub fn split_key(key: &str) -> (&str, &str) {
 }
 
 /// The closest candidate by edit distance, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -64,7 +67,17 @@ mod tests {
         for ok in ["a", "db-a", "db.a_1", "0", &"a".repeat(63)] {
             assert!(is_valid_tenant(ok), "{ok}");
         }
-        for bad in ["", "-a", "a-", "DB", "a b", "a/b", "..", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "DB",
+            "a b",
+            "a/b",
+            "..",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(!is_valid_tenant(bad), "{bad}");
         }
     }
@@ -76,14 +89,20 @@ mod tests {
         assert!(!is_valid_key("1abc"));
         assert!(!is_valid_key("a-b"));
         assert_eq!(split_key("mysql_connections"), ("mysql", "connections"));
-        assert_eq!(split_key("container_cpu_throttle"), ("container", "cpu_throttle"));
+        assert_eq!(
+            split_key("container_cpu_throttle"),
+            ("container", "cpu_throttle")
+        );
         assert_eq!(split_key("uptime"), ("uptime", ""));
     }
 
     #[test]
     fn suggests_close_keys_only() {
         let keys = ["mysql_connections", "redis_memory_usage"];
-        assert_eq!(did_you_mean("mysql_conections", keys), Some("mysql_connections"));
+        assert_eq!(
+            did_you_mean("mysql_conections", keys),
+            Some("mysql_connections")
+        );
         assert_eq!(did_you_mean("kafka_lag", keys), None);
     }
 }

@@ -123,14 +123,17 @@ impl Cx {
         if !is_platform && name != "tenants" {
             // A tenant cannot give itself platform powers; the block is dropped, the rest loads.
             let what = if PLATFORM_BLOCKS.contains(&name) {
-                format!("block {name:?} is only allowed in platform files (names starting with \"_\"); it was ignored")
+                format!(
+                    "block {name:?} is only allowed in platform files (names starting with \"_\"); it was ignored"
+                )
             } else {
                 format!(
                     "unknown block {name:?}{}: a tenant file may only contain \"tenants:\"; it was ignored",
                     suggestion(name, ["tenants"])
                 )
             };
-            self.diags.push(Diagnostic::error(&self.file, key.pos, what));
+            self.diags
+                .push(Diagnostic::error(&self.file, key.pos, what));
             return;
         }
         match name {
@@ -151,19 +154,31 @@ impl Cx {
         }
     }
 
-    fn expect_map<'n>(&mut self, node: &'n Node, what: &str, s: Subject<'_>) -> Option<&'n [(Node, Node)]> {
+    fn expect_map<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        s: Subject<'_>,
+    ) -> Option<&'n [(Node, Node)]> {
         match &node.kind {
             NodeKind::Map(entries) => Some(entries),
             _ if node.is_null() => Some(&[]),
             _ => {
-                self.reject_in(s, node.pos, format!("{what} must be a mapping, found a {}", node.kind_name()));
+                self.reject_in(
+                    s,
+                    node.pos,
+                    format!("{what} must be a mapping, found a {}", node.kind_name()),
+                );
                 None
             }
         }
     }
 
     fn tenants(&mut self, node: &Node, out: &mut Vec<Arc<TenantDoc>>) {
-        let none = Subject { tenant: None, key: None };
+        let none = Subject {
+            tenant: None,
+            key: None,
+        };
         let Some(entries) = self.expect_map(node, "\"tenants\"", none) else {
             return;
         };
@@ -173,13 +188,16 @@ impl Cx {
                 self.reject_about(
                     name_node.pos,
                     format!("invalid tenant name {name:?}: use lowercase letters, digits, '.', '_' or '-' (at most 63, starting and ending with a letter or digit)"),
-                    Some(name),
+                    None,
                     None,
                 );
                 continue;
             }
             let mut doc = TenantDoc::new(name, &self.file, name_node.pos);
-            let s = Subject { tenant: Some(name), key: None };
+            let s = Subject {
+                tenant: Some(name),
+                key: None,
+            };
             if let Some(keys) = self.expect_map(body, &format!("tenant {name:?}"), s) {
                 for (key, value) in unique_entries(self, keys, Some(name)) {
                     self.tenant_entry(&mut doc, key, value);
@@ -192,7 +210,10 @@ impl Cx {
     fn tenant_entry(&mut self, doc: &mut TenantDoc, key: &Node, value: &Node) {
         let raw = key.as_str().unwrap_or_default().to_string();
         let tenant = doc.name.clone();
-        let s = Subject { tenant: Some(&tenant), key: Some(&raw) };
+        let s = Subject {
+            tenant: Some(&tenant),
+            key: Some(&raw),
+        };
         if raw.starts_with('_') {
             self.reserved_entry(doc, &raw, key.pos, value, s);
             return;
@@ -215,7 +236,14 @@ impl Cx {
         }
     }
 
-    fn reserved_entry(&mut self, doc: &mut TenantDoc, raw: &str, pos: Pos, value: &Node, s: Subject<'_>) {
+    fn reserved_entry(
+        &mut self,
+        doc: &mut TenantDoc,
+        raw: &str,
+        pos: Pos,
+        value: &Node,
+        s: Subject<'_>,
+    ) {
         if let Some(filter) = raw.strip_prefix("_state_") {
             if let Some(t) = self.temporal(value, "state", parse_on_off, s) {
                 doc.states.insert(filter.to_string(), (t, pos));
@@ -234,7 +262,11 @@ impl Cx {
             }
             "_severity_dedup" => match value.as_str().map(parse_on_off) {
                 Some(Ok(on)) => doc.dedup = Some(on),
-                _ => self.reject_in(s, value.pos, "\"_severity_dedup\" must be enable or disable"),
+                _ => self.reject_in(
+                    s,
+                    value.pos,
+                    "\"_severity_dedup\" must be enable or disable",
+                ),
             },
             "_metadata" => doc.metadata = self.metadata(value, s),
             "_rules" => doc.rules = self.rules(value, s),
@@ -261,7 +293,11 @@ impl Cx {
         let entries = match &node.kind {
             NodeKind::Scalar { text, .. } => {
                 return match parse(text) {
-                    Ok(value) => Some(Temporal { value, expires: None, reason: None }),
+                    Ok(value) => Some(Temporal {
+                        value,
+                        expires: None,
+                        reason: None,
+                    }),
                     Err(m) => {
                         self.reject_in(s, node.pos, m);
                         None
@@ -270,7 +306,11 @@ impl Cx {
             }
             NodeKind::Map(entries) => entries,
             NodeKind::Seq(_) => {
-                self.reject_in(s, node.pos, format!("expected a value or {{{field}, expires, reason}}, found a list"));
+                self.reject_in(
+                    s,
+                    node.pos,
+                    format!("expected a value or {{{field}, expires, reason}}, found a list"),
+                );
                 return None;
             }
         };
@@ -294,12 +334,19 @@ impl Cx {
                 self.reject_in(
                     s,
                     k.pos,
-                    format!("unknown field {name:?}{}; allowed: {field}, expires, reason", suggestion(name, [field, "expires", "reason"])),
+                    format!(
+                        "unknown field {name:?}{}; allowed: {field}, expires, reason",
+                        suggestion(name, [field, "expires", "reason"])
+                    ),
                 );
             }
         }
         match value {
-            Some(value) => Some(Temporal { value, expires, reason }),
+            Some(value) => Some(Temporal {
+                value,
+                expires,
+                reason,
+            }),
             None => {
                 self.reject_in(s, node.pos, format!("missing \"{field}\""));
                 None
@@ -320,9 +367,23 @@ impl Cx {
             }
             match &v.kind {
                 NodeKind::Scalar { text, .. } => {
-                    out.insert(name.to_string(), if v.is_null() { String::new() } else { text.clone() });
+                    out.insert(
+                        name.to_string(),
+                        if v.is_null() {
+                            String::new()
+                        } else {
+                            text.clone()
+                        },
+                    );
                 }
-                _ => self.reject_in(s, v.pos, format!("metadata {name:?} must be a plain value, found a {}", v.kind_name())),
+                _ => self.reject_in(
+                    s,
+                    v.pos,
+                    format!(
+                        "metadata {name:?} must be a plain value, found a {}",
+                        v.kind_name()
+                    ),
+                ),
             }
         }
         out
@@ -369,23 +430,38 @@ impl Cx {
         let mut out = BTreeMap::new();
         if let Some(entries) = self.expect_map(node, "labels/annotations", s) {
             for (k, v) in entries {
-                out.insert(k.as_str().unwrap_or_default().to_string(), v.as_str().unwrap_or_default().to_string());
+                out.insert(
+                    k.as_str().unwrap_or_default().to_string(),
+                    v.as_str().unwrap_or_default().to_string(),
+                );
             }
         }
         out
     }
 
     fn platform_values(&mut self, node: &Node, block: &str) -> Vec<(String, PlatformValue)> {
-        let none = Subject { tenant: None, key: None };
+        let none = Subject {
+            tenant: None,
+            key: None,
+        };
         let Some(entries) = self.expect_map(node, &format!("\"{block}\""), none) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for (k, v) in unique_entries(self, entries, None) {
             let key = k.as_str().unwrap_or_default();
-            let s = Subject { tenant: None, key: Some(key) };
+            let s = Subject {
+                tenant: None,
+                key: Some(key),
+            };
             if key.contains('{') {
-                self.reject_in(s, k.pos, format!("dimensional key {key:?} is tenant-only: platform {block} set whole keys"));
+                self.reject_in(
+                    s,
+                    k.pos,
+                    format!(
+                        "dimensional key {key:?} is tenant-only: platform {block} set whole keys"
+                    ),
+                );
                 continue;
             }
             if !names::is_valid_key(key) {
@@ -393,7 +469,14 @@ impl Cx {
                 continue;
             }
             match value::parse_threshold(v) {
-                Ok(value) => out.push((key.to_string(), PlatformValue { value, file: self.file.clone(), pos: k.pos })),
+                Ok(value) => out.push((
+                    key.to_string(),
+                    PlatformValue {
+                        value,
+                        file: self.file.clone(),
+                        pos: k.pos,
+                    },
+                )),
                 Err(errors) => {
                     for e in errors {
                         self.reject_in(s, e.pos, e.message);
@@ -413,14 +496,23 @@ impl Cx {
         for item in items {
             match item.as_str() {
                 Some(k) if names::is_valid_key(k) => out.push((k.to_string(), item.pos)),
-                _ => self.reject(item.pos, format!("invalid optional key {:?}", item.as_str().unwrap_or_default())),
+                _ => self.reject(
+                    item.pos,
+                    format!(
+                        "invalid optional key {:?}",
+                        item.as_str().unwrap_or_default()
+                    ),
+                ),
             }
         }
         out
     }
 
     fn state_filters(&mut self, node: &Node) -> Vec<(String, StateFilter, Pos)> {
-        let none = Subject { tenant: None, key: None };
+        let none = Subject {
+            tenant: None,
+            key: None,
+        };
         let Some(entries) = self.expect_map(node, "\"state_filters\"", none) else {
             return Vec::new();
         };
@@ -431,7 +523,11 @@ impl Cx {
                 self.reject(k.pos, format!("invalid state filter name {name:?}"));
                 continue;
             }
-            let mut filter = StateFilter { severity: Severity::Warning, default_enabled: true, reasons: Vec::new() };
+            let mut filter = StateFilter {
+                severity: Severity::Warning,
+                default_enabled: true,
+                reasons: Vec::new(),
+            };
             let Some(fields) = self.expect_map(v, &format!("state filter {name:?}"), none) else {
                 continue;
             };
@@ -459,7 +555,10 @@ impl Cx {
     }
 
     fn profiles(&mut self, node: &Node) -> Vec<(String, Vec<(String, PlatformValue)>, Pos)> {
-        let none = Subject { tenant: None, key: None };
+        let none = Subject {
+            tenant: None,
+            key: None,
+        };
         let Some(entries) = self.expect_map(node, "\"profiles\"", none) else {
             return Vec::new();
         };
@@ -478,16 +577,28 @@ impl Cx {
 
     fn custom_alerts(&mut self, node: &Node) -> Vec<(CustomAlert, Pos)> {
         let NodeKind::Seq(items) = &node.kind else {
-            self.reject(node.pos, "\"custom_alerts\" must be a list of {name, expr, op, for, description}");
+            self.reject(
+                node.pos,
+                "\"custom_alerts\" must be a list of {name, expr, op, for, description}",
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for item in items {
-            let none = Subject { tenant: None, key: None };
+            let none = Subject {
+                tenant: None,
+                key: None,
+            };
             let Some(fields) = self.expect_map(item, "a custom alert", none) else {
                 continue;
             };
-            let mut alert = CustomAlert { name: String::new(), expr: String::new(), op: ">".into(), for_: None, description: None };
+            let mut alert = CustomAlert {
+                name: String::new(),
+                expr: String::new(),
+                op: ">".into(),
+                for_: None,
+                description: None,
+            };
             for (k, v) in fields {
                 let text = v.as_str().unwrap_or_default().to_string();
                 match k.as_str().unwrap_or_default() {
@@ -500,11 +611,26 @@ impl Cx {
                 }
             }
             if !names::is_valid_key(&alert.name) {
-                self.reject(item.pos, format!("custom alert name {:?} must match ^[a-z][a-z0-9_]*$", alert.name));
+                self.reject(
+                    item.pos,
+                    format!(
+                        "custom alert name {:?} must match ^[a-z][a-z0-9_]*$",
+                        alert.name
+                    ),
+                );
             } else if alert.expr.trim().is_empty() {
-                self.reject(item.pos, format!("custom alert {:?} needs an \"expr\"", alert.name));
+                self.reject(
+                    item.pos,
+                    format!("custom alert {:?} needs an \"expr\"", alert.name),
+                );
             } else if !matches!(alert.op.as_str(), ">" | ">=" | "<" | "<=" | "==" | "!=") {
-                self.reject(item.pos, format!("custom alert {:?}: op {:?} must be one of > >= < <= == !=", alert.name, alert.op));
+                self.reject(
+                    item.pos,
+                    format!(
+                        "custom alert {:?}: op {:?} must be one of > >= < <= == !=",
+                        alert.name, alert.op
+                    ),
+                );
             } else {
                 out.push((alert, item.pos));
             }
@@ -514,7 +640,11 @@ impl Cx {
 }
 
 /// Mapping entries with duplicates reported (YAML forbids them; we never pick one silently).
-fn unique_entries<'n>(cx: &mut Cx, entries: &'n [(Node, Node)], tenant: Option<&str>) -> Vec<(&'n Node, &'n Node)> {
+fn unique_entries<'n>(
+    cx: &mut Cx,
+    entries: &'n [(Node, Node)],
+    tenant: Option<&str>,
+) -> Vec<(&'n Node, &'n Node)> {
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for (k, v) in entries {
@@ -542,7 +672,9 @@ fn parse_silent_mode(text: &str) -> Result<SilentMode, String> {
         "critical" => Ok(SilentMode::Critical),
         "all" => Ok(SilentMode::All),
         "disable" | "disabled" | "off" => Ok(SilentMode::Disable),
-        _ => Err(format!("silent mode {text:?} must be warning, critical, all or disable")),
+        _ => Err(format!(
+            "silent mode {text:?} must be warning, critical, all or disable"
+        )),
     }
 }
 
@@ -554,13 +686,21 @@ pub fn parse_key_ref(raw: &str) -> Result<KeyRef, String> {
     };
     let name = name.trim();
     if !names::is_valid_key(name) {
-        return Err(format!("invalid key {name:?}: keys are lowercase letters, digits and '_', starting with a letter"));
+        return Err(format!(
+            "invalid key {name:?}: keys are lowercase letters, digits and '_', starting with a letter"
+        ));
     }
     let dims = match rest {
         None => Vec::new(),
-        Some(rest) => parse_dimensions(rest).map_err(|m| format!("in dimensional key {raw:?}: {m}"))?,
+        Some(rest) => {
+            parse_dimensions(rest).map_err(|m| format!("in dimensional key {raw:?}: {m}"))?
+        }
     };
-    Ok(KeyRef { raw: raw.to_string(), name: name.to_string(), dims })
+    Ok(KeyRef {
+        raw: raw.to_string(),
+        name: name.to_string(),
+        dims,
+    })
 }
 
 fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
@@ -575,14 +715,19 @@ fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
         if chars.peek().is_none() {
             break;
         }
-        let label: String = std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_')).collect();
+        let label: String =
+            std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_'))
+                .collect();
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
             return Err(format!("expected '=' or '=~' after label {label:?}"));
         }
         let regex = chars.next_if_eq(&'~').is_some();
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let quote = chars.next().filter(|c| *c == '\'' || *c == '"').ok_or("label values must be quoted")?;
+        let quote = chars
+            .next()
+            .filter(|c| *c == '\'' || *c == '"')
+            .ok_or("label values must be quoted")?;
         let mut value = String::new();
         loop {
             match chars.next() {
@@ -593,9 +738,15 @@ fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
             }
         }
         if !names::is_valid_label_name(&label) || RESERVED_LABELS.contains(&label.as_str()) {
-            return Err(format!("{label:?} cannot be a dimension label (must be a label name other than tenant, component, metric, severity)"));
+            return Err(format!(
+                "{label:?} cannot be a dimension label (must be a label name other than tenant, component, metric, severity)"
+            ));
         }
-        let dim = Dimension { label, value, regex };
+        let dim = Dimension {
+            label,
+            value,
+            regex,
+        };
         if dims.iter().any(|d| d.label_name() == dim.label_name()) {
             return Err(format!("label {:?} given twice", dim.label));
         }
@@ -616,18 +767,39 @@ mod tests {
     fn dimensional_keys() {
         let k = parse_key_ref("redis_queue_length{queue='email'}").unwrap();
         assert_eq!(k.name, "redis_queue_length");
-        assert_eq!(k.dims, vec![Dimension { label: "queue".into(), value: "email".into(), regex: false }]);
+        assert_eq!(
+            k.dims,
+            vec![Dimension {
+                label: "queue".into(),
+                value: "email".into(),
+                regex: false
+            }]
+        );
         let k = parse_key_ref(r#"redis_queue_length{queue=~"batch-.*", db = '0'}"#).unwrap();
         assert_eq!(k.dims.len(), 2);
-        assert_eq!(k.dims.iter().find(|d| d.regex).unwrap().label_name(), "queue_re");
-        for bad in ["x{}", "x{queue}", "x{tenant='a'}", "x{q='a", "x{q=a}", "X{q='a'}", "x{q='a', q='b'}"] {
+        assert_eq!(
+            k.dims.iter().find(|d| d.regex).unwrap().label_name(),
+            "queue_re"
+        );
+        for bad in [
+            "x{}",
+            "x{queue}",
+            "x{tenant='a'}",
+            "x{q='a",
+            "x{q=a}",
+            "X{q='a'}",
+            "x{q='a', q='b'}",
+        ] {
             assert!(parse_key_ref(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn forbidden_block_in_tenant_file_drops_only_that_block() {
-        let f = parse_file("db-a.yaml", "defaults:\n  x_y: 1\ntenants:\n  db-a:\n    x_y: 2\n");
+        let f = parse_file(
+            "db-a.yaml",
+            "defaults:\n  x_y: 1\ntenants:\n  db-a:\n    x_y: 2\n",
+        );
         assert!(!f.rejected);
         assert_eq!(f.tenants.len(), 1);
         assert!(f.platform.defaults.is_empty());
@@ -637,13 +809,19 @@ mod tests {
 
     #[test]
     fn value_errors_name_line_tenant_and_key() {
-        let f = parse_file("t.yaml", "tenants:\n  db-a:\n    mysql_connections: eighty\n");
+        let f = parse_file(
+            "t.yaml",
+            "tenants:\n  db-a:\n    mysql_connections: eighty\n",
+        );
         assert!(f.rejected);
         let d = &f.diagnostics[0];
         assert_eq!((d.line, d.col), (3, 24));
         assert_eq!(d.tenant.as_deref(), Some("db-a"));
         assert_eq!(d.key.as_deref(), Some("mysql_connections"));
-        assert_eq!(d.to_string(), "t.yaml:3:24: error: tenant \"db-a\", key \"mysql_connections\": \"eighty\" is not a number (expected e.g. 80, 0.5 or \"disable\")");
+        assert_eq!(
+            d.to_string(),
+            "t.yaml:3:24: error: tenant \"db-a\", key \"mysql_connections\": \"eighty\" is not a number (expected e.g. 80, 0.5 or \"disable\")"
+        );
     }
 
     #[test]
@@ -661,7 +839,11 @@ mod tests {
         assert_eq!(t.metadata["owner"], "team");
         assert_eq!(t.rules.len(), 1);
         let f = parse_file("t.yaml", "tenants:\n  a:\n    _profil: big\n");
-        assert!(f.diagnostics[0].message.contains("did you mean \"_profile\""));
+        assert!(
+            f.diagnostics[0]
+                .message
+                .contains("did you mean \"_profile\"")
+        );
     }
 
     #[test]

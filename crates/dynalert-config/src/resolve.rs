@@ -160,7 +160,11 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
     let custom_keys: Vec<String> = platform.custom_alerts.values().map(|a| a.key()).collect();
     universe.extend(custom_keys.iter().map(String::as_str));
     universe.extend(tenant_values.keys().copied());
-    universe.extend(profile.into_iter().flat_map(|p| p.keys().map(String::as_str)));
+    universe.extend(
+        profile
+            .into_iter()
+            .flat_map(|p| p.keys().map(String::as_str)),
+    );
 
     for key in universe {
         let mut candidates = Vec::new();
@@ -168,7 +172,10 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
             candidates.push(Candidate {
                 layer: Layer::Tenant,
                 value: &t.value,
-                origin: Origin { file: doc.file.clone(), line: t.pos.line },
+                origin: Origin {
+                    file: doc.file.clone(),
+                    line: t.pos.line,
+                },
             });
         }
         if let Some(v) = profile.and_then(|p| p.get(key)) {
@@ -184,7 +191,12 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
         if let Some(value) = view.value {
             let (component, metric) = split_key(row_key);
             let layer = layer_of(view.state);
-            let slot = (component.to_string(), metric.to_string(), severity, Vec::new());
+            let slot = (
+                component.to_string(),
+                metric.to_string(),
+                severity,
+                Vec::new(),
+            );
             if rows.get(&slot).is_none_or(|(l, _)| layer < *l) {
                 rows.insert(slot, (layer, value));
             }
@@ -199,9 +211,15 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
         horizon.consult(&t.value);
         let tier_base = platform.tier_base(&t.key.name);
         let row_key = tier_base.unwrap_or(&t.key.name);
-        let origin = Some(Origin { file: doc.file.clone(), line: t.pos.line });
+        let origin = Some(Origin {
+            file: doc.file.clone(),
+            line: t.pos.line,
+        });
         if t.value.is_expired(at) {
-            events.push(ConfigEvent { key: t.key.raw.clone(), event: "threshold_expired" });
+            events.push(ConfigEvent {
+                key: t.key.raw.clone(),
+                event: "threshold_expired",
+            });
             keys.push(KeyView {
                 key: t.key.raw.clone(),
                 value: None,
@@ -221,9 +239,17 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
             Setting::Value { value, .. } => value,
             Setting::Disabled => f64::INFINITY,
         };
-        let dims = t.key.dims.iter().map(|d| (d.label_name(), d.value.clone())).collect();
+        let dims = t
+            .key
+            .dims
+            .iter()
+            .map(|d| (d.label_name(), d.value.clone()))
+            .collect();
         let (component, metric) = split_key(row_key);
-        rows.insert((component.into(), metric.into(), severity, dims), (Layer::Tenant, value));
+        rows.insert(
+            (component.into(), metric.into(), severity, dims),
+            (Layer::Tenant, value),
+        );
         keys.push(KeyView {
             key: t.key.raw.clone(),
             value: Some(value),
@@ -248,13 +274,15 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
         keys,
         rows: rows
             .into_iter()
-            .map(|((component, metric, severity, dims), (_, value))| ThresholdRow {
-                component,
-                metric,
-                severity,
-                dims,
-                value,
-            })
+            .map(
+                |((component, metric, severity, dims), (_, value))| ThresholdRow {
+                    component,
+                    metric,
+                    severity,
+                    dims,
+                    value,
+                },
+            )
             .collect(),
         key_states,
         state_filters,
@@ -270,13 +298,18 @@ fn platform_candidate(layer: Layer, v: &PlatformValue) -> Candidate<'_> {
     Candidate {
         layer,
         value: &v.value,
-        origin: Origin { file: v.file.clone(), line: v.pos.line },
+        origin: Origin {
+            file: v.file.clone(),
+            line: v.pos.line,
+        },
     }
 }
 
 fn default_severity(setting: &Setting, tier_base: Option<&str>) -> Severity {
     match setting {
-        Setting::Value { severity: Some(s), .. } => *s,
+        Setting::Value {
+            severity: Some(s), ..
+        } => *s,
         _ if tier_base.is_some() => Severity::Critical,
         _ => Severity::Warning,
     }
@@ -303,7 +336,10 @@ fn resolve_key(
         horizon.consult(c.value);
         if c.value.is_expired(at) {
             expired = true;
-            events.push(ConfigEvent { key: key.to_string(), event: "threshold_expired" });
+            events.push(ConfigEvent {
+                key: key.to_string(),
+                event: "threshold_expired",
+            });
             continue;
         }
         let setting = c.value.setting_at(at);
@@ -332,7 +368,11 @@ fn resolve_key(
         key: key.to_string(),
         value: None,
         severity: default_severity(&Setting::Disabled, tier_base),
-        state: if expired { KeyState::Expired } else { KeyState::Default },
+        state: if expired {
+            KeyState::Expired
+        } else {
+            KeyState::Default
+        },
         origin: None,
         expires: None,
         reason: None,
@@ -353,14 +393,19 @@ fn inherit_tier_disable(
         return view;
     }
     match tenant_values.get(base) {
-        Some(t) if !t.value.is_expired(at) && t.value.setting_at(at) == Setting::Disabled => KeyView {
-            value: None,
-            state: KeyState::Disabled,
-            origin: Some(Origin { file: doc.file.clone(), line: t.pos.line }),
-            expires: None,
-            reason: None,
-            ..view
-        },
+        Some(t) if !t.value.is_expired(at) && t.value.setting_at(at) == Setting::Disabled => {
+            KeyView {
+                value: None,
+                state: KeyState::Disabled,
+                origin: Some(Origin {
+                    file: doc.file.clone(),
+                    line: t.pos.line,
+                }),
+                expires: None,
+                reason: None,
+                ..view
+            }
+        }
         _ => view,
     }
 }
@@ -383,7 +428,9 @@ fn active_filters(
 ) -> Vec<(String, Severity)> {
     let mut out = Vec::new();
     for name in platform.filter_names() {
-        let Some(filter) = platform.filter(&name) else { continue };
+        let Some(filter) = platform.filter(&name) else {
+            continue;
+        };
         let mut enabled = filter.default_enabled;
         if let Some((toggle, _)) = doc.states.get(&name) {
             if let Some(e) = toggle.expires {
@@ -392,7 +439,10 @@ fn active_filters(
             if toggle.is_expired(at) {
                 // Every `_state_<filter>` is a maintenance-like switch; the key says which.
                 let event = "maintenance_expired";
-                events.push(ConfigEvent { key: format!("_state_{name}"), event });
+                events.push(ConfigEvent {
+                    key: format!("_state_{name}"),
+                    event,
+                });
             } else {
                 enabled = toggle.value;
             }
@@ -410,12 +460,17 @@ fn silent_targets(
     horizon: &mut Horizon,
     events: &mut Vec<ConfigEvent>,
 ) -> Vec<Severity> {
-    let Some((silent, _)) = &doc.silent else { return Vec::new() };
+    let Some((silent, _)) = &doc.silent else {
+        return Vec::new();
+    };
     if let Some(e) = silent.expires {
         horizon.note(e);
     }
     if silent.is_expired(at) {
-        events.push(ConfigEvent { key: "_silent_mode".into(), event: "silence_expired" });
+        events.push(ConfigEvent {
+            key: "_silent_mode".into(),
+            event: "silence_expired",
+        });
         return Vec::new();
     }
     match silent.value {
@@ -430,7 +485,12 @@ fn metadata(doc: &TenantDoc) -> Vec<(String, String)> {
     const FIXED: [&str; 3] = ["owner", "runbook_url", "tier"];
     let mut out: Vec<(String, String)> = FIXED
         .iter()
-        .map(|k| (k.to_string(), doc.metadata.get(*k).cloned().unwrap_or_default()))
+        .map(|k| {
+            (
+                k.to_string(),
+                doc.metadata.get(*k).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     out.extend(
         doc.metadata

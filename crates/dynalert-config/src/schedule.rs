@@ -19,7 +19,10 @@ impl Days {
     pub const ALL: Days = Days(0x7f);
 
     pub fn from_weekdays(days: &[Weekday]) -> Days {
-        Days(days.iter().fold(0, |acc, d| acc | 1 << d.num_days_from_monday()))
+        Days(
+            days.iter()
+                .fold(0, |acc, d| acc | 1 << d.num_days_from_monday()),
+        )
     }
 
     pub fn contains(self, day: Weekday) -> bool {
@@ -30,12 +33,15 @@ impl Days {
 impl Window {
     /// Parses `HH:MM-HH:MM`. `24:00` is allowed as an end only; an empty window is refused.
     pub fn parse(text: &str) -> Result<Window, String> {
-        let shape = || format!("window {text:?} must look like \"HH:MM-HH:MM\" (e.g. \"01:00-05:00\")");
+        let shape =
+            || format!("window {text:?} must look like \"HH:MM-HH:MM\" (e.g. \"01:00-05:00\")");
         let (a, b) = text.trim().split_once('-').ok_or_else(shape)?;
         let start = parse_clock(a.trim(), false).ok_or_else(shape)?;
         let end = parse_clock(b.trim(), true).ok_or_else(shape)?;
         if start == end {
-            return Err(format!("window {text:?} is empty: start and end are the same time"));
+            return Err(format!(
+                "window {text:?} is empty: start and end are the same time"
+            ));
         }
         Ok(Window { start, end })
     }
@@ -83,15 +89,16 @@ pub fn parse_weekday(text: &str) -> Option<Weekday> {
 }
 
 pub fn parse_timezone(text: &str) -> Result<Tz, String> {
-    text.trim()
-        .parse::<Tz>()
-        .map_err(|_| format!("unknown timezone {text:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\""))
+    text.trim().parse::<Tz>().map_err(|_| {
+        format!("unknown timezone {text:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+    })
 }
 
 /// The start of the next minute after `at`: windows are minute-aligned, so a schedule's
 /// result can only change there.
 pub fn next_minute(at: DateTime<Utc>) -> DateTime<Utc> {
-    let floored = at - Duration::nanoseconds(i64::from(at.nanosecond()))
+    let floored = at
+        - Duration::nanoseconds(i64::from(at.nanosecond()))
         - Duration::seconds(i64::from(at.second()));
     floored + Duration::minutes(1)
 }
@@ -106,9 +113,28 @@ mod tests {
 
     #[test]
     fn parses_windows() {
-        assert_eq!(Window::parse("01:00-05:00").unwrap(), Window { start: 60, end: 300 });
-        assert_eq!(Window::parse("22:30-24:00").unwrap(), Window { start: 1350, end: 1440 });
-        for bad in ["25:00-03:00", "1:00", "01:00-01:00", "24:00-01:00", "aa:bb-cc:dd", "01:60-02:00"] {
+        assert_eq!(
+            Window::parse("01:00-05:00").unwrap(),
+            Window {
+                start: 60,
+                end: 300
+            }
+        );
+        assert_eq!(
+            Window::parse("22:30-24:00").unwrap(),
+            Window {
+                start: 1350,
+                end: 1440
+            }
+        );
+        for bad in [
+            "25:00-03:00",
+            "1:00",
+            "01:00-01:00",
+            "24:00-01:00",
+            "aa:bb-cc:dd",
+            "01:60-02:00",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
         }
     }
@@ -134,7 +160,10 @@ mod tests {
         assert!(w.contains(fri, &at(utc, 2026, 3, 7, 1, 59, 59)));
         assert!(!w.contains(fri, &at(utc, 2026, 3, 7, 2, 0, 0)));
         assert!(!w.contains(fri, &at(utc, 2026, 3, 7, 22, 0, 0)));
-        assert!(!w.contains(fri, &at(utc, 2026, 3, 6, 1, 0, 0)), "Friday 01:00 started on Thursday");
+        assert!(
+            !w.contains(fri, &at(utc, 2026, 3, 6, 1, 0, 0)),
+            "Friday 01:00 started on Thursday"
+        );
     }
 
     #[test]
@@ -155,6 +184,9 @@ mod tests {
     #[test]
     fn next_minute_is_aligned() {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 10, 15, 42).unwrap();
-        assert_eq!(next_minute(t), Utc.with_ymd_and_hms(2026, 1, 1, 10, 16, 0).unwrap());
+        assert_eq!(
+            next_minute(t),
+            Utc.with_ymd_and_hms(2026, 1, 1, 10, 16, 0).unwrap()
+        );
     }
 }

@@ -181,7 +181,13 @@ fn scalar_setting(node: &Node) -> Result<Setting, ValueError> {
 }
 
 const THRESHOLD_FIELDS: &[&str] = &[
-    "value", "default", "severity", "timezone", "overrides", "expires", "reason",
+    "value",
+    "default",
+    "severity",
+    "timezone",
+    "overrides",
+    "expires",
+    "reason",
 ];
 const OVERRIDE_FIELDS: &[&str] = &["window", "days", "value"];
 
@@ -309,14 +315,20 @@ fn with_severity(setting: Setting, sev: Severity) -> Setting {
 
 fn parse_overrides(node: &Node) -> Result<Vec<Override>, ValueError> {
     let NodeKind::Seq(items) = &node.kind else {
-        return err(node.pos, "\"overrides\" must be a list of {window, days, value}");
+        return err(
+            node.pos,
+            "\"overrides\" must be a list of {window, days, value}",
+        );
     };
     items.iter().map(parse_override).collect()
 }
 
 fn parse_override(node: &Node) -> Result<Override, ValueError> {
     let NodeKind::Map(entries) = &node.kind else {
-        return err(node.pos, "an override must be a mapping {window, days, value}");
+        return err(
+            node.pos,
+            "an override must be a mapping {window, days, value}",
+        );
     };
     let mut window = None;
     let mut days = Days::ALL;
@@ -324,14 +336,12 @@ fn parse_override(node: &Node) -> Result<Override, ValueError> {
     for (key, value) in entries {
         match key.as_str().unwrap_or_default() {
             "window" => {
-                window = Some(
-                    Window::parse(value.as_str().unwrap_or_default()).map_err(|message| {
-                        ValueError {
-                            pos: value.pos,
-                            message,
-                        }
-                    })?,
-                )
+                window = Some(Window::parse(value.as_str().unwrap_or_default()).map_err(
+                    |message| ValueError {
+                        pos: value.pos,
+                        message,
+                    },
+                )?)
             }
             "days" => days = parse_days(value)?,
             "value" => setting = Some(scalar_setting(value)?),
@@ -375,7 +385,10 @@ fn parse_days(node: &Node) -> Result<Days, ValueError> {
         }
     }
     if days.is_empty() {
-        return err(node.pos, "\"days\" is empty: the override would never apply");
+        return err(
+            node.pos,
+            "\"days\" is empty: the override would never apply",
+        );
     }
     Ok(Days::from_weekdays(&days))
 }
@@ -394,16 +407,30 @@ mod tests {
     fn scalar_grammar() {
         assert_eq!(
             parse_setting("80"),
-            Ok(Setting::Value { value: 80.0, severity: None })
+            Ok(Setting::Value {
+                value: 80.0,
+                severity: None
+            })
         );
         assert_eq!(
             parse_setting(" 0.5:critical "),
-            Ok(Setting::Value { value: 0.5, severity: Some(Severity::Critical) })
+            Ok(Setting::Value {
+                value: 0.5,
+                severity: Some(Severity::Critical)
+            })
         );
         assert_eq!(parse_setting("Disabled"), Ok(Setting::Disabled));
         assert_eq!(parse_setting("off"), Ok(Setting::Disabled));
-        assert!(parse_setting("eighty").unwrap_err().contains("not a number"));
-        assert!(parse_setting("5:urgent").unwrap_err().contains("unknown severity"));
+        assert!(
+            parse_setting("eighty")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            parse_setting("5:urgent")
+                .unwrap_err()
+                .contains("unknown severity")
+        );
         for bad in ["inf", "NaN", "", "1e999", "true", "5:"] {
             assert!(parse_setting(bad).is_err(), "{bad}");
         }
@@ -417,11 +444,23 @@ mod tests {
         .unwrap();
         // 2026-03-07 is a Saturday; 02:00 Berlin (01:00 UTC) matches the first window.
         let sat_night = Utc.with_ymd_and_hms(2026, 3, 7, 1, 0, 0).unwrap();
-        assert_eq!(t.setting_at(sat_night), Setting::Value { value: 200.0, severity: None });
+        assert_eq!(
+            t.setting_at(sat_night),
+            Setting::Value {
+                value: 200.0,
+                severity: None
+            }
+        );
         let sat_noon = Utc.with_ymd_and_hms(2026, 3, 7, 11, 0, 0).unwrap();
         assert_eq!(t.setting_at(sat_noon), Setting::Disabled);
         let mon_noon = Utc.with_ymd_and_hms(2026, 3, 9, 11, 0, 0).unwrap();
-        assert_eq!(t.setting_at(mon_noon), Setting::Value { value: 40.0, severity: None });
+        assert_eq!(
+            t.setting_at(mon_noon),
+            Setting::Value {
+                value: 40.0,
+                severity: None
+            }
+        );
     }
 
     #[test]
@@ -438,16 +477,25 @@ mod tests {
         assert_eq!(errs[0].pos.line, 2);
         assert!(errs[0].message.contains("unknown timezone"));
         let errs = threshold("valeu: 1\n").unwrap_err();
-        assert!(errs[0].message.contains("did you mean \"value\""), "{errs:?}");
-        let errs =
-            threshold("default: 1\noverrides:\n  - {window: '25:00-03:00', value: 2}\n").unwrap_err();
+        assert!(
+            errs[0].message.contains("did you mean \"value\""),
+            "{errs:?}"
+        );
+        let errs = threshold("default: 1\noverrides:\n  - {window: '25:00-03:00', value: 2}\n")
+            .unwrap_err();
         assert_eq!(errs[0].pos.line, 3);
     }
 
     #[test]
     fn severity_field_applies_to_unlabelled_settings() {
         let t = threshold("{value: 5, severity: critical}").unwrap();
-        assert_eq!(t.base, Setting::Value { value: 5.0, severity: Some(Severity::Critical) });
+        assert_eq!(
+            t.base,
+            Setting::Value {
+                value: 5.0,
+                severity: Some(Severity::Critical)
+            }
+        );
     }
 
     proptest::proptest! {

@@ -25,7 +25,10 @@ impl Pos {
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {
     /// A scalar with its text and whether it was quoted (quoted scalars are always strings).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Mapping entries in document order; duplicates are kept so callers can report them.
     Map(Vec<(Node, Node)>),
@@ -156,7 +159,10 @@ impl Builder {
         match &mut parent.kind {
             NodeKind::Seq(items) => items.push(node),
             NodeKind::Map(entries) => {
-                let slot = self.pending_keys.last_mut().expect("a slot per open mapping");
+                let slot = self
+                    .pending_keys
+                    .last_mut()
+                    .expect("a slot per open mapping");
                 match slot.take() {
                     None => {
                         if !matches!(node.kind, NodeKind::Scalar { .. }) {
@@ -183,17 +189,29 @@ mod tests {
     #[test]
     fn keeps_positions_of_keys_and_values() {
         let root = parse("a: 1\nb:\n  c: 'x'\n").unwrap().unwrap();
-        let NodeKind::Map(entries) = &root.kind else { panic!() };
+        let NodeKind::Map(entries) = &root.kind else {
+            panic!()
+        };
         assert_eq!(entries[1].0.pos, Pos { line: 2, col: 1 });
-        let NodeKind::Map(inner) = &entries[1].1.kind else { panic!() };
+        let NodeKind::Map(inner) = &entries[1].1.kind else {
+            panic!()
+        };
         assert_eq!(inner[0].0.pos, Pos { line: 3, col: 3 });
-        assert_eq!(inner[0].1.kind, NodeKind::Scalar { text: "x".into(), quoted: true });
+        assert_eq!(
+            inner[0].1.kind,
+            NodeKind::Scalar {
+                text: "x".into(),
+                quoted: true
+            }
+        );
     }
 
     #[test]
     fn keeps_duplicate_keys() {
         let root = parse("a: 1\na: 2\n").unwrap().unwrap();
-        let NodeKind::Map(entries) = &root.kind else { panic!() };
+        let NodeKind::Map(entries) = &root.kind else {
+            panic!()
+        };
         assert_eq!(entries.len(), 2);
     }
 

@@ -1,1 +1,258 @@
-//! placeholder
+//! Turns the resolved threshold model into `/metrics` text, fast.
+//!
+//! Tenants are grouped into shards; each shard keeps its text per family as a pre-compressed
+//! [`gzip::Piece`]. An update re-resolves only tenants whose document or platform changed or
+//! whose time-dependent rows (schedules, expiries) are due, and recompresses only the shards
+//! whose text actually changed. Serving is then a matter of handing out shared byte buffers.
+
+pub mod gzip;
+pub mod text;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use dynalert_config::doc::TenantDoc;
+use dynalert_config::resolve::resolve_tenant;
+use dynalert_config::{EffectivePlatform, Model, TenantEntry};
+
+use gzip::Piece;
+use text::{FAMILIES, family_header, render_tenant};
+
+const FAMILY_COUNT: usize = FAMILIES.len();
+/// Below this many tenants one shard is cheap enough and keeps the output sorted by tenant.
+const SHARDING_THRESHOLD: usize = 256;
+const SHARDS: usize = 64;
+
+/// What the cache remembers of a tenant to know whether it must be rendered again. Holding
+/// the `Arc`s (not raw pointers) keeps identity comparisons sound.
+struct TenantMemo {
+    doc: Arc<TenantDoc>,
+    platform: Arc<EffectivePlatform>,
+    valid_until: Option<DateTime<Utc>>,
+    text_hash: u64,
+}
+
+#[derive(Clone, Default)]
+struct Shard {
+    families: Vec<Piece>,
+    rows: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RenderStats {
+    pub tenants_rendered: usize,
+    pub shards_rebuilt: usize,
+}
+
+/// The rendering cache. Call [`Exposition::update`] after every reload and when
+/// [`Exposition::next_due`] has passed; hand [`Exposition::snapshot`] to readers.
+pub struct Exposition {
+    memos: HashMap<String, TenantMemo>,
+    shard_count: usize,
+    shards: Vec<Shard>,
+    headers: Vec<Piece>,
+    snapshot: Arc<Snapshot>,
+    next_due: Option<DateTime<Utc>>,
+}
+
+impl Default for Exposition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Exposition {
+    pub fn new() -> Self {
+        let headers: Vec<Piece> = (0..FAMILY_COUNT)
+            .map(|i| Piece::compress(family_header(i).as_bytes()))
+            .collect();
+        let empty_shard = Shard {
+            families: vec![Piece::compress(b""); FAMILY_COUNT],
+            rows: 0,
+        };
+        let mut exposition = Exposition {
+            memos: HashMap::new(),
+            shard_count: 1,
+            shards: vec![empty_shard],
+            headers,
+            snapshot: Arc::new(Snapshot::default()),
+            next_due: None,
+        };
+        exposition.publish();
+        exposition
+    }
+
+    /// Brings the rendering up to date with `model` at `now`.
+    pub fn update(&mut self, model: &Arc<Model>, now: DateTime<Utc>) -> RenderStats {
+        let mut stats = RenderStats::default();
+        let shard_count = if model.tenants.len() < SHARDING_THRESHOLD {
+            1
+        } else {
+            SHARDS
+        };
+        let mut dirty = vec![shard_count != self.shard_count; shard_count];
+        if shard_count != self.shard_count {
+            self.shard_count = shard_count;
+            self.shards = vec![Shard::default(); shard_count];
+        }
+        self.memos.retain(|name, _| {
+            let kept = model.tenants.contains_key(name);
+            if !kept {
+                dirty[shard_of(name, shard_count)] = true;
+            }
+            kept
+        });
+        for (name, entry) in &model.tenants {
+            let fresh = self.memos.get(name).is_some_and(|m| {
+                Arc::ptr_eq(&m.doc, &entry.doc)
+                    && Arc::ptr_eq(&m.platform, &entry.platform)
+                    && m.valid_until.is_none_or(|u| now < u)
+            });
+            if fresh {
+                continue;
+            }
+            stats.tenants_rendered += 1;
+            let memo = memo_for(entry, now);
+            if self
+                .memos
+                .get(name)
+                .is_none_or(|m| m.text_hash != memo.text_hash)
+            {
+                dirty[shard_of(name, shard_count)] = true;
+            }
+            self.memos.insert(name.clone(), memo);
+        }
+        let mut members: Vec<Vec<(&String, &TenantEntry)>> = vec![Vec::new(); shard_count];
+        for (name, entry) in &model.tenants {
+            let shard = shard_of(name, shard_count);
+            if dirty[shard] {
+                members[shard].push((name, entry));
+            }
+        }
+        for (index, tenants) in members.into_iter().enumerate() {
+            if !dirty[index] {
+                continue;
+            }
+            stats.shards_rebuilt += 1;
+            self.shards[index] = self.build_shard(&tenants, now);
+        }
+        self.next_due = self.memos.values().filter_map(|m| m.valid_until).min();
+        if stats.shards_rebuilt > 0 {
+            self.publish();
+        }
+        stats
+    }
+
+    fn build_shard(&self, tenants: &[(&String, &TenantEntry)], now: DateTime<Utc>) -> Shard {
+        let mut texts: [String; FAMILY_COUNT] = Default::default();
+        let mut rows = 0;
+        for (_, entry) in tenants {
+            let resolved = resolve_tenant(entry, now);
+            rows += resolved.rows.len();
+            render_tenant(&resolved, &mut texts);
+        }
+        Shard {
+            families: texts
+                .iter()
+                .map(|t| Piece::compress(t.as_bytes()))
+                .collect(),
+            rows,
+        }
+    }
+
+    fn publish(&mut self) {
+        let mut pieces = Vec::with_capacity(FAMILY_COUNT * (self.shard_count + 1));
+        for family in 0..FAMILY_COUNT {
+            pieces.push(self.headers[family].clone());
+            pieces.extend(self.shards.iter().map(|s| s.families[family].clone()));
+        }
+        self.snapshot = Arc::new(Snapshot {
+            pieces,
+            threshold_series: self.shards.iter().map(|s| s.rows).sum(),
+            tenants: self.memos.len(),
+        });
+    }
+
+    /// Earliest instant at which a time-dependent row changes.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.next_due
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.clone()
+    }
+}
+
+fn shard_of(name: &str, shard_count: usize) -> usize {
+    if shard_count == 1 {
+        return 0;
+    }
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    (h.finish() % shard_count as u64) as usize
+}
+
+/// Resolves and renders a tenant to learn whether its text changed and until when it holds.
+fn memo_for(entry: &TenantEntry, now: DateTime<Utc>) -> TenantMemo {
+    let resolved = resolve_tenant(entry, now);
+    let mut texts: [String; FAMILY_COUNT] = Default::default();
+    render_tenant(&resolved, &mut texts);
+    let mut h = DefaultHasher::new();
+    texts.hash(&mut h);
+    TenantMemo {
+        doc: entry.doc.clone(),
+        platform: entry.platform.clone(),
+        valid_until: resolved.valid_until,
+        text_hash: h.finish(),
+    }
+}
+
+/// An immutable rendering, shared by concurrent scrapes.
+#[derive(Default)]
+pub struct Snapshot {
+    pieces: Vec<Piece>,
+    threshold_series: usize,
+    tenants: usize,
+}
+
+impl Snapshot {
+    /// Text format of every threshold family, then `tail`, as chunks to send in order.
+    pub fn plain_body(&self, tail: &[u8]) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self
+            .pieces
+            .iter()
+            .filter(|p| p.len > 0)
+            .map(|p| Bytes::from(p.decompress()))
+            .collect();
+        out.push(Bytes::copy_from_slice(tail));
+        out
+    }
+
+    /// The same content as one gzip member.
+    pub fn gzip_body(&self, tail: &[u8]) -> Vec<Bytes> {
+        gzip::gzip_member(self.pieces.iter().filter(|p| p.len > 0), tail)
+    }
+
+    pub fn threshold_series(&self) -> usize {
+        self.threshold_series
+    }
+
+    pub fn tenants(&self) -> usize {
+        self.tenants
+    }
+
+    /// The whole plain text as one string (tests, `simulate`).
+    pub fn to_text(&self) -> String {
+        String::from_utf8(self.plain_body(b"").concat()).expect("rendered text is UTF-8")
+    }
+}
+
+/// Renders a model once at `at` (for tools that need the exact `/metrics` lines).
+pub fn render_once(model: &Arc<Model>, at: DateTime<Utc>) -> String {
+    let mut e = Exposition::new();
+    e.update(model, at);
+    e.snapshot().to_text()
+}

@@ -1,0 +1,53 @@
+//! The command line: one module per subcommand.
+
+mod lint;
+mod serve;
+mod show;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "dynalert",
+    version,
+    about = "Multi-tenant dynamic alerting for Prometheus"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve tenant thresholds as Prometheus metrics, with hot reload.
+    Serve(serve::Args),
+    /// Check a conf.d tree and print every problem as file:line:col: severity: message.
+    Lint(lint::Args),
+    /// Show one tenant's effective thresholds.
+    Show(show::Args),
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Lint(args) => lint::run(args),
+        Command::Show(args) => show::run(args),
+    }
+}
+
+/// Parses `--at`: RFC 3339, or `now`.
+pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if text == "now" {
+        return Ok(chrono::Utc::now());
+    }
+    dynalert_config::value::parse_instant(text)
+}
