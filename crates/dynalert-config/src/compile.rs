@@ -20,6 +20,8 @@ pub struct EffectivePlatform {
     pub state_filters: BTreeMap<String, StateFilter>,
     pub profiles: BTreeMap<String, BTreeMap<String, PlatformValue>>,
     pub custom_alerts: BTreeMap<String, CustomAlert>,
+    /// SHA-256 of the values above, without positions: equal digests, equal platforms.
+    pub digest: [u8; 32],
 }
 
 impl EffectivePlatform {
@@ -131,7 +133,16 @@ pub fn compile(
             copies[0].clone()
         };
         let platform = platform_for(&platforms, &dir_of(&doc.file));
-        let doc = check_tenant(doc, &platform, &mut diags);
+        // Same document against the same platform as last time, and it was clean then
+        // (a document with errors is served as a cleaned copy, so it is never the same).
+        let unchanged = previous_tenants
+            .get(name)
+            .is_some_and(|p| Arc::ptr_eq(&p.doc, &doc) && Arc::ptr_eq(&p.platform, &platform));
+        let doc = if unchanged {
+            doc
+        } else {
+            check_tenant(doc, &platform, &mut diags)
+        };
         tenants.insert(name.to_string(), TenantEntry { doc, platform });
     }
     diags.sort();
@@ -175,7 +186,9 @@ fn build_platforms(
                 eff.overlay(&f.platform);
             }
         }
+        eff.digest = crate::digest::platform_digest(&eff);
         let eff = match previous.get(&dir) {
+            // Full equality, not just the digest: origins (file:line) must stay current.
             Some(prev) if **prev == eff => prev.clone(),
             _ => Arc::new(eff),
         };
@@ -317,6 +330,7 @@ fn check_tenant(
     for f in bad_filters {
         cleaned.states.remove(&f);
     }
+    cleaned.digest = crate::digest::tenant_digest(&cleaned);
     Arc::new(cleaned)
 }
 

@@ -9,7 +9,7 @@ use crate::value::{Severity, Threshold};
 use crate::yaml::Pos;
 
 /// Something that can carry an expiry and a reason (`{state: enable, expires, reason}`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct Temporal<T> {
     pub value: T,
     pub expires: Option<DateTime<Utc>>,
@@ -58,7 +58,7 @@ pub struct TenantThreshold {
     pub pos: Pos,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SilentMode {
     Warning,
     Critical,
@@ -91,6 +91,8 @@ pub struct TenantDoc {
     pub dedup: Option<bool>,
     pub metadata: BTreeMap<String, String>,
     pub rules: Vec<TenantRule>,
+    /// SHA-256 of what the tenant configures (not where): see [`crate::digest`].
+    pub digest: [u8; 32],
 }
 
 impl TenantDoc {
@@ -106,6 +108,7 @@ impl TenantDoc {
             dedup: None,
             metadata: BTreeMap::new(),
             rules: Vec::new(),
+            digest: [0; 32],
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod diag;
+pub mod digest;
 pub mod doc;
 pub mod loader;
 pub mod model;

@@ -97,7 +97,7 @@ impl Loader {
     /// Re-reads the tree. Fails only if the root itself cannot be read; problems in files
     /// become diagnostics in the model.
     pub fn reload(&mut self) -> io::Result<ReloadStats> {
-        let found = list_files(&self.root)?;
+        let found = scan(&self.root)?;
         let mut stats = ReloadStats {
             files: found.len(),
             ..Default::default()
@@ -112,18 +112,13 @@ impl Loader {
         for path in &removed {
             self.slots.remove(path);
         }
-        let candidates: Vec<(&String, &PathBuf, Option<Fingerprint>)> = found
+        let candidates: Vec<(&String, &PathBuf, Fingerprint)> = found
             .iter()
-            .map(|(rel, abs)| {
-                (
-                    rel,
-                    abs,
-                    std::fs::metadata(abs).ok().map(|m| Fingerprint::of(&m)),
-                )
-            })
-            .filter(|(rel, _, fp)| match (self.slots.get(*rel), fp) {
-                (Some(slot), Some(fp)) => slot.fingerprint != *fp,
-                _ => true,
+            .map(|(rel, (abs, fp))| (rel, abs, *fp))
+            .filter(|(rel, _, fp)| {
+                self.slots
+                    .get(*rel)
+                    .is_none_or(|slot| slot.fingerprint != *fp)
             })
             .collect();
         let read: Vec<(String, Fingerprint, u64, Option<ParsedFile>)> = candidates
@@ -227,15 +222,9 @@ impl Loader {
 fn read_and_parse(
     rel: &str,
     abs: &Path,
-    fp: Option<Fingerprint>,
+    fingerprint: Fingerprint,
     slots: &BTreeMap<String, FileSlot>,
 ) -> (Fingerprint, u64, Option<ParsedFile>) {
-    let fingerprint = fp.unwrap_or(Fingerprint {
-        len: 0,
-        modified: None,
-        #[cfg(unix)]
-        inode: (0, 0),
-    });
     let bytes = match std::fs::read(abs) {
         Ok(b) => b,
         Err(e) => {
@@ -279,6 +268,14 @@ fn read_and_parse(
 /// Every `*.yaml`/`*.yml` under `root`, by `/`-separated relative path. Entries starting with
 /// `.` are skipped (Kubernetes' `..data` and timestamped folders); symlinks are followed.
 pub fn list_files(root: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
+    Ok(scan(root)?
+        .into_iter()
+        .map(|(rel, (abs, _))| (rel, abs))
+        .collect())
+}
+
+/// [`list_files`] with each file's fingerprint, from the one `stat` the walk needs anyway.
+fn scan(root: &Path) -> io::Result<BTreeMap<String, (PathBuf, Fingerprint)>> {
     let meta = std::fs::metadata(root).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -305,7 +302,7 @@ pub fn list_files(root: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
 fn walk(
     dir: &Path,
     prefix: &str,
-    out: &mut BTreeMap<String, PathBuf>,
+    out: &mut BTreeMap<String, (PathBuf, Fingerprint)>,
     visited: &mut BTreeSet<PathBuf>,
     depth: usize,
 ) -> io::Result<()> {
@@ -325,13 +322,14 @@ fn walk(
         } else {
             format!("{prefix}/{name}")
         };
+        // Follows symlinks: a ConfigMap file is a symlink into `..data`.
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
         if meta.is_dir() {
             walk(&path, &rel, out, visited, depth + 1)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.insert(rel, path);
+            out.insert(rel, (path, Fingerprint::of(&meta)));
         }
     }
     Ok(())

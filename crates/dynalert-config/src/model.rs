@@ -1,7 +1,6 @@
 //! The served model: what every surface (exporter, API, linter, `show`) reads.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -71,63 +70,13 @@ impl Model {
     }
 }
 
-/// Hashes what each tenant is configured with, including the platform layers that apply to
-/// it, without positions or file names.
+/// Combines the per-tenant and per-platform digests computed when they were parsed.
 fn canonical_hash(tenants: &BTreeMap<String, TenantEntry>) -> String {
     let mut hasher = Sha256::new();
-    let mut platform_ids: BTreeMap<*const EffectivePlatform, usize> = BTreeMap::new();
-    let mut buf = String::new();
     for (name, entry) in tenants {
-        let next = platform_ids.len();
-        let id = *platform_ids
-            .entry(Arc::as_ptr(&entry.platform))
-            .or_insert_with(|| {
-                buf.clear();
-                write_platform(&mut buf, &entry.platform);
-                hasher.update(format!("platform {next}\n").as_bytes());
-                hasher.update(buf.as_bytes());
-                next
-            });
-        buf.clear();
-        let d = &entry.doc;
-        let _ = writeln!(buf, "tenant {name} platform {id}");
-        let mut thresholds: Vec<_> = d
-            .thresholds
-            .iter()
-            .map(|t| (&t.key.raw, &t.value))
-            .collect();
-        thresholds.sort_by(|a, b| a.0.cmp(b.0));
-        for (k, v) in thresholds {
-            let _ = writeln!(buf, " {k}={v:?}");
-        }
-        let _ = writeln!(
-            buf,
-            " profile={:?} states={:?} silent={:?} dedup={:?} metadata={:?} rules={:?}",
-            d.profile.as_ref().map(|p| &p.0),
-            d.states.iter().map(|(k, v)| (k, &v.0)).collect::<Vec<_>>(),
-            d.silent.as_ref().map(|s| &s.0),
-            d.dedup,
-            d.metadata,
-            d.rules
-                .iter()
-                .map(|r| (&r.alert, &r.expr, &r.for_, &r.labels, &r.annotations))
-                .collect::<Vec<_>>(),
-        );
-        hasher.update(buf.as_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(entry.doc.digest);
+        hasher.update(entry.platform.digest);
     }
     hex::encode(hasher.finalize())
-}
-
-fn write_platform(buf: &mut String, p: &EffectivePlatform) {
-    for (k, v) in &p.defaults {
-        let _ = writeln!(buf, " default {k}={:?}", v.value);
-    }
-    let _ = writeln!(buf, " optional {:?}", p.optional);
-    let _ = writeln!(buf, " filters {:?}", p.state_filters);
-    for (name, values) in &p.profiles {
-        for (k, v) in values {
-            let _ = writeln!(buf, " profile {name} {k}={:?}", v.value);
-        }
-    }
-    let _ = writeln!(buf, " custom {:?}", p.custom_alerts);
 }

@@ -203,6 +203,7 @@ impl Cx {
                     self.tenant_entry(&mut doc, key, value);
                 }
             }
+            doc.digest = crate::digest::tenant_digest(&doc);
             out.push(Arc::new(doc));
         }
     }

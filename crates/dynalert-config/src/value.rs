@@ -54,14 +54,27 @@ pub enum Setting {
     Disabled,
 }
 
+/// Values hash by their bits, for the configuration digest.
+impl std::hash::Hash for Setting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Setting::Value { value, severity } => {
+                value.to_bits().hash(state);
+                severity.hash(state);
+            }
+            Setting::Disabled => u64::MAX.hash(state),
+        }
+    }
+}
+
 /// A scheduled threshold: the first override whose window contains the instant wins.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct Schedule {
     pub timezone: Tz,
     pub overrides: Vec<Override>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct Override {
     pub window: Window,
     pub days: Days,
@@ -69,7 +82,7 @@ pub struct Override {
 }
 
 /// What a file says about one key: a base setting, maybe a schedule, maybe an expiry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct Threshold {
     pub base: Setting,
     pub schedule: Option<Schedule>,

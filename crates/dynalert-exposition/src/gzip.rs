@@ -51,7 +51,7 @@ impl Piece {
 
 /// Raw deflate of `plain` at a fast level; `flush` decides whether the stream is finished.
 fn deflate(plain: &[u8], flush: FlushCompress) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(3), false);
+    let mut c = Compress::new(Compression::new(1), false);
     let mut out = Vec::with_capacity(plain.len() / 4 + 64);
     loop {
         out.reserve(plain.len() / 4 + 1024);

@@ -19,6 +19,7 @@ use dynalert_config::resolve::resolve_tenant;
 use dynalert_config::{EffectivePlatform, Model, TenantEntry};
 
 use gzip::Piece;
+use rayon::prelude::*;
 use text::{FAMILIES, family_header, render_tenant};
 
 const FAMILY_COUNT: usize = FAMILIES.len();
@@ -28,11 +29,21 @@ const SHARDS: usize = 64;
 
 /// What the cache remembers of a tenant to know whether it must be rendered again. Holding
 /// the `Arc`s (not raw pointers) keeps identity comparisons sound.
+#[derive(Clone)]
 struct TenantMemo {
     doc: Arc<TenantDoc>,
     platform: Arc<EffectivePlatform>,
     valid_until: Option<DateTime<Utc>>,
     text_hash: u64,
+}
+
+impl TenantMemo {
+    /// Same inputs, and no schedule boundary or expiry passed since it was rendered.
+    fn is_fresh(&self, entry: &TenantEntry, now: DateTime<Utc>) -> bool {
+        Arc::ptr_eq(&self.doc, &entry.doc)
+            && Arc::ptr_eq(&self.platform, &entry.platform)
+            && self.valid_until.is_none_or(|u| now < u)
+    }
 }
 
 #[derive(Clone, Default)]
@@ -87,13 +98,16 @@ impl Exposition {
 
     /// Brings the rendering up to date with `model` at `now`.
     pub fn update(&mut self, model: &Arc<Model>, now: DateTime<Utc>) -> RenderStats {
-        let mut stats = RenderStats::default();
         let shard_count = if model.tenants.len() < SHARDING_THRESHOLD {
             1
         } else {
             SHARDS
         };
-        let mut dirty = vec![shard_count != self.shard_count; shard_count];
+        // Shards whose membership changed must be rebuilt; shards holding a tenant whose
+        // inputs changed or whose time-dependent rows are due must be rendered, and are
+        // rebuilt only if some text actually changed.
+        let mut rebuild = vec![shard_count != self.shard_count; shard_count];
+        let mut render = rebuild.clone();
         if shard_count != self.shard_count {
             self.shard_count = shard_count;
             self.shards = vec![Shard::default(); shard_count];
@@ -101,66 +115,56 @@ impl Exposition {
         self.memos.retain(|name, _| {
             let kept = model.tenants.contains_key(name);
             if !kept {
-                dirty[shard_of(name, shard_count)] = true;
+                rebuild[shard_of(name, shard_count)] = true;
             }
             kept
         });
-        for (name, entry) in &model.tenants {
-            let fresh = self.memos.get(name).is_some_and(|m| {
-                Arc::ptr_eq(&m.doc, &entry.doc)
-                    && Arc::ptr_eq(&m.platform, &entry.platform)
-                    && m.valid_until.is_none_or(|u| now < u)
-            });
-            if fresh {
-                continue;
-            }
-            stats.tenants_rendered += 1;
-            let memo = memo_for(entry, now);
-            if self
-                .memos
-                .get(name)
-                .is_none_or(|m| m.text_hash != memo.text_hash)
-            {
-                dirty[shard_of(name, shard_count)] = true;
-            }
-            self.memos.insert(name.clone(), memo);
-        }
         let mut members: Vec<Vec<(&String, &TenantEntry)>> = vec![Vec::new(); shard_count];
         for (name, entry) in &model.tenants {
             let shard = shard_of(name, shard_count);
-            if dirty[shard] {
-                members[shard].push((name, entry));
+            members[shard].push((name, entry));
+            match self.memos.get(name) {
+                None => rebuild[shard] = true,
+                Some(m) if !m.is_fresh(entry, now) => render[shard] = true,
+                Some(_) => {}
             }
         }
-        for (index, tenants) in members.into_iter().enumerate() {
-            if !dirty[index] {
-                continue;
+        let rendered: Vec<(usize, RenderedShard)> = members
+            .into_par_iter()
+            .enumerate()
+            .filter(|(i, _)| rebuild[*i] || render[*i])
+            .map(|(i, tenants)| (i, render_shard(&tenants, now)))
+            .collect();
+        let mut stats = RenderStats::default();
+        let mut rebuilt = Vec::new();
+        for (index, shard) in rendered {
+            stats.tenants_rendered += shard.memos.len();
+            let changed = rebuild[index]
+                || shard.memos.iter().any(|(name, m)| {
+                    self.memos
+                        .get(*name)
+                        .is_none_or(|old| old.text_hash != m.text_hash)
+                });
+            for (name, memo) in &shard.memos {
+                self.memos.insert((*name).clone(), memo.clone());
             }
-            stats.shards_rebuilt += 1;
-            self.shards[index] = self.build_shard(&tenants, now);
+            if changed {
+                rebuilt.push((index, shard));
+            }
+        }
+        stats.shards_rebuilt = rebuilt.len();
+        let compressed: Vec<(usize, Shard)> = rebuilt
+            .into_par_iter()
+            .map(|(i, s)| (i, s.compress()))
+            .collect();
+        for (index, shard) in compressed {
+            self.shards[index] = shard;
         }
         self.next_due = self.memos.values().filter_map(|m| m.valid_until).min();
         if stats.shards_rebuilt > 0 {
             self.publish();
         }
         stats
-    }
-
-    fn build_shard(&self, tenants: &[(&String, &TenantEntry)], now: DateTime<Utc>) -> Shard {
-        let mut texts: [String; FAMILY_COUNT] = Default::default();
-        let mut rows = 0;
-        for (_, entry) in tenants {
-            let resolved = resolve_tenant(entry, now);
-            rows += resolved.rows.len();
-            render_tenant(&resolved, &mut texts);
-        }
-        Shard {
-            families: texts
-                .iter()
-                .map(|t| Piece::compress(t.as_bytes()))
-                .collect(),
-            rows,
-        }
     }
 
     fn publish(&mut self) {
@@ -195,19 +199,52 @@ fn shard_of(name: &str, shard_count: usize) -> usize {
     (h.finish() % shard_count as u64) as usize
 }
 
-/// Resolves and renders a tenant to learn whether its text changed and until when it holds.
-fn memo_for(entry: &TenantEntry, now: DateTime<Utc>) -> TenantMemo {
-    let resolved = resolve_tenant(entry, now);
-    let mut texts: [String; FAMILY_COUNT] = Default::default();
-    render_tenant(&resolved, &mut texts);
-    let mut h = DefaultHasher::new();
-    texts.hash(&mut h);
-    TenantMemo {
-        doc: entry.doc.clone(),
-        platform: entry.platform.clone(),
-        valid_until: resolved.valid_until,
-        text_hash: h.finish(),
+/// One shard's text, before compression, with what was learnt about each tenant.
+struct RenderedShard<'a> {
+    texts: [String; FAMILY_COUNT],
+    rows: usize,
+    memos: Vec<(&'a String, TenantMemo)>,
+}
+
+impl RenderedShard<'_> {
+    fn compress(&self) -> Shard {
+        Shard {
+            families: self
+                .texts
+                .iter()
+                .map(|t| Piece::compress(t.as_bytes()))
+                .collect(),
+            rows: self.rows,
+        }
     }
+}
+
+fn render_shard<'a>(
+    tenants: &[(&'a String, &TenantEntry)],
+    now: DateTime<Utc>,
+) -> RenderedShard<'a> {
+    let mut texts: [String; FAMILY_COUNT] = Default::default();
+    let mut rows = 0;
+    let mut memos = Vec::with_capacity(tenants.len());
+    for (name, entry) in tenants {
+        let resolved = resolve_tenant(entry, now);
+        rows += resolved.rows.len();
+        let starts: [usize; FAMILY_COUNT] = std::array::from_fn(|f| texts[f].len());
+        render_tenant(&resolved, &mut texts);
+        // The tenant's own text is what was appended; its hash tells whether it changed.
+        let mut h = DefaultHasher::new();
+        for (text, start) in texts.iter().zip(starts) {
+            text[start..].hash(&mut h);
+        }
+        let memo = TenantMemo {
+            doc: entry.doc.clone(),
+            platform: entry.platform.clone(),
+            valid_until: resolved.valid_until,
+            text_hash: h.finish(),
+        };
+        memos.push((*name, memo));
+    }
+    RenderedShard { texts, rows, memos }
 }
 
 /// An immutable rendering, shared by concurrent scrapes.

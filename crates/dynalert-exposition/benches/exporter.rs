@@ -1,0 +1,110 @@
+//! In-process exporter benchmark: cold load + first render, and one changed tenant file.
+//!
+//! `cargo bench -p dynalert-exposition --bench exporter -- DIR` where DIR comes from
+//! `cargo xtask gen-tenants 5000 --out DIR`. Prints medians over several runs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dynalert_config::Loader;
+use dynalert_exposition::Exposition;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let dir: PathBuf = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .expect(
+            "usage: cargo bench --bench exporter -- DIR (make one with cargo xtask gen-tenants)",
+        );
+    if std::env::var_os("PHASES").is_some() {
+        phases(&dir);
+    }
+    let runs = 7;
+    let mut cold = Vec::new();
+    let mut parse_only = Vec::new();
+    let mut body_len = (0, 0);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut loader = Loader::new(&dir);
+        loader.reload().expect("tree loads");
+        parse_only.push(start.elapsed());
+        let mut exposition = Exposition::new();
+        exposition.update(&loader.model(), chrono::Utc::now());
+        let snap = exposition.snapshot();
+        cold.push(start.elapsed());
+        body_len = (
+            snap.gzip_body(b"").iter().map(|b| b.len()).sum::<usize>(),
+            snap.plain_body(b"").iter().map(|b| b.len()).sum::<usize>(),
+        );
+    }
+    let mut loader = Loader::new(&dir);
+    loader.reload().unwrap();
+    let mut exposition = Exposition::new();
+    exposition.update(&loader.model(), chrono::Utc::now());
+    let victim = dir.join("tenant-00042.yaml");
+    let original = std::fs::read_to_string(&victim).expect("tenant-00042.yaml exists");
+    let mut incremental = Vec::new();
+    for i in 0..runs {
+        std::fs::write(
+            &victim,
+            original
+                .replacen("tenants:", &format!("# edit {i}\ntenants:"), 1)
+                .replace(": 8", ": 9"),
+        )
+        .unwrap();
+        let start = Instant::now();
+        loader.reload().unwrap();
+        let stats = exposition.update(&loader.model(), chrono::Utc::now());
+        let _ = exposition.snapshot().gzip_body(b"");
+        incremental.push(start.elapsed());
+        assert!(stats.shards_rebuilt <= 1, "{stats:?}");
+    }
+    std::fs::write(&victim, original).unwrap();
+    let model = loader.model();
+    println!(
+        "tenants: {}, threshold series: {}",
+        model.tenants.len(),
+        exposition.snapshot().threshold_series()
+    );
+    println!(
+        "body: {} bytes plain, {} bytes gzip",
+        body_len.1, body_len.0
+    );
+    println!(
+        "cold load (parse + compile): median {:?}",
+        median(parse_only)
+    );
+    println!("cold load + first render:    median {:?}", median(cold));
+    println!(
+        "one changed file re-served:  median {:?}",
+        median(incremental)
+    );
+}
+
+#[allow(dead_code)]
+fn phases(dir: &std::path::Path) {
+    let mut loader = Loader::new(dir);
+    loader.reload().unwrap();
+    let model = loader.model();
+    let now = chrono::Utc::now();
+    let t = Instant::now();
+    let resolved = model.resolve_at(now);
+    println!("resolve all: {:?}", t.elapsed());
+    let t = Instant::now();
+    let mut texts: [String; 7] = Default::default();
+    for r in &resolved {
+        dynalert_exposition::text::render_tenant(r, &mut texts);
+    }
+    println!("render text: {:?}", t.elapsed());
+    let t = Instant::now();
+    for text in &texts {
+        let _ = dynalert_exposition::gzip::Piece::compress(text.as_bytes());
+    }
+    println!("compress: {:?}", t.elapsed());
+}

@@ -1,0 +1,42 @@
+//! Project automation for dynalert, run as `cargo xtask <command>` (the alias is in
+//! `.cargo/config.toml`). `main` only parses arguments; each command lives in its own module.
+
+mod deps;
+mod gen_tenants;
+mod summary;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "dynalert project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole test suite as CI does: install components, fmt, clippy, tests.
+    Test(test::TestArgs),
+    /// Write a synthetic conf.d tree with N tenants (for load tests and benchmarks).
+    GenTenants(gen_tenants::GenTenantsArgs),
+    // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test(args) => test::run(&args),
+        Command::GenTenants(args) => gen_tenants::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
