@@ -1,0 +1,122 @@
+//! The CLI as a user runs it: exit codes, diagnostics format, golden output.
+
+use assert_cmd::Command;
+
+fn dynalert() -> Command {
+    let mut cmd = Command::cargo_bin("dynalert").unwrap();
+    // Paths in output are relative to where the user runs the command: the workspace root.
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn lint_clean_examples_exit_zero() {
+    let out = stdout_of(dynalert().args(["lint", "examples/conf.d"]), 0);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn lint_reports_every_problem_with_position() {
+    let out = stdout_of(dynalert().args(["lint", "examples/broken-conf.d"]), 1);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn lint_json_carries_file_line_column_tenant_and_key() {
+    let out = stdout_of(
+        dynalert().args(["lint", "examples/broken-conf.d", "--format", "json"]),
+        1,
+    );
+    let diags: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let typo = diags
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["key"] == "mysql_conections")
+        .expect("the typo is reported");
+    assert_eq!(typo["file"], "examples/broken-conf.d/values.yaml");
+    assert_eq!(typo["level"], "error");
+    assert!(typo["line"].as_u64().unwrap() > 0 && typo["col"].as_u64().unwrap() > 0);
+    assert!(
+        typo["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"mysql_connections\"")
+    );
+}
+
+#[test]
+fn lint_usage_errors_exit_two() {
+    let out = dynalert().args(["lint", "no/such/dir"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/dir"));
+    let out = dynalert().args(["lint"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn show_table_at_an_instant() {
+    let out = stdout_of(
+        dynalert().args([
+            "show",
+            "db-a",
+            "--config-dir",
+            "examples/conf.d",
+            "--at",
+            "2026-11-18T22:30:00Z",
+        ]),
+        0,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn show_json_and_schedule_states() {
+    let out = stdout_of(
+        dynalert().args([
+            "show",
+            "db-a",
+            "--config-dir",
+            "examples/conf.d",
+            "--at",
+            "2026-11-21T12:00:00Z",
+            "--format",
+            "json",
+        ]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let threads = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "mysql_threads_running")
+        .unwrap();
+    assert_eq!(threads["state"], "scheduled");
+    assert_eq!(
+        threads["value"],
+        serde_json::Value::Null,
+        "the weekend window disables it"
+    );
+}
+
+#[test]
+fn show_unknown_tenant_suggests() {
+    let out = dynalert()
+        .args(["show", "db-x", "--config-dir", "examples/conf.d"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"db-a\""));
+}
