@@ -1,6 +1,7 @@
 //! Project automation for dynalert, run as `cargo xtask <command>` (the alias is in
 //! `.cargo/config.toml`). `main` only parses arguments; each command lives in its own module.
 
+mod bench_exporter;
 mod deps;
 mod gen_tenants;
 mod summary;
@@ -23,6 +24,8 @@ enum Command {
     Test(test::TestArgs),
     /// Write a synthetic conf.d tree with N tenants (for load tests and benchmarks).
     GenTenants(gen_tenants::GenTenantsArgs),
+    /// Benchmark `dynalert serve` against the targets, next to a Pushgateway.
+    BenchExporter(bench_exporter::BenchExporterArgs),
     // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
 }
 
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test::run(&args),
         Command::GenTenants(args) => gen_tenants::run(&args),
+        Command::BenchExporter(args) => bench_exporter::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

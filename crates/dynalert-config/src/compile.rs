@@ -358,13 +358,13 @@ fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Resu
         severity: Some(sev),
         ..
     } = base
+        && tier
+        && *sev != Severity::Critical
     {
-        if tier && *sev != Severity::Critical {
-            return Err(format!(
-                "{:?} is the critical tier; it cannot carry severity {sev}",
-                key.name
-            ));
-        }
+        return Err(format!(
+            "{:?} is the critical tier; it cannot carry severity {sev}",
+            key.name
+        ));
     }
     Ok(())
 }

@@ -155,13 +155,16 @@ impl CustomAlert {
     }
 }
 
+/// Keyed values of a `defaults` block or of one profile, in document order.
+pub type PlatformValues = Vec<(String, PlatformValue)>;
+
 /// The platform blocks of one platform file, in document order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlatformDoc {
-    pub defaults: Vec<(String, PlatformValue)>,
+    pub defaults: PlatformValues,
     pub optional: Vec<(String, Pos)>,
     pub state_filters: Vec<(String, StateFilter, Pos)>,
-    pub profiles: Vec<(String, Vec<(String, PlatformValue)>, Pos)>,
+    pub profiles: Vec<(String, PlatformValues, Pos)>,
     pub custom_alerts: Vec<(CustomAlert, Pos)>,
 }
 

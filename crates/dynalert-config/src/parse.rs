@@ -440,7 +440,7 @@ impl Cx {
         out
     }
 
-    fn platform_values(&mut self, node: &Node, block: &str) -> Vec<(String, PlatformValue)> {
+    fn platform_values(&mut self, node: &Node, block: &str) -> PlatformValues {
         let none = Subject {
             tenant: None,
             key: None,
@@ -555,7 +555,7 @@ impl Cx {
         out
     }
 
-    fn profiles(&mut self, node: &Node) -> Vec<(String, Vec<(String, PlatformValue)>, Pos)> {
+    fn profiles(&mut self, node: &Node) -> Vec<(String, PlatformValues, Pos)> {
         let none = Subject {
             tenant: None,
             key: None,

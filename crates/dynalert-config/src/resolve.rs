@@ -97,6 +97,9 @@ pub struct ResolvedTenant {
     pub valid_until: Option<DateTime<Utc>>,
 }
 
+/// component, metric, severity, dimensions: what makes a `user_threshold` series unique.
+type RowLabels = (String, String, Severity, Vec<(String, String)>);
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Layer {
     Tenant,
@@ -141,8 +144,7 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
     let mut events = Vec::new();
     let mut keys = Vec::new();
     // Rows keyed by their labels; a collision keeps the most specific layer.
-    let mut rows: BTreeMap<(String, String, Severity, Vec<(String, String)>), (Layer, f64)> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<RowLabels, (Layer, f64)> = BTreeMap::new();
     let mut key_states = Vec::new();
 
     let tenant_values: BTreeMap<&str, &TenantThreshold> = doc

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use dynalert_server::ServeOptions;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The conf.d directory to serve.
@@ -19,8 +21,29 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = (args.config_dir, args.listen, args.reload_interval);
-    anyhow::bail!("serve is not wired yet")
+    init_logging();
+    let opts = ServeOptions {
+        listen: args.listen,
+        reload_interval: args.reload_interval,
+        ..ServeOptions::new(args.config_dir)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(dynalert_server::run(opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }
 
 /// `500ms`, `30s`, `5m`, `1h`.

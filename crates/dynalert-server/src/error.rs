@@ -1,0 +1,23 @@
+//! The one error type of the server crate: what can stop `dynalert serve` from starting or
+//! keep it from serving.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The conf.d root is missing, not a directory or not readable. Checked before binding so
+    /// a misconfigured deployment fails at once instead of serving nothing.
+    #[error("{source}")]
+    ConfigDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}

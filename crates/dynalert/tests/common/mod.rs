@@ -1,0 +1,75 @@
+//! Runs the real `dynalert serve` binary on a loopback port for integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dynalert_testkit::{ChildGuard, Http, free_port};
+
+pub struct Served {
+    pub port: u16,
+    pub http: Http,
+    _child: ChildGuard,
+}
+
+impl Served {
+    /// Starts `dynalert serve` on `dir` and waits until `/ready` answers 200.
+    pub fn start(dir: &Path, log_dir: &Path) -> Served {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynalert"));
+        cmd.args(["serve", "--config-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        let mut child = ChildGuard::spawn("dynalert", cmd, &log_dir.join("dynalert.log")).unwrap();
+        let http = Http::new().unwrap();
+        let url = format!("http://127.0.0.1:{port}/ready");
+        child
+            .wait_ready(&http, &url, Duration::from_secs(20))
+            .unwrap();
+        Served {
+            port,
+            http,
+            _child: child,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(&format!("http://127.0.0.1:{}{path}", self.port), &[])
+            .unwrap();
+        (r.status, r.body)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.get("/metrics").1
+    }
+
+    /// Polls `/metrics` until `line` is there; returns how long that took.
+    pub fn wait_for_line(&self, line: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let body = self.metrics();
+            if body.lines().any(|l| l == line) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{line:?} did not appear within {timeout:?}; last body:\n{body}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+pub fn write(root: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // Write then rename, as editors and git do, so the server never reads half a file.
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
