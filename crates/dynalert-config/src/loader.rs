@@ -40,7 +40,16 @@ struct Fingerprint {
     inode: (u64, u64),
 }
 
+/// Files modified this recently are read again even with an unchanged fingerprint: a rewrite
+/// of the same length within one timestamp tick would otherwise go unseen. Their content hash
+/// still spares the parse when nothing changed.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Fingerprint {
+    fn is_recent(&self, now: SystemTime) -> bool {
+        self.modified.is_none_or(|m| m > now || now.duration_since(m).is_ok_and(|age| age < RECENT))
+    }
+
     fn of(meta: &std::fs::Metadata) -> Self {
         #[cfg(unix)]
         use std::os::unix::fs::MetadataExt;
@@ -97,6 +106,7 @@ impl Loader {
     /// Re-reads the tree. Fails only if the root itself cannot be read; problems in files
     /// become diagnostics in the model.
     pub fn reload(&mut self) -> io::Result<ReloadStats> {
+        let scanned_at = SystemTime::now();
         let found = scan(&self.root)?;
         let mut stats = ReloadStats {
             files: found.len(),
@@ -118,7 +128,7 @@ impl Loader {
             .filter(|(rel, _, fp)| {
                 self.slots
                     .get(*rel)
-                    .is_none_or(|slot| slot.fingerprint != *fp)
+                    .is_none_or(|slot| slot.fingerprint != *fp || fp.is_recent(scanned_at))
             })
             .collect();
         let read: Vec<(String, Fingerprint, u64, Option<ParsedFile>)> = candidates

@@ -169,3 +169,18 @@ fn unreadable_root_fails_fast() {
     let err = Loader::new("/nonexistent/conf.d").reload().unwrap_err();
     assert!(err.to_string().contains("/nonexistent/conf.d"), "{err}");
 }
+
+#[test]
+fn same_length_rewrite_within_one_timestamp_tick_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "_d.yaml", "defaults:\n  a_b: 1\n");
+    write(dir.path(), "t.yaml", "tenants:\n  t: {a_b: 5}\n");
+    let mut l = loaded(dir.path());
+    let path = dir.path().join("t.yaml");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, "tenants:\n  t: {a_b: 6}\n").unwrap();
+    // Same inode, same length, same mtime: only the content differs.
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    l.reload().unwrap();
+    assert_eq!(row(&resolve(&l, "t", now()), "a_b@warning"), Some(6.0));
+}
