@@ -20,6 +20,8 @@ pub struct EffectivePlatform {
     pub state_filters: BTreeMap<String, StateFilter>,
     pub profiles: BTreeMap<String, BTreeMap<String, PlatformValue>>,
     pub custom_alerts: BTreeMap<String, CustomAlert>,
+    /// Keys declared by defaults, optional and custom alerts, sorted (derived by `seal`).
+    pub declared: Vec<String>,
     /// SHA-256 of the values above, without positions: equal digests, equal platforms.
     pub digest: [u8; 32],
 }
@@ -27,11 +29,9 @@ pub struct EffectivePlatform {
 impl EffectivePlatform {
     /// A key declared by a default, as optional, or by a custom alert.
     pub fn declares(&self, key: &str) -> bool {
-        self.defaults.contains_key(key)
-            || self.optional.contains(key)
-            || key
-                .strip_prefix("custom_")
-                .is_some_and(|n| self.custom_alerts.contains_key(n))
+        self.declared
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_ok()
     }
 
     /// For `<base>_critical` where `<base>` is declared: the base key of the critical tier.
@@ -44,26 +44,39 @@ impl EffectivePlatform {
         self.declares(key) || self.tier_base(key).is_some()
     }
 
-    /// Every declared key, for suggestions and listings.
-    pub fn declared_keys(&self) -> BTreeSet<String> {
-        let mut keys: BTreeSet<String> = self.defaults.keys().cloned().collect();
-        keys.extend(self.optional.iter().cloned());
-        keys.extend(self.custom_alerts.values().map(CustomAlert::key));
-        keys
+    /// Every declared key, sorted.
+    pub fn declared_keys(&self) -> &[String] {
+        &self.declared
     }
 
-    /// The state filters with the built-in `maintenance` added when not declared.
-    pub fn filter(&self, name: &str) -> Option<StateFilter> {
+    /// A state filter by name; `maintenance` exists even when no platform file declares it.
+    pub fn filter(&self, name: &str) -> Option<&StateFilter> {
+        static MAINTENANCE: StateFilter = StateFilter::BUILTIN_MAINTENANCE;
         self.state_filters
             .get(name)
-            .cloned()
-            .or_else(|| (name == "maintenance").then(StateFilter::builtin_maintenance))
+            .or_else(|| (name == "maintenance").then_some(&MAINTENANCE))
     }
 
-    pub fn filter_names(&self) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = self.state_filters.keys().cloned().collect();
-        names.insert("maintenance".into());
+    /// The names of every state filter (declared ones and `maintenance`), sorted.
+    pub fn filter_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.state_filters.keys().map(String::as_str).collect();
+        if !self.state_filters.contains_key("maintenance") {
+            let at = names.partition_point(|n| *n < "maintenance");
+            names.insert(at, "maintenance");
+        }
         names
+    }
+
+    /// Computes what is derived from the merged blocks: the declared key list and the digest.
+    fn seal(mut self) -> Self {
+        let mut declared: Vec<String> = self.defaults.keys().cloned().collect();
+        declared.extend(self.optional.iter().cloned());
+        declared.extend(self.custom_alerts.values().map(CustomAlert::key));
+        declared.sort();
+        declared.dedup();
+        self.declared = declared;
+        self.digest = crate::digest::platform_digest(&self);
+        self
     }
 
     /// Overlays one platform file: deeper or later files override per key.
@@ -186,7 +199,7 @@ fn build_platforms(
                 eff.overlay(&f.platform);
             }
         }
-        eff.digest = crate::digest::platform_digest(&eff);
+        let eff = eff.seal();
         let eff = match previous.get(&dir) {
             // Full equality, not just the digest: origins (file:line) must stay current.
             Some(prev) if **prev == eff => prev.clone(),
@@ -299,7 +312,7 @@ fn check_tenant(
     let bad_filters: Vec<String> = doc
         .states
         .iter()
-        .filter(|(f, _)| !filters.contains(*f))
+        .filter(|(f, _)| !filters.contains(&f.as_str()))
         .map(|(f, (_, pos))| {
             let key = format!("_state_{f}");
             diags.push(
@@ -308,7 +321,7 @@ fn check_tenant(
                     *pos,
                     format!(
                         "unknown state filter {f:?}{}",
-                        suggestion(f, filters.iter().map(String::as_str))
+                        suggestion(f, filters.iter().copied())
                     ),
                 )
                 .for_tenant(&doc.name)

@@ -42,11 +42,11 @@ pub struct Dimension {
 }
 
 impl Dimension {
-    pub fn label_name(&self) -> String {
+    pub fn label_name(&self) -> std::borrow::Cow<'_, str> {
         if self.regex {
-            format!("{}_re", self.label)
+            format!("{}_re", self.label).into()
         } else {
-            self.label.clone()
+            self.label.as_str().into()
         }
     }
 }
@@ -130,13 +130,11 @@ pub struct StateFilter {
 
 impl StateFilter {
     /// `maintenance` exists for every tenant even when no platform file declares it.
-    pub fn builtin_maintenance() -> Self {
-        StateFilter {
-            severity: Severity::Info,
-            default_enabled: false,
-            reasons: Vec::new(),
-        }
-    }
+    pub const BUILTIN_MAINTENANCE: StateFilter = StateFilter {
+        severity: Severity::Info,
+        default_enabled: false,
+        reasons: Vec::new(),
+    };
 }
 
 #[derive(Clone, Debug, PartialEq)]

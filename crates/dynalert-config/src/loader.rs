@@ -47,7 +47,8 @@ const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Fingerprint {
     fn is_recent(&self, now: SystemTime) -> bool {
-        self.modified.is_none_or(|m| m > now || now.duration_since(m).is_ok_and(|age| age < RECENT))
+        self.modified
+            .is_none_or(|m| m > now || now.duration_since(m).is_ok_and(|age| age < RECENT))
     }
 
     fn of(meta: &std::fs::Metadata) -> Self {

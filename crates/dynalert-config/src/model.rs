@@ -58,14 +58,14 @@ impl Model {
     }
 
     /// Resolves every tenant at `at`, sorted by name.
-    pub fn resolve_at(&self, at: DateTime<Utc>) -> Vec<ResolvedTenant> {
+    pub fn resolve_at(&self, at: DateTime<Utc>) -> Vec<ResolvedTenant<'_>> {
         self.tenants
             .values()
             .map(|e| resolve_tenant(e, at))
             .collect()
     }
 
-    pub fn resolve_tenant_at(&self, tenant: &str, at: DateTime<Utc>) -> Option<ResolvedTenant> {
+    pub fn resolve_tenant_at(&self, tenant: &str, at: DateTime<Utc>) -> Option<ResolvedTenant<'_>> {
         self.tenants.get(tenant).map(|e| resolve_tenant(e, at))
     }
 }

@@ -3,8 +3,11 @@
 //! Per key the first layer that has a live (not expired) value wins: tenant → profile →
 //! deepest platform default. Schedules are evaluated at the instant; expiries are reported as
 //! events while the expired entry stays in the files.
+//!
+//! The result borrows from the model: resolution runs for every tenant on every render, so
+//! it allocates as little as it can.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,67 +43,64 @@ impl KeyState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Origin {
-    pub file: String,
+pub struct Origin<'a> {
+    pub file: &'a str,
     pub line: u32,
 }
 
 /// One key of one tenant as a person wants to see it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct KeyView {
-    pub key: String,
+pub struct KeyView<'a> {
+    pub key: &'a str,
     /// `None` when no row is exported (disabled, or no layer sets a value).
     pub value: Option<f64>,
     pub severity: Severity,
     pub state: KeyState,
-    pub origin: Option<Origin>,
+    pub origin: Option<Origin<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<&'a str>,
 }
 
 /// One `user_threshold` series.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ThresholdRow {
-    pub component: String,
-    pub metric: String,
+pub struct ThresholdRow<'a> {
+    pub component: &'a str,
+    pub metric: &'a str,
     pub severity: Severity,
     /// Dimension labels, sorted by label name.
-    pub dims: Vec<(String, String)>,
+    pub dims: Vec<(Cow<'a, str>, &'a str)>,
     pub value: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ConfigEvent {
-    pub key: String,
+pub struct ConfigEvent<'a> {
+    pub key: Cow<'a, str>,
     pub event: &'static str,
 }
 
 /// Everything exported for one tenant at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ResolvedTenant {
-    pub name: String,
-    pub keys: Vec<KeyView>,
-    pub rows: Vec<ThresholdRow>,
+pub struct ResolvedTenant<'a> {
+    pub name: &'a str,
+    pub keys: Vec<KeyView<'a>>,
+    pub rows: Vec<ThresholdRow<'a>>,
     /// `user_threshold_state_filter`: 1 custom, 0 default, -1 disabled.
-    pub key_states: Vec<(String, i8)>,
+    pub key_states: Vec<(&'a str, i8)>,
     /// Active state filters with their severity.
-    pub state_filters: Vec<(String, Severity)>,
+    pub state_filters: Vec<(&'a str, Severity)>,
     pub silent: Vec<Severity>,
     pub dedup: bool,
     /// owner, runbook_url, tier first (empty when unset), then any extra metadata sorted.
-    pub metadata: Vec<(String, String)>,
-    pub events: Vec<ConfigEvent>,
+    pub metadata: Vec<(&'a str, &'a str)>,
+    pub events: Vec<ConfigEvent<'a>>,
     /// The instant after which this resolution may change (a schedule minute or an expiry).
     #[serde(skip)]
     pub valid_until: Option<DateTime<Utc>>,
 }
 
-/// component, metric, severity, dimensions: what makes a `user_threshold` series unique.
-type RowLabels = (String, String, Severity, Vec<(String, String)>);
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Layer {
     Tenant,
     Profile,
@@ -110,7 +110,7 @@ enum Layer {
 struct Candidate<'a> {
     layer: Layer,
     value: &'a Threshold,
-    origin: Origin,
+    origin: Origin<'a>,
 }
 
 /// Tracks the earliest instant at which the resolution can change.
@@ -137,158 +137,112 @@ impl Horizon {
 }
 
 /// Resolves one tenant at `at`.
-pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant {
-    let doc = &entry.doc;
-    let platform = &entry.platform;
+pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<'_> {
+    let doc: &TenantDoc = &entry.doc;
+    let platform: &EffectivePlatform = &entry.platform;
     let mut horizon = Horizon { at, until: None };
     let mut events = Vec::new();
-    let mut keys = Vec::new();
-    // Rows keyed by their labels; a collision keeps the most specific layer.
-    let mut rows: BTreeMap<RowLabels, (Layer, f64)> = BTreeMap::new();
-    let mut key_states = Vec::new();
 
-    let tenant_values: BTreeMap<&str, &TenantThreshold> = doc
+    // The tenant's whole-key values, sorted for lookup.
+    let mut tenant_values: Vec<(&str, &TenantThreshold)> = doc
         .thresholds
         .iter()
         .filter(|t| t.key.dims.is_empty())
         .map(|t| (t.key.name.as_str(), t))
         .collect();
+    tenant_values.sort_unstable_by_key(|(k, _)| *k);
+    let tenant_value = |key: &str| {
+        tenant_values
+            .binary_search_by_key(&key, |(k, _)| k)
+            .ok()
+            .map(|i| tenant_values[i].1)
+    };
     let profile = doc
         .profile
         .as_ref()
         .and_then(|(p, _)| platform.profiles.get(p));
-    let mut universe: BTreeSet<&str> = platform.defaults.keys().map(String::as_str).collect();
-    universe.extend(platform.optional.iter().map(String::as_str));
-    let custom_keys: Vec<String> = platform.custom_alerts.values().map(|a| a.key()).collect();
-    universe.extend(custom_keys.iter().map(String::as_str));
-    universe.extend(tenant_values.keys().copied());
+
+    // Every key the tenant has: declared ones, plus tiers and profile keys set on top.
+    let mut universe: Vec<&str> = platform
+        .declared_keys()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    universe.extend(tenant_values.iter().map(|(k, _)| *k));
     universe.extend(
         profile
             .into_iter()
             .flat_map(|p| p.keys().map(String::as_str)),
     );
+    universe.sort_unstable();
+    universe.dedup();
 
+    let mut keys = Vec::with_capacity(universe.len() + doc.thresholds.len());
+    let mut rows: Vec<(ThresholdRow<'_>, Layer)> = Vec::with_capacity(universe.len());
+    let mut key_states = Vec::with_capacity(universe.len());
     for key in universe {
-        let mut candidates = Vec::new();
-        if let Some(t) = tenant_values.get(key) {
-            candidates.push(Candidate {
-                layer: Layer::Tenant,
-                value: &t.value,
-                origin: Origin {
-                    file: doc.file.clone(),
-                    line: t.pos.line,
-                },
-            });
-        }
-        if let Some(v) = profile.and_then(|p| p.get(key)) {
-            candidates.push(platform_candidate(Layer::Profile, v));
-        }
-        if let Some(v) = platform.defaults.get(key) {
-            candidates.push(platform_candidate(Layer::Default, v));
-        }
+        let tenant = tenant_value(key).map(|t| Candidate {
+            layer: Layer::Tenant,
+            value: &t.value,
+            origin: Origin {
+                file: &doc.file,
+                line: t.pos.line,
+            },
+        });
+        let from_profile = profile
+            .and_then(|p| p.get(key))
+            .map(|v| platform_candidate(Layer::Profile, v));
+        let from_default = platform
+            .defaults
+            .get(key)
+            .map(|v| platform_candidate(Layer::Default, v));
         let tier_base = platform.tier_base(key);
-        let view = resolve_key(key, candidates, tier_base, at, &mut horizon, &mut events);
-        let view = inherit_tier_disable(view, doc, tier_base, &tenant_values, at);
-        let (row_key, severity) = (tier_base.unwrap_or(key), view.severity);
+        let view = resolve_key(
+            key,
+            [tenant, from_profile, from_default],
+            tier_base,
+            at,
+            &mut horizon,
+            &mut events,
+        );
+        let view = inherit_tier_disable(
+            view,
+            doc,
+            tier_base,
+            tenant_value(key).is_some(),
+            tier_base.and_then(tenant_value),
+            at,
+        );
         if let Some(value) = view.value {
-            let (component, metric) = split_key(row_key);
-            let layer = layer_of(view.state);
-            let slot = (
-                component.to_string(),
-                metric.to_string(),
-                severity,
-                Vec::new(),
-            );
-            if rows.get(&slot).is_none_or(|(l, _)| layer < *l) {
-                rows.insert(slot, (layer, value));
-            }
+            let (component, metric) = split_key(tier_base.unwrap_or(key));
+            let row = ThresholdRow {
+                component,
+                metric,
+                severity: view.severity,
+                dims: Vec::new(),
+                value,
+            };
+            rows.push((row, layer_of(view.state)));
         }
         if let Some(state) = state_filter_value(&view) {
-            key_states.push((key.to_string(), state));
+            key_states.push((key, state));
         }
         keys.push(view);
     }
 
     for t in doc.thresholds.iter().filter(|t| !t.key.dims.is_empty()) {
-        horizon.consult(&t.value);
-        let tier_base = platform.tier_base(&t.key.name);
-        let row_key = tier_base.unwrap_or(&t.key.name);
-        let origin = Some(Origin {
-            file: doc.file.clone(),
-            line: t.pos.line,
-        });
-        if t.value.is_expired(at) {
-            events.push(ConfigEvent {
-                key: t.key.raw.clone(),
-                event: "threshold_expired",
-            });
-            keys.push(KeyView {
-                key: t.key.raw.clone(),
-                value: None,
-                severity: default_severity(&t.value.base, tier_base),
-                state: KeyState::Expired,
-                origin,
-                expires: t.value.expires,
-                reason: t.value.reason.clone(),
-            });
-            continue;
-        }
-        let setting = t.value.setting_at(at);
-        let severity = default_severity(&setting, tier_base);
-        // A disabled dimension must still shadow the tenant-wide threshold for its label
-        // value, so it is exported as +Inf (a comparison that never fires).
-        let value = match setting {
-            Setting::Value { value, .. } => value,
-            Setting::Disabled => f64::INFINITY,
-        };
-        let dims = t
-            .key
-            .dims
-            .iter()
-            .map(|d| (d.label_name(), d.value.clone()))
-            .collect();
-        let (component, metric) = split_key(row_key);
-        rows.insert(
-            (component.into(), metric.into(), severity, dims),
-            (Layer::Tenant, value),
-        );
-        keys.push(KeyView {
-            key: t.key.raw.clone(),
-            value: Some(value),
-            severity,
-            state: if t.value.schedule.is_some() {
-                KeyState::Scheduled
-            } else if setting == Setting::Disabled {
-                KeyState::Disabled
-            } else {
-                KeyState::Custom
-            },
-            origin,
-            expires: t.value.expires,
-            reason: t.value.reason.clone(),
-        });
+        let (view, row) = resolve_dimension(t, doc, platform, at, &mut horizon, &mut events);
+        keys.push(view);
+        rows.extend(row.map(|r| (r, Layer::Tenant)));
     }
 
-    let state_filters = active_filters(doc, platform, at, &mut horizon, &mut events);
-    let silent = silent_targets(doc, at, &mut horizon, &mut events);
     ResolvedTenant {
-        name: doc.name.clone(),
+        name: &doc.name,
         keys,
-        rows: rows
-            .into_iter()
-            .map(
-                |((component, metric, severity, dims), (_, value))| ThresholdRow {
-                    component,
-                    metric,
-                    severity,
-                    dims,
-                    value,
-                },
-            )
-            .collect(),
+        rows: unique_rows(rows),
         key_states,
-        state_filters,
-        silent,
+        state_filters: active_filters(doc, platform, at, &mut horizon, &mut events),
+        silent: silent_targets(doc, at, &mut horizon, &mut events),
         dedup: doc.dedup.unwrap_or(true),
         metadata: metadata(doc),
         events,
@@ -296,12 +250,27 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant 
     }
 }
 
+/// Sorts rows by their labels; where two keys produce the same series (a tenant's
+/// `"70:critical"` and the default critical tier), the most specific layer wins.
+fn unique_rows(mut rows: Vec<(ThresholdRow<'_>, Layer)>) -> Vec<ThresholdRow<'_>> {
+    rows.sort_by(|(a, la), (b, lb)| same_series(a, b).then(la.cmp(lb)));
+    rows.dedup_by(|(later, _), (kept, _)| same_series(later, kept).is_eq());
+    rows.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Orders rows by their labels (equal: the same series).
+fn same_series(a: &ThresholdRow<'_>, b: &ThresholdRow<'_>) -> std::cmp::Ordering {
+    (a.component, a.metric, a.severity)
+        .cmp(&(b.component, b.metric, b.severity))
+        .then_with(|| a.dims.cmp(&b.dims))
+}
+
 fn platform_candidate(layer: Layer, v: &PlatformValue) -> Candidate<'_> {
     Candidate {
         layer,
         value: &v.value,
         origin: Origin {
-            file: v.file.clone(),
+            file: &v.file,
             line: v.pos.line,
         },
     }
@@ -325,21 +294,21 @@ fn layer_of(state: KeyState) -> Layer {
     }
 }
 
-fn resolve_key(
-    key: &str,
-    candidates: Vec<Candidate<'_>>,
+fn resolve_key<'a>(
+    key: &'a str,
+    candidates: [Option<Candidate<'a>>; 3],
     tier_base: Option<&str>,
     at: DateTime<Utc>,
     horizon: &mut Horizon,
-    events: &mut Vec<ConfigEvent>,
-) -> KeyView {
+    events: &mut Vec<ConfigEvent<'a>>,
+) -> KeyView<'a> {
     let mut expired = false;
-    for c in candidates {
+    for c in candidates.into_iter().flatten() {
         horizon.consult(c.value);
         if c.value.is_expired(at) {
             expired = true;
             events.push(ConfigEvent {
-                key: key.to_string(),
+                key: Cow::Borrowed(key),
                 event: "threshold_expired",
             });
             continue;
@@ -354,7 +323,7 @@ fn resolve_key(
             (Layer::Default, _) => KeyState::Default,
         };
         return KeyView {
-            key: key.to_string(),
+            key,
             value: match setting {
                 Setting::Value { value, .. } => Some(value),
                 Setting::Disabled => None,
@@ -363,11 +332,11 @@ fn resolve_key(
             state,
             origin: Some(c.origin),
             expires: c.value.expires,
-            reason: c.value.reason.clone(),
+            reason: c.value.reason.as_deref(),
         };
     }
     KeyView {
-        key: key.to_string(),
+        key,
         value: None,
         severity: default_severity(&Setting::Disabled, tier_base),
         state: if expired {
@@ -383,24 +352,24 @@ fn resolve_key(
 
 /// A tenant that disables `<key>` also drops the inherited `<key>_critical` tier, unless it
 /// set the tier itself: "disable" should silence the whole alert, not just its warning.
-fn inherit_tier_disable(
-    view: KeyView,
-    doc: &TenantDoc,
+fn inherit_tier_disable<'a>(
+    view: KeyView<'a>,
+    doc: &'a TenantDoc,
     tier_base: Option<&str>,
-    tenant_values: &BTreeMap<&str, &TenantThreshold>,
+    tenant_set_tier: bool,
+    tenant_base: Option<&'a TenantThreshold>,
     at: DateTime<Utc>,
-) -> KeyView {
-    let Some(base) = tier_base else { return view };
-    if tenant_values.contains_key(view.key.as_str()) {
+) -> KeyView<'a> {
+    if tier_base.is_none() || tenant_set_tier {
         return view;
     }
-    match tenant_values.get(base) {
+    match tenant_base {
         Some(t) if !t.value.is_expired(at) && t.value.setting_at(at) == Setting::Disabled => {
             KeyView {
                 value: None,
                 state: KeyState::Disabled,
                 origin: Some(Origin {
-                    file: doc.file.clone(),
+                    file: &doc.file,
                     line: t.pos.line,
                 }),
                 expires: None,
@@ -412,7 +381,81 @@ fn inherit_tier_disable(
     }
 }
 
-fn state_filter_value(view: &KeyView) -> Option<i8> {
+/// A dimensional entry (tenant-only): its view and, unless expired, its row.
+fn resolve_dimension<'a>(
+    t: &'a TenantThreshold,
+    doc: &'a TenantDoc,
+    platform: &EffectivePlatform,
+    at: DateTime<Utc>,
+    horizon: &mut Horizon,
+    events: &mut Vec<ConfigEvent<'a>>,
+) -> (KeyView<'a>, Option<ThresholdRow<'a>>) {
+    horizon.consult(&t.value);
+    let tier_base = platform.tier_base(&t.key.name);
+    let origin = Some(Origin {
+        file: &doc.file,
+        line: t.pos.line,
+    });
+    if t.value.is_expired(at) {
+        events.push(ConfigEvent {
+            key: Cow::Borrowed(&t.key.raw),
+            event: "threshold_expired",
+        });
+        let view = KeyView {
+            key: &t.key.raw,
+            value: None,
+            severity: default_severity(&t.value.base, tier_base),
+            state: KeyState::Expired,
+            origin,
+            expires: t.value.expires,
+            reason: t.value.reason.as_deref(),
+        };
+        return (view, None);
+    }
+    let setting = t.value.setting_at(at);
+    let severity = default_severity(&setting, tier_base);
+    // A disabled dimension must still shadow the tenant-wide threshold for its label value,
+    // so it is exported as +Inf (a comparison that never fires).
+    let value = match setting {
+        Setting::Value { value, .. } => value,
+        Setting::Disabled => f64::INFINITY,
+    };
+    let (component, metric) = split_key(tier_base.unwrap_or(&t.key.name));
+    let dims = t
+        .key
+        .dims
+        .iter()
+        .map(|d| (d.label_name(), d.value.as_str()))
+        .collect();
+    let state = if t.value.schedule.is_some() {
+        KeyState::Scheduled
+    } else if setting == Setting::Disabled {
+        KeyState::Disabled
+    } else {
+        KeyState::Custom
+    };
+    let view = KeyView {
+        key: &t.key.raw,
+        value: Some(value),
+        severity,
+        state,
+        origin,
+        expires: t.value.expires,
+        reason: t.value.reason.as_deref(),
+    };
+    (
+        view,
+        Some(ThresholdRow {
+            component,
+            metric,
+            severity,
+            dims,
+            value,
+        }),
+    )
+}
+
+fn state_filter_value(view: &KeyView<'_>) -> Option<i8> {
     match (view.value, view.state) {
         (None, KeyState::Disabled | KeyState::Scheduled) => Some(-1),
         (None, _) => None,
@@ -421,29 +464,29 @@ fn state_filter_value(view: &KeyView) -> Option<i8> {
     }
 }
 
-fn active_filters(
-    doc: &TenantDoc,
-    platform: &EffectivePlatform,
+fn active_filters<'a>(
+    doc: &'a TenantDoc,
+    platform: &'a EffectivePlatform,
     at: DateTime<Utc>,
     horizon: &mut Horizon,
-    events: &mut Vec<ConfigEvent>,
-) -> Vec<(String, Severity)> {
+    events: &mut Vec<ConfigEvent<'a>>,
+) -> Vec<(&'a str, Severity)> {
     let mut out = Vec::new();
     for name in platform.filter_names() {
-        let Some(filter) = platform.filter(&name) else {
+        let Some(filter) = platform.filter(name) else {
             continue;
         };
         let mut enabled = filter.default_enabled;
-        if let Some((toggle, _)) = doc.states.get(&name) {
+        if let Some((toggle, _)) = doc.states.get(name) {
             if let Some(e) = toggle.expires {
                 horizon.note(e);
             }
             if toggle.is_expired(at) {
                 // Every `_state_<filter>` is a maintenance-like switch; the key says which.
-                let event = "maintenance_expired";
+                let key = Cow::Owned(format!("_state_{name}"));
                 events.push(ConfigEvent {
-                    key: format!("_state_{name}"),
-                    event,
+                    key,
+                    event: "maintenance_expired",
                 });
             } else {
                 enabled = toggle.value;
@@ -460,7 +503,7 @@ fn silent_targets(
     doc: &TenantDoc,
     at: DateTime<Utc>,
     horizon: &mut Horizon,
-    events: &mut Vec<ConfigEvent>,
+    events: &mut Vec<ConfigEvent<'_>>,
 ) -> Vec<Severity> {
     let Some((silent, _)) = &doc.silent else {
         return Vec::new();
@@ -470,7 +513,7 @@ fn silent_targets(
     }
     if silent.is_expired(at) {
         events.push(ConfigEvent {
-            key: "_silent_mode".into(),
+            key: Cow::Borrowed("_silent_mode"),
             event: "silence_expired",
         });
         return Vec::new();
@@ -483,22 +526,17 @@ fn silent_targets(
     }
 }
 
-fn metadata(doc: &TenantDoc) -> Vec<(String, String)> {
+fn metadata(doc: &TenantDoc) -> Vec<(&str, &str)> {
     const FIXED: [&str; 3] = ["owner", "runbook_url", "tier"];
-    let mut out: Vec<(String, String)> = FIXED
+    let mut out: Vec<(&str, &str)> = FIXED
         .iter()
-        .map(|k| {
-            (
-                k.to_string(),
-                doc.metadata.get(*k).cloned().unwrap_or_default(),
-            )
-        })
+        .map(|k| (*k, doc.metadata.get(*k).map_or("", String::as_str)))
         .collect();
     out.extend(
         doc.metadata
             .iter()
             .filter(|(k, _)| !FIXED.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone())),
+            .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     out
 }

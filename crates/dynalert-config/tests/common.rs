@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
-use dynalert_config::{Loader, ResolvedTenant};
+use std::sync::Arc;
+
+use dynalert_config::{Loader, Model, ResolvedTenant};
 
 pub fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
@@ -23,9 +25,10 @@ pub fn loaded(root: &Path) -> Loader {
     l
 }
 
-pub fn resolve(loader: &Loader, tenant: &str, at: DateTime<Utc>) -> ResolvedTenant {
-    loader
-        .model()
+/// Resolution borrows from the model; tests keep the model alive for the whole run.
+pub fn resolve(loader: &Loader, tenant: &str, at: DateTime<Utc>) -> ResolvedTenant<'static> {
+    let model: &'static Arc<Model> = Box::leak(Box::new(loader.model()));
+    model
         .resolve_tenant_at(tenant, at)
         .unwrap_or_else(|| panic!("tenant {tenant} not served"))
 }

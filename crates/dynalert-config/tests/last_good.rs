@@ -180,7 +180,12 @@ fn same_length_rewrite_within_one_timestamp_tick_is_seen() {
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
     std::fs::write(&path, "tenants:\n  t: {a_b: 6}\n").unwrap();
     // Same inode, same length, same mtime: only the content differs.
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     l.reload().unwrap();
     assert_eq!(row(&resolve(&l, "t", now()), "a_b@warning"), Some(6.0));
 }

@@ -47,7 +47,7 @@ fn tenant_beats_profile_beats_deepest_default() {
     assert_eq!(row(&t, "mysql_connections@warning"), Some(50.0));
     assert_eq!(row(&t, "mysql_slow_queries@warning"), Some(20.0));
     assert_eq!(row(&t, "redis_memory_usage@warning"), Some(95.0));
-    let states: Vec<_> = t.keys.iter().map(|k| (k.key.as_str(), k.state)).collect();
+    let states: Vec<_> = t.keys.iter().map(|k| (k.key, k.state)).collect();
     assert!(states.contains(&("mysql_connections", KeyState::Custom)));
     assert!(states.contains(&("mysql_slow_queries", KeyState::Profile)));
     assert!(states.contains(&("redis_memory_usage", KeyState::Default)));
@@ -67,10 +67,7 @@ fn tenant_beats_profile_beats_deepest_default() {
         .origin
         .clone()
         .unwrap();
-    assert_eq!(
-        (origin.file.as_str(), origin.line),
-        ("team/deep/_defaults.yaml", 2)
-    );
+    assert_eq!((origin.file, origin.line), ("team/deep/_defaults.yaml", 2));
 }
 
 #[test]
@@ -103,10 +100,7 @@ fn three_states_and_state_filter_values() {
         rows(&t),
         vec![("a_b@warning".into(), 7.0), ("e_f@warning".into(), 3.0)]
     );
-    assert_eq!(
-        t.key_states,
-        vec![("a_b".into(), 1), ("c_d".into(), -1), ("e_f".into(), 0)]
-    );
+    assert_eq!(t.key_states, vec![("a_b", 1), ("c_d", -1), ("e_f", 0)]);
 }
 
 #[test]
@@ -244,7 +238,7 @@ fn expired_values_fall_back_and_raise_events() {
     let events: Vec<_> = after
         .events
         .iter()
-        .map(|e| (e.key.as_str(), e.event))
+        .map(|e| (e.key.as_ref(), e.event))
         .collect();
     assert_eq!(
         events,
@@ -321,28 +315,21 @@ fn state_filters_silent_dedup_metadata() {
     let t = resolve(&l, "t", now());
     assert_eq!(
         t.state_filters,
-        vec![("maintenance".to_string(), dynalert_config::Severity::Info)]
+        vec![("maintenance", dynalert_config::Severity::Info)]
     );
     assert_eq!(t.silent, vec![dynalert_config::Severity::Warning]);
     assert!(!t.dedup);
-    assert_eq!(t.metadata[0], ("owner".into(), "team-a".into()));
-    assert_eq!(t.metadata[3], ("slack".into(), "#a".into()));
+    assert_eq!(t.metadata[0], ("owner", "team-a"));
+    assert_eq!(t.metadata[3], ("slack", "#a"));
     let u = resolve(&l, "u", now());
     assert_eq!(
         u.state_filters,
-        vec![(
-            "container_crashloop".to_string(),
-            dynalert_config::Severity::Critical
-        )]
+        vec![("container_crashloop", dynalert_config::Severity::Critical)]
     );
     assert!(u.dedup);
     assert_eq!(
         u.metadata,
-        vec![
-            ("owner".into(), String::new()),
-            ("runbook_url".into(), String::new()),
-            ("tier".into(), String::new())
-        ]
+        vec![("owner", ""), ("runbook_url", ""), ("tier", "")]
     );
 }
 

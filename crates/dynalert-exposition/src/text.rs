@@ -44,14 +44,14 @@ pub fn family_header(index: usize) -> String {
 
 /// Appends the tenant's lines of every family to `out[family]`.
 pub fn render_tenant(t: &ResolvedTenant, out: &mut [String; 7]) {
-    let tenant = escape(&t.name);
+    let tenant = escape(t.name);
     for row in &t.rows {
         let line = &mut out[0];
         let _ = write!(
             line,
             "user_threshold{{tenant=\"{tenant}\",component=\"{}\",metric=\"{}\",severity=\"{}\"",
-            escape(&row.component),
-            escape(&row.metric),
+            escape(row.component),
+            escape(row.metric),
             row.severity
         );
         for (label, value) in &row.dims {

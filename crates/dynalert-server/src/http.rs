@@ -172,30 +172,22 @@ struct ConfigView<'a> {
 
 #[derive(Serialize)]
 struct TenantView<'a> {
-    keys: &'a [KeyView],
+    keys: &'a [KeyView<'a>],
     state_filters: BTreeMap<&'a str, Severity>,
     silent: &'a [Severity],
     dedup: bool,
     metadata: BTreeMap<&'a str, &'a str>,
-    events: &'a [ConfigEvent],
+    events: &'a [ConfigEvent<'a>],
 }
 
-impl<'a> From<&'a ResolvedTenant> for TenantView<'a> {
-    fn from(t: &'a ResolvedTenant) -> Self {
+impl<'a> From<&'a ResolvedTenant<'a>> for TenantView<'a> {
+    fn from(t: &'a ResolvedTenant<'a>) -> Self {
         TenantView {
             keys: &t.keys,
-            state_filters: t
-                .state_filters
-                .iter()
-                .map(|(f, s)| (f.as_str(), *s))
-                .collect(),
+            state_filters: t.state_filters.iter().copied().collect(),
             silent: &t.silent,
             dedup: t.dedup,
-            metadata: t
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
+            metadata: t.metadata.iter().copied().collect(),
             events: &t.events,
         }
     }
@@ -245,7 +237,7 @@ async fn config(
         warnings: model.diagnostics.iter().filter(|d| !d.is_error()).collect(),
         tenants: resolved
             .iter()
-            .map(|t| (t.name.as_str(), TenantView::from(t)))
+            .map(|t| (t.name, TenantView::from(t)))
             .collect(),
     };
     json(StatusCode::OK, "application/json", &view)

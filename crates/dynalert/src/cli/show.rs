@@ -55,7 +55,7 @@ fn render_text(t: &ResolvedTenant, at: chrono::DateTime<chrono::Utc>) -> String 
     table.set_header(["KEY", "VALUE", "SEVERITY", "STATE", "ORIGIN"]);
     for k in &t.keys {
         table.add_row([
-            k.key.clone(),
+            k.key.to_string(),
             value_text(k),
             k.severity.to_string(),
             k.state.as_str().to_string(),
