@@ -149,3 +149,22 @@ fn unreadable_directory_fails_fast() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/conf.d"));
 }
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.d");
+    write(
+        &conf,
+        "_defaults.yaml",
+        "defaults:\n  mysql_connections: 80\n",
+    );
+    let mut served = Served::start(&conf, dir.path());
+    let status = served.terminate(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        served.log_tail()
+    );
+    assert!(served.log_tail().contains("shutting down"));
+}

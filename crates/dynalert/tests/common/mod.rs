@@ -11,7 +11,7 @@ use dynalert_testkit::{ChildGuard, Http, free_port};
 pub struct Served {
     pub port: u16,
     pub http: Http,
-    _child: ChildGuard,
+    child: ChildGuard,
 }
 
 impl Served {
@@ -28,11 +28,7 @@ impl Served {
         child
             .wait_ready(&http, &url, Duration::from_secs(20))
             .unwrap();
-        Served {
-            port,
-            http,
-            _child: child,
-        }
+        Served { port, http, child }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -41,6 +37,34 @@ impl Served {
             .get(&format!("http://127.0.0.1:{}{path}", self.port), &[])
             .unwrap();
         (r.status, r.body)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.exit_status().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no exit {timeout:?} after SIGTERM:\n{}",
+                self.child.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.child.log_tail()
     }
 
     pub fn metrics(&self) -> String {
