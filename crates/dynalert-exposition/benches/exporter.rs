@@ -22,6 +22,10 @@ fn main() {
         .expect(
             "usage: cargo bench --bench exporter -- DIR (make one with cargo xtask gen-tenants)",
         );
+    if std::env::var_os("MEMORY").is_some() {
+        memory(&dir);
+        return;
+    }
     if std::env::var_os("PHASES").is_some() {
         phases(&dir);
     }
@@ -107,4 +111,24 @@ fn phases(dir: &std::path::Path) {
         let _ = dynalert_exposition::gzip::Piece::compress(text.as_bytes());
     }
     println!("compress: {:?}", t.elapsed());
+}
+
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[allow(dead_code)]
+fn memory(dir: &std::path::Path) {
+    println!("start: {}", rss());
+    let mut loader = Loader::new(dir);
+    loader.reload().unwrap();
+    println!("after load: {}", rss());
+    let mut exposition = Exposition::new();
+    exposition.update(&loader.model(), chrono::Utc::now());
+    println!("after render: {}", rss());
 }

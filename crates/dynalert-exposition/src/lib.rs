@@ -29,7 +29,6 @@ const SHARDS: usize = 64;
 
 /// What the cache remembers of a tenant to know whether it must be rendered again. Holding
 /// the `Arc`s (not raw pointers) keeps identity comparisons sound.
-#[derive(Clone)]
 struct TenantMemo {
     doc: Arc<TenantDoc>,
     platform: Arc<EffectivePlatform>,
@@ -129,36 +128,36 @@ impl Exposition {
                 Some(_) => {}
             }
         }
-        let rendered: Vec<(usize, RenderedShard)> = members
+        // Render, compare and compress each shard on the worker that rendered it, so only
+        // one shard's plain text per thread is alive at a time (a 5,000-tenant body is ~35 MB
+        // of text but ~3 MB compressed).
+        let memos = &self.memos;
+        let rendered: Vec<(usize, Vec<(&String, TenantMemo)>, Option<Shard>)> = members
             .into_par_iter()
             .enumerate()
             .filter(|(i, _)| rebuild[*i] || render[*i])
-            .map(|(i, tenants)| (i, render_shard(&tenants, now)))
+            .map(|(i, tenants)| {
+                let shard = render_shard(&tenants, now);
+                let changed = rebuild[i]
+                    || shard.memos.iter().any(|(name, m)| {
+                        memos
+                            .get(*name)
+                            .is_none_or(|old| old.text_hash != m.text_hash)
+                    });
+                let compressed = changed.then(|| shard.compress());
+                (i, shard.memos, compressed)
+            })
             .collect();
         let mut stats = RenderStats::default();
-        let mut rebuilt = Vec::new();
-        for (index, shard) in rendered {
-            stats.tenants_rendered += shard.memos.len();
-            let changed = rebuild[index]
-                || shard.memos.iter().any(|(name, m)| {
-                    self.memos
-                        .get(*name)
-                        .is_none_or(|old| old.text_hash != m.text_hash)
-                });
-            for (name, memo) in &shard.memos {
-                self.memos.insert((*name).clone(), memo.clone());
+        for (index, shard_memos, compressed) in rendered {
+            stats.tenants_rendered += shard_memos.len();
+            for (name, memo) in shard_memos {
+                self.memos.insert(name.clone(), memo);
             }
-            if changed {
-                rebuilt.push((index, shard));
+            if let Some(shard) = compressed {
+                stats.shards_rebuilt += 1;
+                self.shards[index] = shard;
             }
-        }
-        stats.shards_rebuilt = rebuilt.len();
-        let compressed: Vec<(usize, Shard)> = rebuilt
-            .into_par_iter()
-            .map(|(i, s)| (i, s.compress()))
-            .collect();
-        for (index, shard) in compressed {
-            self.shards[index] = shard;
         }
         self.next_due = self.memos.values().filter_map(|m| m.valid_until).min();
         if stats.shards_rebuilt > 0 {

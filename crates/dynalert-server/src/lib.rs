@@ -11,6 +11,7 @@
 
 pub mod error;
 mod http;
+mod memory;
 pub mod options;
 mod reload;
 mod self_metrics;

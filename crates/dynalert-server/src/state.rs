@@ -120,6 +120,7 @@ impl AppState {
         let Renderer { exposition, model } = &mut *renderer;
         let render = exposition.update(model, now);
         self.publish(&renderer, status);
+        crate::memory::release_free_pages();
         ReloadRecord { ok, render }
     }
 
