@@ -132,7 +132,7 @@ impl Exposition {
         // one shard's plain text per thread is alive at a time (a 5,000-tenant body is ~35 MB
         // of text but ~3 MB compressed).
         let memos = &self.memos;
-        let rendered: Vec<(usize, Vec<(&String, TenantMemo)>, Option<Shard>)> = members
+        let rendered: Vec<ShardUpdate> = members
             .into_par_iter()
             .enumerate()
             .filter(|(i, _)| rebuild[*i] || render[*i])
@@ -145,13 +145,22 @@ impl Exposition {
                             .is_none_or(|old| old.text_hash != m.text_hash)
                     });
                 let compressed = changed.then(|| shard.compress());
-                (i, shard.memos, compressed)
+                ShardUpdate {
+                    index: i,
+                    memos: shard.memos,
+                    compressed,
+                }
             })
             .collect();
         let mut stats = RenderStats::default();
-        for (index, shard_memos, compressed) in rendered {
-            stats.tenants_rendered += shard_memos.len();
-            for (name, memo) in shard_memos {
+        for ShardUpdate {
+            index,
+            memos,
+            compressed,
+        } in rendered
+        {
+            stats.tenants_rendered += memos.len();
+            for (name, memo) in memos {
                 self.memos.insert(name.clone(), memo);
             }
             if let Some(shard) = compressed {
@@ -196,6 +205,13 @@ fn shard_of(name: &str, shard_count: usize) -> usize {
     let mut h = DefaultHasher::new();
     name.hash(&mut h);
     (h.finish() % shard_count as u64) as usize
+}
+
+/// What rendering one shard produced: fresh memos, and new pieces if its text changed.
+struct ShardUpdate<'a> {
+    index: usize,
+    memos: Vec<(&'a String, TenantMemo)>,
+    compressed: Option<Shard>,
 }
 
 /// One shard's text, before compression, with what was learnt about each tenant.
