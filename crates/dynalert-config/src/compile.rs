@@ -287,9 +287,9 @@ fn check_tenant(
             diags.push(
                 Diagnostic::error(&doc.file, t.pos, message)
                     .for_tenant(&doc.name)
-                    .for_key(&t.key.raw),
+                    .for_key(t.key.raw()),
             );
-            bad_keys.insert(t.key.raw.clone());
+            bad_keys.insert(t.key.raw().to_string());
         }
     }
     let bad_profile = doc
@@ -336,7 +336,7 @@ fn check_tenant(
     let mut cleaned = (*doc).clone();
     cleaned
         .thresholds
-        .retain(|t| !bad_keys.contains(&t.key.raw));
+        .retain(|t| !bad_keys.contains(t.key.raw()));
     if bad_profile.is_some() {
         cleaned.profile = None;
     }
@@ -350,23 +350,23 @@ fn check_tenant(
 fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), String> {
     let suggest = || {
         suggestion(
-            &key.name,
+            key.name(),
             platform.declared_keys().iter().map(String::as_str),
         )
     };
-    if !platform.is_known(&key.name) {
-        let what = if key.dims.is_empty() {
+    if !platform.is_known(key.name()) {
+        let what = if key.dims().is_empty() {
             "unknown key"
         } else {
             "dimensional key on unknown base key"
         };
         return Err(format!(
             "{what} {:?}{}; keys must be declared in defaults or optional of a platform file",
-            key.name,
+            key.name(),
             suggest()
         ));
     }
-    let tier = platform.tier_base(&key.name).is_some() && !platform.declares(&key.name);
+    let tier = platform.tier_base(key.name()).is_some() && !platform.declares(key.name());
     if let Setting::Value {
         severity: Some(sev),
         ..
@@ -376,7 +376,7 @@ fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Resu
     {
         return Err(format!(
             "{:?} is the critical tier; it cannot carry severity {sev}",
-            key.name
+            key.name()
         ));
     }
     Ok(())

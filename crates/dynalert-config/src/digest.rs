@@ -34,7 +34,7 @@ pub fn tenant_digest(d: &TenantDoc) -> [u8; 32] {
         let mut thresholds: Vec<_> = d
             .thresholds
             .iter()
-            .map(|t| (&t.key.raw, &t.value))
+            .map(|t| (t.key.raw(), &t.value))
             .collect();
         thresholds.sort_by(|a, b| a.0.cmp(b.0));
         thresholds.hash(h);

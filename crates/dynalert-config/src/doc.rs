@@ -27,10 +27,44 @@ impl<T> Temporal<T> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KeyRef {
     /// The key as written in the file (used in messages and as the map key).
-    pub raw: String,
-    /// The key name without dimensions.
-    pub name: String,
-    pub dims: Vec<Dimension>,
+    raw: Box<str>,
+    /// Where the key name without dimensions lies in `raw` (one allocation per key: a
+    /// large tree holds 150,000 of them).
+    name: (u16, u16),
+    dims: Box<[Dimension]>,
+}
+
+impl KeyRef {
+    /// `name` must be a slice of `raw`.
+    pub fn new(raw: &str, name: &str, dims: Vec<Dimension>) -> Self {
+        let start = name.as_ptr() as usize - raw.as_ptr() as usize;
+        let end = start + name.len();
+        assert!(
+            raw.get(start..end) == Some(name),
+            "the name is a slice of the raw key"
+        );
+        let span = (
+            u16::try_from(start).unwrap_or(0),
+            u16::try_from(end).unwrap_or(0),
+        );
+        KeyRef {
+            raw: raw.into(),
+            name: span,
+            dims: dims.into(),
+        }
+    }
+
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn name(&self) -> &str {
+        &self.raw[usize::from(self.name.0)..usize::from(self.name.1)]
+    }
+
+    pub fn dims(&self) -> &[Dimension] {
+        &self.dims
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

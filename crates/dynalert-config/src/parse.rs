@@ -681,6 +681,12 @@ fn parse_silent_mode(text: &str) -> Result<SilentMode, String> {
 
 /// Parses `name` or `name{label='v', other=~"re"}`.
 pub fn parse_key_ref(raw: &str) -> Result<KeyRef, String> {
+    if raw.len() > 1024 {
+        return Err(format!(
+            "key {:?}… is longer than 1024 characters",
+            &raw[..raw.floor_char_boundary(40)]
+        ));
+    }
     let (name, rest) = match raw.find('{') {
         Some(i) => (&raw[..i], Some(&raw[i..])),
         None => (raw, None),
@@ -697,11 +703,7 @@ pub fn parse_key_ref(raw: &str) -> Result<KeyRef, String> {
             parse_dimensions(rest).map_err(|m| format!("in dimensional key {raw:?}: {m}"))?
         }
     };
-    Ok(KeyRef {
-        raw: raw.to_string(),
-        name: name.to_string(),
-        dims,
-    })
+    Ok(KeyRef::new(raw, name, dims))
 }
 
 fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
@@ -767,9 +769,9 @@ mod tests {
     #[test]
     fn dimensional_keys() {
         let k = parse_key_ref("redis_queue_length{queue='email'}").unwrap();
-        assert_eq!(k.name, "redis_queue_length");
+        assert_eq!(k.name(), "redis_queue_length");
         assert_eq!(
-            k.dims,
+            k.dims(),
             vec![Dimension {
                 label: "queue".into(),
                 value: "email".into(),
@@ -777,9 +779,9 @@ mod tests {
             }]
         );
         let k = parse_key_ref(r#"redis_queue_length{queue=~"batch-.*", db = '0'}"#).unwrap();
-        assert_eq!(k.dims.len(), 2);
+        assert_eq!(k.dims().len(), 2);
         assert_eq!(
-            k.dims.iter().find(|d| d.regex).unwrap().label_name(),
+            k.dims().iter().find(|d| d.regex).unwrap().label_name(),
             "queue_re"
         );
         for bad in [

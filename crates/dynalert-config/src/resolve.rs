@@ -127,10 +127,10 @@ impl Horizon {
     }
 
     fn consult(&mut self, threshold: &Threshold) {
-        if let Some(e) = threshold.expires {
+        if let Some(e) = threshold.expires() {
             self.note(e);
         }
-        if threshold.schedule.is_some() {
+        if threshold.schedule().is_some() {
             self.note(next_minute(self.at));
         }
     }
@@ -147,8 +147,8 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
     let mut tenant_values: Vec<(&str, &TenantThreshold)> = doc
         .thresholds
         .iter()
-        .filter(|t| t.key.dims.is_empty())
-        .map(|t| (t.key.name.as_str(), t))
+        .filter(|t| t.key.dims().is_empty())
+        .map(|t| (t.key.name(), t))
         .collect();
     tenant_values.sort_unstable_by_key(|(k, _)| *k);
     let tenant_value = |key: &str| {
@@ -230,7 +230,7 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         keys.push(view);
     }
 
-    for t in doc.thresholds.iter().filter(|t| !t.key.dims.is_empty()) {
+    for t in doc.thresholds.iter().filter(|t| !t.key.dims().is_empty()) {
         let (view, row) = resolve_dimension(t, doc, platform, at, &mut horizon, &mut events);
         keys.push(view);
         rows.extend(row.map(|r| (r, Layer::Tenant)));
@@ -316,7 +316,7 @@ fn resolve_key<'a>(
         let setting = c.value.setting_at(at);
         let state = match (c.layer, setting) {
             _ if expired => KeyState::Expired,
-            (Layer::Tenant, _) if c.value.schedule.is_some() => KeyState::Scheduled,
+            (Layer::Tenant, _) if c.value.schedule().is_some() => KeyState::Scheduled,
             (_, Setting::Disabled) => KeyState::Disabled,
             (Layer::Tenant, _) => KeyState::Custom,
             (Layer::Profile, _) => KeyState::Profile,
@@ -331,8 +331,8 @@ fn resolve_key<'a>(
             severity: default_severity(&setting, tier_base),
             state,
             origin: Some(c.origin),
-            expires: c.value.expires,
-            reason: c.value.reason.as_deref(),
+            expires: c.value.expires(),
+            reason: c.value.reason(),
         };
     }
     KeyView {
@@ -391,24 +391,24 @@ fn resolve_dimension<'a>(
     events: &mut Vec<ConfigEvent<'a>>,
 ) -> (KeyView<'a>, Option<ThresholdRow<'a>>) {
     horizon.consult(&t.value);
-    let tier_base = platform.tier_base(&t.key.name);
+    let tier_base = platform.tier_base(t.key.name());
     let origin = Some(Origin {
         file: &doc.file,
         line: t.pos.line,
     });
     if t.value.is_expired(at) {
         events.push(ConfigEvent {
-            key: Cow::Borrowed(&t.key.raw),
+            key: Cow::Borrowed(t.key.raw()),
             event: "threshold_expired",
         });
         let view = KeyView {
-            key: &t.key.raw,
+            key: t.key.raw(),
             value: None,
             severity: default_severity(&t.value.base, tier_base),
             state: KeyState::Expired,
             origin,
-            expires: t.value.expires,
-            reason: t.value.reason.as_deref(),
+            expires: t.value.expires(),
+            reason: t.value.reason(),
         };
         return (view, None);
     }
@@ -420,14 +420,14 @@ fn resolve_dimension<'a>(
         Setting::Value { value, .. } => value,
         Setting::Disabled => f64::INFINITY,
     };
-    let (component, metric) = split_key(tier_base.unwrap_or(&t.key.name));
+    let (component, metric) = split_key(tier_base.unwrap_or(t.key.name()));
     let dims = t
         .key
-        .dims
+        .dims()
         .iter()
         .map(|d| (d.label_name(), d.value.as_str()))
         .collect();
-    let state = if t.value.schedule.is_some() {
+    let state = if t.value.schedule().is_some() {
         KeyState::Scheduled
     } else if setting == Setting::Disabled {
         KeyState::Disabled
@@ -435,13 +435,13 @@ fn resolve_dimension<'a>(
         KeyState::Custom
     };
     let view = KeyView {
-        key: &t.key.raw,
+        key: t.key.raw(),
         value: Some(value),
         severity,
         state,
         origin,
-        expires: t.value.expires,
-        reason: t.value.reason.as_deref(),
+        expires: t.value.expires(),
+        reason: t.value.reason(),
     };
     (
         view,
