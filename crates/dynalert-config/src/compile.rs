@@ -127,25 +127,31 @@ pub fn compile(
 ) -> Compiled {
     let mut diags = Vec::new();
     let platforms = build_platforms(files, previous_platforms, &mut diags);
-    let mut by_name: BTreeMap<&str, Vec<&Arc<TenantDoc>>> = BTreeMap::new();
-    for file in files {
-        for t in &file.tenants {
-            by_name.entry(&t.name).or_default().push(t);
-        }
-    }
-    let mut tenants = BTreeMap::new();
-    for (name, copies) in by_name {
-        let doc = if copies.len() > 1 {
-            report_duplicate(&copies, &mut diags);
+    // Every tenant with the directory of its file, grouped by name.
+    let mut all: Vec<(&Arc<TenantDoc>, &str)> = files
+        .iter()
+        .flat_map(|f| f.tenants.iter().map(move |t| (t, f.dir.as_str())))
+        .collect();
+    all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut tenants = Vec::with_capacity(all.len());
+    for copies in all.chunk_by(|a, b| a.0.name == b.0.name) {
+        let name = copies[0].0.name.as_str();
+        let (doc, platform) = if copies.len() > 1 {
+            report_duplicate(
+                &copies.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+                &mut diags,
+            );
             // Neither copy replaces the one served before.
             match previous_tenants.get(name) {
-                Some(prev) => prev.doc.clone(),
+                Some(prev) => (
+                    prev.doc.clone(),
+                    platform_for(&platforms, &dir_of(&prev.doc.file)),
+                ),
                 None => continue,
             }
         } else {
-            copies[0].clone()
+            (copies[0].0.clone(), platform_for(&platforms, copies[0].1))
         };
-        let platform = platform_for(&platforms, &dir_of(&doc.file));
         // Same document against the same platform as last time, and it was clean then
         // (a document with errors is served as a cleaned copy, so it is never the same).
         let unchanged = previous_tenants
@@ -156,8 +162,10 @@ pub fn compile(
         } else {
             check_tenant(doc, &platform, &mut diags)
         };
-        tenants.insert(name.to_string(), TenantEntry { doc, platform });
+        tenants.push((name.to_string(), TenantEntry { doc, platform }));
     }
+    // Sorted input: the map is built in one pass.
+    let tenants: BTreeMap<String, TenantEntry> = tenants.into_iter().collect();
     diags.sort();
     diags.dedup();
     let files_with_errors = diags

@@ -321,21 +321,29 @@ fn walk(
     if depth > 32 || !visited.insert(std::fs::canonicalize(dir)?) {
         return Ok(());
     }
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            names.push(name);
         }
-        let path = entry.path();
+    }
+    // One stat per entry (following symlinks: a ConfigMap file is a symlink into `..data`);
+    // in parallel, since a large tree is thousands of files in one directory.
+    let stats: Vec<(String, Option<std::fs::Metadata>)> = names
+        .into_par_iter()
+        .map(|name| {
+            let meta = std::fs::metadata(dir.join(&name)).ok();
+            (name, meta)
+        })
+        .collect();
+    for (name, meta) in stats {
+        let Some(meta) = meta else { continue };
+        let path = dir.join(&name);
         let rel = if prefix.is_empty() {
             name.clone()
         } else {
             format!("{prefix}/{name}")
-        };
-        // Follows symlinks: a ConfigMap file is a symlink into `..data`.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
         };
         if meta.is_dir() {
             walk(&path, &rel, out, visited, depth + 1)?;
