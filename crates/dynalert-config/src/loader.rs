@@ -109,26 +109,81 @@ impl Loader {
     pub fn reload(&mut self) -> io::Result<ReloadStats> {
         let scanned_at = SystemTime::now();
         let found = scan(&self.root)?;
-        let mut stats = ReloadStats {
-            files: found.len(),
-            ..Default::default()
-        };
         let removed: Vec<String> = self
             .slots
             .keys()
             .filter(|k| !found.contains_key(*k))
             .cloned()
             .collect();
-        stats.removed = removed.len();
+        let seen = found
+            .into_iter()
+            .map(|(rel, (abs, fp))| (rel, abs, fp))
+            .collect();
+        Ok(self.apply(seen, removed, scanned_at))
+    }
+
+    /// Re-reads only the given paths (absolute, as a file watcher reports them), which is
+    /// what keeps a one-file edit in a large tree cheap. Anything that is not plainly a
+    /// `.yaml`/`.yml` file inside the root (a directory, a hidden entry such as Kubernetes'
+    /// `..data`, the root itself) falls back to a full [`Loader::reload`].
+    pub fn reload_paths(&mut self, paths: &[PathBuf]) -> io::Result<ReloadStats> {
+        let scanned_at = SystemTime::now();
+        let root = std::path::absolute(&self.root)?;
+        let mut seen = Vec::new();
+        let mut removed = Vec::new();
+        for path in paths {
+            let path = &std::path::absolute(path)?;
+            let Some(rel) = plain_relative_path(&root, path) else {
+                return self.reload();
+            };
+            if !(rel.ends_with(".yaml") || rel.ends_with(".yml")) {
+                let prefix = format!("{rel}/");
+                let holds_files = self
+                    .slots
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&prefix));
+                if path.is_dir() || holds_files {
+                    return self.reload();
+                }
+                continue; // an editor's temporary file, a README: not configuration
+            }
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {
+                    seen.push((rel, path.clone(), Fingerprint::of(&meta)))
+                }
+                Ok(_) => return self.reload(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if self.slots.contains_key(&rel) {
+                        removed.push(rel);
+                    }
+                }
+                Err(_) => return self.reload(),
+            }
+        }
+        Ok(self.apply(seen, removed, scanned_at))
+    }
+
+    /// Drops removed files, reads and parses the changed ones among `seen`, and rebuilds the
+    /// model if anything changed.
+    fn apply(
+        &mut self,
+        seen: Vec<(String, PathBuf, Fingerprint)>,
+        removed: Vec<String>,
+        scanned_at: SystemTime,
+    ) -> ReloadStats {
+        let mut stats = ReloadStats {
+            removed: removed.len(),
+            ..Default::default()
+        };
         for path in &removed {
             self.slots.remove(path);
         }
-        let candidates: Vec<(&String, &PathBuf, Fingerprint)> = found
+        let candidates: Vec<&(String, PathBuf, Fingerprint)> = seen
             .iter()
-            .map(|(rel, (abs, fp))| (rel, abs, *fp))
             .filter(|(rel, _, fp)| {
                 self.slots
-                    .get(*rel)
+                    .get(rel)
                     .is_none_or(|slot| slot.fingerprint != *fp || fp.is_recent(scanned_at))
             })
             .collect();
@@ -136,7 +191,7 @@ impl Loader {
             .par_iter()
             .map(|(rel, abs, fp)| {
                 let (fingerprint, hash, parsed) = read_and_parse(rel, abs, *fp, &self.slots);
-                ((*rel).clone(), fingerprint, hash, parsed)
+                (rel.clone(), fingerprint, hash, parsed)
             })
             .collect();
         for (rel, fingerprint, content_hash, parsed) in read {
@@ -164,12 +219,13 @@ impl Loader {
                 (None, None) => unreachable!("a new file is always parsed"),
             }
         }
+        stats.files = self.slots.len();
         if stats.parsed == 0 && stats.removed == 0 && self.model.generation > 0 {
-            return Ok(stats);
+            return stats;
         }
         self.model = Arc::new(self.build_model());
         stats.changed = true;
-        Ok(stats)
+        stats
     }
 
     /// Runs the cross-file stage: first over the current content of every file (to report
@@ -274,6 +330,20 @@ fn read_and_parse(
         }
     };
     (fingerprint, hash, Some(parsed))
+}
+
+/// `path` relative to `root` with `/` separators, if it lies strictly inside `root` and no
+/// component is hidden (starts with `.`).
+fn plain_relative_path(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Vec<&str> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(p) => p.to_str().filter(|p| !p.starts_with('.')),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 /// Every `*.yaml`/`*.yml` under `root`, by `/`-separated relative path. Entries starting with

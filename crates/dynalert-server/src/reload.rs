@@ -18,6 +18,9 @@ use crate::watch::DirWatcher;
 /// this many debounce periods, so a file rewritten continuously is still picked up.
 const MAX_DEBOUNCE_PERIODS: u32 = 3;
 
+/// The reload reason for file events (the others read the whole tree).
+const CHANGE: &str = "change";
+
 /// Shortest wait between two timer-driven renders.
 const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -45,13 +48,23 @@ impl Worker {
         }
     }
 
-    /// One pass of the loader, recorded in `state` and logged. Blocking.
+    /// One pass of the loader, recorded in `state` and logged. Blocking. After file events
+    /// only the reported paths are read again (the loader falls back to a full scan for
+    /// anything but plain files); at start and on the periodic re-scan, everything is.
     fn reload(&mut self, state: &AppState, reason: &str) {
-        if let Some(watcher) = &mut self.watcher {
+        let changes = self.watcher.as_mut().map(|watcher| {
             watcher.ensure_watching();
-        }
+            watcher.take_changes()
+        });
         let started = Instant::now();
-        match self.loader.reload() {
+        let result = match changes {
+            Some(changes) if reason == CHANGE && !changes.full => {
+                let paths: Vec<_> = changes.paths.into_iter().collect();
+                self.loader.reload_paths(&paths)
+            }
+            _ => self.loader.reload(),
+        };
+        match result {
             Ok(stats) if !stats.changed => {
                 let outcome = ReloadOutcome::Loaded {
                     model: self.loader.model(),
@@ -148,7 +161,7 @@ pub(crate) async fn run(state: Arc<AppState>, opts: ServeOptions, mut stop: watc
                 if !settle(&task.wake, task.opts.debounce, &mut stop).await {
                     break;
                 }
-                task.reload("change").await;
+                task.reload(CHANGE).await;
             }
             _ = rescan.tick() => task.reload("re-scan").await,
             _ = until_due => task.refresh().await,

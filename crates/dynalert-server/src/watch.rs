@@ -8,16 +8,26 @@
 //! ConfigMap swap (`..data` re-pointed by a rename) happens inside the root and is seen by the
 //! root watch.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+/// What changed since the last reload, as the watcher reported it.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub paths: BTreeSet<PathBuf>,
+    /// Events may have been lost, or did not say where: re-read everything.
+    pub full: bool,
+}
+
 pub(crate) struct DirWatcher {
     watcher: RecommendedWatcher,
+    changes: Arc<Mutex<Changes>>,
     root: PathBuf,
     /// The directory the root watch was placed on, while there is one.
     watched_root: Option<DirIdentity>,
@@ -53,26 +63,39 @@ impl DirWatcher {
     pub fn new(root: &Path, wake: Arc<Notify>) -> notify::Result<Self> {
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let filter_root = root.clone();
-        let watcher =
-            notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+        let changes = Arc::new(Mutex::new(Changes::default()));
+        let record = changes.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            let mut changes = record.lock().unwrap_or_else(PoisonError::into_inner);
+            match event {
                 Ok(event) if is_relevant(&event, &filter_root) => {
                     debug!(kind = ?event.kind, paths = ?event.paths, "config change");
+                    changes.full |= event.need_rescan() || event.paths.is_empty();
+                    changes.paths.extend(event.paths);
                     wake.notify_one();
                 }
                 Ok(_) => {}
                 Err(e) => {
                     // Events may have been lost: re-scan to be safe.
                     warn!("file watcher: {e}; re-scanning");
+                    changes.full = true;
                     wake.notify_one();
                 }
-            })?;
+            }
+        })?;
         Ok(DirWatcher {
             watcher,
+            changes,
             root,
             watched_root: None,
             watching_parent: false,
             warned: false,
         })
+    }
+
+    /// Takes what changed since the last call.
+    pub fn take_changes(&self) -> Changes {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Places the parent watch if missing, and (re-)places the root watch when the root now
