@@ -45,25 +45,41 @@ pub fn family_header(index: usize) -> String {
 /// Appends the tenant's lines of every family to `out[family]`.
 pub fn render_tenant(t: &ResolvedTenant, out: &mut [String; 7]) {
     let tenant = escape(t.name);
+    // The two big families are built with push_str: formatting machinery costs more than
+    // the text itself at 150,000 rows.
     for row in &t.rows {
         let line = &mut out[0];
-        let _ = write!(
-            line,
-            "user_threshold{{tenant=\"{tenant}\",component=\"{}\",metric=\"{}\",severity=\"{}\"",
-            escape(row.component),
-            escape(row.metric),
-            row.severity
-        );
+        line.push_str("user_threshold{tenant=\"");
+        line.push_str(&tenant);
+        line.push_str("\",component=\"");
+        line.push_str(&escape(row.component));
+        line.push_str("\",metric=\"");
+        line.push_str(&escape(row.metric));
+        line.push_str("\",severity=\"");
+        line.push_str(row.severity.as_str());
+        line.push('"');
         for (label, value) in &row.dims {
-            let _ = write!(line, ",{label}=\"{}\"", escape(value));
+            line.push(',');
+            line.push_str(label);
+            line.push_str("=\"");
+            line.push_str(&escape(value));
+            line.push('"');
         }
-        let _ = writeln!(line, "}} {}", number(row.value));
+        line.push_str("} ");
+        push_number(line, row.value);
+        line.push('\n');
     }
     for (key, state) in &t.key_states {
-        let _ = writeln!(
-            out[1],
-            "user_threshold_state_filter{{tenant=\"{tenant}\",metric_key=\"{key}\"}} {state}"
-        );
+        let line = &mut out[1];
+        line.push_str("user_threshold_state_filter{tenant=\"");
+        line.push_str(&tenant);
+        line.push_str("\",metric_key=\"");
+        line.push_str(key);
+        line.push_str(match state {
+            1 => "\"} 1\n",
+            0 => "\"} 0\n",
+            _ => "\"} -1\n",
+        });
     }
     for (filter, severity) in &t.state_filters {
         let _ = writeln!(
@@ -111,12 +127,23 @@ pub fn escape(value: &str) -> std::borrow::Cow<'_, str> {
 
 /// Prometheus float syntax: `80`, `0.5`, `+Inf`.
 pub fn number(v: f64) -> String {
+    let mut s = String::new();
+    push_number(&mut s, v);
+    s
+}
+
+/// Appends `v` in Prometheus float syntax; whole numbers (most thresholds) take the
+/// integer path, which is several times faster than float formatting.
+pub fn push_number(out: &mut String, v: f64) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact
     if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < EXACT {
+        let _ = write!(out, "{}", v as i64);
     } else {
-        v.to_string()
+        let _ = write!(out, "{v}");
     }
 }
 
