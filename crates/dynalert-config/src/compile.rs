@@ -22,8 +22,8 @@ pub struct EffectivePlatform {
     pub custom_alerts: BTreeMap<String, CustomAlert>,
     /// Keys declared by defaults, optional and custom alerts, sorted (derived by `seal`).
     pub declared: Vec<String>,
-    /// SHA-256 of the values above, without positions: equal digests, equal platforms.
-    pub digest: [u8; 32],
+    /// Digest of the values above, without positions: equal digests, equal platforms.
+    pub digest: crate::digest::Digest,
 }
 
 impl EffectivePlatform {

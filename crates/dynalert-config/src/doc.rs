@@ -125,8 +125,8 @@ pub struct TenantDoc {
     pub dedup: Option<bool>,
     pub metadata: BTreeMap<String, String>,
     pub rules: Vec<TenantRule>,
-    /// SHA-256 of what the tenant configures (not where): see [`crate::digest`].
-    pub digest: [u8; 32],
+    /// Digest of what the tenant configures (not where): see [`crate::digest`].
+    pub digest: crate::digest::Digest,
 }
 
 impl TenantDoc {
@@ -142,7 +142,7 @@ impl TenantDoc {
             dedup: None,
             metadata: BTreeMap::new(),
             rules: Vec::new(),
-            digest: [0; 32],
+            digest: [0; 16],
         }
     }
 }

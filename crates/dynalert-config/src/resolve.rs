@@ -181,7 +181,8 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
     let mut rows: Vec<(ThresholdRow<'_>, Layer)> = Vec::with_capacity(universe.len());
     let mut key_states = Vec::with_capacity(universe.len());
     for key in universe {
-        let tenant = tenant_value(key).map(|t| Candidate {
+        let own = tenant_value(key);
+        let tenant = own.map(|t| Candidate {
             layer: Layer::Tenant,
             value: &t.value,
             origin: Origin {
@@ -209,7 +210,7 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
             view,
             doc,
             tier_base,
-            tenant_value(key).is_some(),
+            own.is_some(),
             tier_base.and_then(tenant_value),
             at,
         );
@@ -253,7 +254,13 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
 /// Sorts rows by their labels; where two keys produce the same series (a tenant's
 /// `"70:critical"` and the default critical tier), the most specific layer wins.
 fn unique_rows(mut rows: Vec<(ThresholdRow<'_>, Layer)>) -> Vec<ThresholdRow<'_>> {
-    rows.sort_by(|(a, la), (b, lb)| same_series(a, b).then(la.cmp(lb)));
+    let order = |(a, la): &(ThresholdRow<'_>, Layer), (b, lb): &(ThresholdRow<'_>, Layer)| {
+        same_series(a, b).then(la.cmp(lb))
+    };
+    // Rows come in key order, which is nearly always series order already.
+    if !rows.is_sorted_by(|a, b| order(a, b).is_le()) {
+        rows.sort_by(order);
+    }
     rows.dedup_by(|(later, _), (kept, _)| same_series(later, kept).is_eq());
     rows.into_iter().map(|(r, _)| r).collect()
 }
