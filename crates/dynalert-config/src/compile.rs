@@ -12,6 +12,8 @@ use crate::doc::*;
 use crate::names::suggestion;
 use crate::value::{Setting, Severity};
 
+use rayon::prelude::*;
+
 /// The platform configuration in force for tenants of one directory.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EffectivePlatform {
@@ -157,12 +159,25 @@ pub fn compile(
         let unchanged = previous_tenants
             .get(name)
             .is_some_and(|p| Arc::ptr_eq(&p.doc, &doc) && Arc::ptr_eq(&p.platform, &platform));
-        let doc = if unchanged {
-            doc
-        } else {
-            check_tenant(doc, &platform, &mut diags)
-        };
-        tenants.push((name.to_string(), TenantEntry { doc, platform }));
+        tenants.push((name, doc, platform, unchanged));
+    }
+    // The checks are independent per tenant: run them on every core.
+    let checked: Vec<(String, TenantEntry, Vec<Diagnostic>)> = tenants
+        .into_par_iter()
+        .map(|(name, doc, platform, unchanged)| {
+            let mut found = Vec::new();
+            let doc = if unchanged {
+                doc
+            } else {
+                check_tenant(doc, &platform, &mut found)
+            };
+            (name.to_string(), TenantEntry { doc, platform }, found)
+        })
+        .collect();
+    let mut tenants = Vec::with_capacity(checked.len());
+    for (name, entry, found) in checked {
+        diags.extend(found);
+        tenants.push((name, entry));
     }
     // Sorted input: the map is built in one pass.
     let tenants: BTreeMap<String, TenantEntry> = tenants.into_iter().collect();

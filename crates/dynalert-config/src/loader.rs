@@ -108,7 +108,9 @@ impl Loader {
     /// become diagnostics in the model.
     pub fn reload(&mut self) -> io::Result<ReloadStats> {
         let scanned_at = SystemTime::now();
-        let found = scan(&self.root)?;
+        // On the first load every file is read anyway, and its fingerprint comes from the
+        // open file; only later scans need one `stat` per file to spot changes.
+        let found = scan(&self.root, !self.slots.is_empty())?;
         let removed: Vec<String> = self
             .slots
             .keys()
@@ -150,7 +152,7 @@ impl Loader {
             }
             match std::fs::metadata(path) {
                 Ok(meta) if meta.is_file() => {
-                    seen.push((rel, path.clone(), Fingerprint::of(&meta)))
+                    seen.push((rel, path.clone(), Some(Fingerprint::of(&meta))))
                 }
                 Ok(_) => return self.reload(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -168,7 +170,7 @@ impl Loader {
     /// model if anything changed.
     fn apply(
         &mut self,
-        seen: Vec<(String, PathBuf, Fingerprint)>,
+        seen: Vec<(String, PathBuf, Option<Fingerprint>)>,
         removed: Vec<String>,
         scanned_at: SystemTime,
     ) -> ReloadStats {
@@ -179,12 +181,13 @@ impl Loader {
         for path in &removed {
             self.slots.remove(path);
         }
-        let candidates: Vec<&(String, PathBuf, Fingerprint)> = seen
+        let candidates: Vec<&(String, PathBuf, Option<Fingerprint>)> = seen
             .iter()
             .filter(|(rel, _, fp)| {
                 self.slots
                     .get(rel)
-                    .is_none_or(|slot| slot.fingerprint != *fp || fp.is_recent(scanned_at))
+                    .zip(fp.as_ref())
+                    .is_none_or(|(slot, fp)| slot.fingerprint != *fp || fp.is_recent(scanned_at))
             })
             .collect();
         let read: Vec<(String, Fingerprint, u64, Option<ParsedFile>)> = candidates
@@ -289,10 +292,20 @@ impl Loader {
 fn read_and_parse(
     rel: &str,
     abs: &Path,
-    fingerprint: Fingerprint,
+    fingerprint: Option<Fingerprint>,
     slots: &BTreeMap<String, FileSlot>,
 ) -> (Fingerprint, u64, Option<ParsedFile>) {
-    let bytes = match std::fs::read(abs) {
+    let unknown = Fingerprint {
+        len: 0,
+        modified: None,
+        #[cfg(unix)]
+        inode: (0, 0),
+    };
+    let (fingerprint, read) = match read_file(abs) {
+        Ok((fp, bytes)) => (fingerprint.unwrap_or(fp), Ok(bytes)),
+        Err(e) => (fingerprint.unwrap_or(unknown), Err(e)),
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             let mut f = parse_file(rel, "");
@@ -332,6 +345,16 @@ fn read_and_parse(
     (fingerprint, hash, Some(parsed))
 }
 
+/// The file's content and its fingerprint, taken from the open file (no second lookup).
+fn read_file(path: &Path) -> io::Result<(Fingerprint, Vec<u8>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    file.read_to_end(&mut bytes)?;
+    Ok((Fingerprint::of(&meta), bytes))
+}
+
 /// `path` relative to `root` with `/` separators, if it lies strictly inside `root` and no
 /// component is hidden (starts with `.`).
 fn plain_relative_path(root: &Path, path: &Path) -> Option<String> {
@@ -349,14 +372,17 @@ fn plain_relative_path(root: &Path, path: &Path) -> Option<String> {
 /// Every `*.yaml`/`*.yml` under `root`, by `/`-separated relative path. Entries starting with
 /// `.` are skipped (Kubernetes' `..data` and timestamped folders); symlinks are followed.
 pub fn list_files(root: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
-    Ok(scan(root)?
+    Ok(scan(root, false)?
         .into_iter()
         .map(|(rel, (abs, _))| (rel, abs))
         .collect())
 }
 
 /// [`list_files`] with each file's fingerprint, from the one `stat` the walk needs anyway.
-fn scan(root: &Path) -> io::Result<BTreeMap<String, (PathBuf, Fingerprint)>> {
+fn scan(
+    root: &Path,
+    fingerprints: bool,
+) -> io::Result<BTreeMap<String, (PathBuf, Option<Fingerprint>)>> {
     let meta = std::fs::metadata(root).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -371,7 +397,7 @@ fn scan(root: &Path) -> io::Result<BTreeMap<String, (PathBuf, Fingerprint)>> {
     }
     let mut out = BTreeMap::new();
     let mut visited = BTreeSet::new();
-    walk(root, "", &mut out, &mut visited, 0).map_err(|e| {
+    walk(root, "", fingerprints, &mut out, &mut visited, 0).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot read config directory {}: {e}", root.display()),
@@ -383,7 +409,8 @@ fn scan(root: &Path) -> io::Result<BTreeMap<String, (PathBuf, Fingerprint)>> {
 fn walk(
     dir: &Path,
     prefix: &str,
-    out: &mut BTreeMap<String, (PathBuf, Fingerprint)>,
+    fingerprints: bool,
+    out: &mut BTreeMap<String, (PathBuf, Option<Fingerprint>)>,
     visited: &mut BTreeSet<PathBuf>,
     depth: usize,
 ) -> io::Result<()> {
@@ -391,34 +418,41 @@ fn walk(
     if depth > 32 || !visited.insert(std::fs::canonicalize(dir)?) {
         return Ok(());
     }
-    let mut names = Vec::new();
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with('.') {
-            names.push(name);
+            entries.push((name, entry.file_type()?));
         }
     }
-    // One stat per entry (following symlinks: a ConfigMap file is a symlink into `..data`);
-    // in parallel, since a large tree is thousands of files in one directory.
-    let stats: Vec<(String, Option<std::fs::Metadata>)> = names
+    // A `stat` follows symlinks (a ConfigMap file is a symlink into `..data`) and gives the
+    // fingerprint; without fingerprints, only symlinks need one. In parallel, since a large
+    // tree is thousands of files in one directory.
+    let stats: Vec<(String, Option<bool>, Option<Fingerprint>)> = entries
         .into_par_iter()
-        .map(|name| {
-            let meta = std::fs::metadata(dir.join(&name)).ok();
-            (name, meta)
+        .map(|(name, kind)| {
+            if !fingerprints && !kind.is_symlink() {
+                return (name, Some(kind.is_dir()), None);
+            }
+            match std::fs::metadata(dir.join(&name)) {
+                Ok(meta) => (name, Some(meta.is_dir()), Some(Fingerprint::of(&meta))),
+                Err(_) => (name, None, None),
+            }
         })
         .collect();
-    for (name, meta) in stats {
-        let Some(meta) = meta else { continue };
+    for (name, is_dir, fingerprint) in stats {
+        let Some(is_dir) = is_dir else { continue };
         let path = dir.join(&name);
         let rel = if prefix.is_empty() {
             name.clone()
         } else {
             format!("{prefix}/{name}")
         };
-        if meta.is_dir() {
-            walk(&path, &rel, out, visited, depth + 1)?;
+        if is_dir {
+            walk(&path, &rel, fingerprints, out, visited, depth + 1)?;
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.insert(rel, (path, Fingerprint::of(&meta)));
+            out.insert(rel, (path, fingerprint.filter(|_| fingerprints)));
         }
     }
     Ok(())
