@@ -290,6 +290,25 @@ impl Snapshot {
         out
     }
 
+    /// Length of [`Snapshot::plain_body`] without building it.
+    pub fn plain_len(&self, tail: &[u8]) -> usize {
+        self.pieces.iter().map(|p| p.len as usize).sum::<usize>() + tail.len()
+    }
+
+    /// [`Snapshot::plain_body`], decompressed piece by piece as the consumer pulls, so a
+    /// plain-text scrape holds one piece in memory at a time rather than the whole body.
+    pub fn plain_stream(
+        self: Arc<Self>,
+        tail: Bytes,
+    ) -> impl Iterator<Item = Bytes> + Send + 'static {
+        (0..self.pieces.len())
+            .filter_map(move |i| {
+                let piece = &self.pieces[i];
+                (piece.len > 0).then(|| Bytes::from(piece.decompress()))
+            })
+            .chain(std::iter::once(tail))
+    }
+
     /// The same content as one gzip member.
     pub fn gzip_body(&self, tail: &[u8]) -> Vec<Bytes> {
         gzip::gzip_member(self.pieces.iter().filter(|p| p.len > 0), tail)

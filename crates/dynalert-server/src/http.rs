@@ -48,15 +48,23 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     }
     let tail = crate::self_metrics::render(&served);
     let gzip = accepts_gzip(&headers);
-    let chunks = if gzip {
-        served.snapshot.gzip_body(tail.as_bytes())
+    let (length, body) = if gzip {
+        let chunks = served.snapshot.gzip_body(tail.as_bytes());
+        let length: usize = chunks.iter().map(Bytes::len).sum();
+        (
+            length,
+            Body::from_stream(futures_util::stream::iter(
+                chunks.into_iter().map(Ok::<_, Infallible>),
+            )),
+        )
     } else {
-        served.snapshot.plain_body(tail.as_bytes())
+        let length = served.snapshot.plain_len(tail.as_bytes());
+        let chunks = served.snapshot.clone().plain_stream(Bytes::from(tail));
+        (
+            length,
+            Body::from_stream(futures_util::stream::iter(chunks.map(Ok::<_, Infallible>))),
+        )
     };
-    let length: usize = chunks.iter().map(Bytes::len).sum();
-    let body = Body::from_stream(futures_util::stream::iter(
-        chunks.into_iter().map(Ok::<_, Infallible>),
-    ));
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT));
