@@ -163,19 +163,12 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         .and_then(|(p, _)| platform.profiles.get(p));
 
     // Every key the tenant has: declared ones, plus tiers and profile keys set on top.
-    let mut universe: Vec<&str> = platform
-        .declared_keys()
-        .iter()
-        .map(String::as_str)
-        .collect();
-    universe.extend(tenant_values.iter().map(|(k, _)| *k));
-    universe.extend(
-        profile
-            .into_iter()
-            .flat_map(|p| p.keys().map(String::as_str)),
-    );
-    universe.sort_unstable();
-    universe.dedup();
+    // All three lists are sorted already: merge rather than sort.
+    let declared = platform.declared_keys().iter().map(String::as_str);
+    let mut universe = merge_sorted(declared, tenant_values.iter().map(|(k, _)| *k));
+    if let Some(p) = profile {
+        universe = merge_sorted(universe.into_iter(), p.keys().map(String::as_str));
+    }
 
     let mut keys = Vec::with_capacity(universe.len() + doc.thresholds.len());
     let mut rows: Vec<(ThresholdRow<'_>, Layer)> = Vec::with_capacity(universe.len());
@@ -248,6 +241,29 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         metadata: metadata(doc),
         events,
         valid_until: horizon.until,
+    }
+}
+
+/// Merges two sorted lists of keys into one sorted list without duplicates.
+fn merge_sorted<'a>(
+    a: impl Iterator<Item = &'a str>,
+    b: impl Iterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let mut out = Vec::with_capacity(a.size_hint().0 + b.size_hint().0);
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(x), Some(y)) if x > y => b.next(),
+            (Some(_), Some(_)) => {
+                b.next();
+                a.next()
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => return out,
+        };
+        out.extend(next);
     }
 }
 

@@ -49,9 +49,22 @@ impl Piece {
     }
 }
 
+thread_local! {
+    /// One compressor per thread, reset between pieces: setting one up (allocating and
+    /// clearing its window and hash tables) cost more than compressing a small piece.
+    static COMPRESSOR: std::cell::RefCell<Compress> =
+        std::cell::RefCell::new(Compress::new(Compression::new(1), false));
+}
+
 /// Raw deflate of `plain` at a fast level; `flush` decides whether the stream is finished.
 fn deflate(plain: &[u8], flush: FlushCompress) -> Vec<u8> {
-    let mut c = Compress::new(Compression::new(1), false);
+    COMPRESSOR.with_borrow_mut(|c| {
+        c.reset();
+        deflate_with(c, plain, flush)
+    })
+}
+
+fn deflate_with(c: &mut Compress, plain: &[u8], flush: FlushCompress) -> Vec<u8> {
     let mut out = Vec::with_capacity(plain.len() / 4 + 64);
     loop {
         out.reserve(plain.len() / 4 + 1024);
