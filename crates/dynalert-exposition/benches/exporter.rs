@@ -29,7 +29,7 @@ fn main() {
     if std::env::var_os("PHASES").is_some() {
         phases(&dir);
     }
-    let runs = 7;
+    let runs = 11;
     let mut cold = Vec::new();
     let mut parse_only = Vec::new();
     let mut body_len = (0, 0);

@@ -21,6 +21,7 @@ use dynalert_config::{EffectivePlatform, Model, TenantEntry};
 use gzip::Piece;
 use rayon::prelude::*;
 use text::{FAMILIES, family_header, render_tenant};
+use xxhash_rust::xxh3::Xxh3;
 
 const FAMILY_COUNT: usize = FAMILIES.len();
 /// Below this many tenants one shard is cheap enough and keeps the output sorted by tenant.
@@ -254,9 +255,10 @@ fn render_shard<'a>(
         let starts: [usize; FAMILY_COUNT] = std::array::from_fn(|f| texts[f].len());
         render_tenant(&resolved, &mut texts);
         // The tenant's own text is what was appended; its hash tells whether it changed.
-        let mut h = DefaultHasher::new();
+        let mut h = Xxh3::new();
         for (text, start) in texts.iter().zip(starts) {
-            text[start..].hash(&mut h);
+            h.update(text[start..].as_bytes());
+            h.update(&[0xff]); // family separator
         }
         let memo = TenantMemo {
             doc: entry.doc.clone(),
