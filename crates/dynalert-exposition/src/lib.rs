@@ -257,7 +257,7 @@ fn render_shard<'a>(
         // The tenant's own text is what was appended; its hash tells whether it changed.
         let mut h = Xxh3::new();
         for (text, start) in texts.iter().zip(starts) {
-            h.update(text[start..].as_bytes());
+            h.update(&text.as_bytes()[start..]);
             h.update(&[0xff]); // family separator
         }
         let memo = TenantMemo {
