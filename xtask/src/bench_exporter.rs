@@ -71,7 +71,7 @@ pub fn run(args: &BenchExporterArgs) -> Result<()> {
     );
     ensure!(args.scrapes >= 1, "--scrapes must be at least 1");
     let load_average = load_average();
-    let root = workspace_root();
+    let root = crate::workspace_root();
     cargo_step(&root, &["build", "--release", "-p", "dynalert"])?;
     let work = TempDir::new("dynalert-bench-exporter")?;
     let conf = work.path().join("conf.d");
@@ -102,13 +102,6 @@ pub fn run(args: &BenchExporterArgs) -> Result<()> {
     Ok(())
 }
 
-/// The workspace root: xtask's manifest lives one level below it.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits inside the workspace")
-        .to_owned()
-}
 
 /// Where `cargo build` puts the binary: `CARGO_TARGET_DIR` when set, else `target/`.
 fn target_dir(root: &Path) -> PathBuf {

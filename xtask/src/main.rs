@@ -29,6 +29,14 @@ enum Command {
     // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
 }
 
+/// The workspace root: xtask's manifest lives one level below it.
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_owned()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -7,7 +7,7 @@
 //! `summary: N passed, N failed, N skipped` line. Zero tests executed is a failure.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
@@ -36,7 +36,7 @@ pub struct TestArgs {
 
 pub fn run(args: &TestArgs) -> Result<()> {
     let started = Instant::now();
-    let root = workspace_root();
+    let root = crate::workspace_root();
     if !args.skip_install {
         deps::ensure_installed()?;
     }
@@ -109,13 +109,6 @@ pub fn run(args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
-/// The workspace root: xtask's manifest lives one level below it.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits inside the workspace")
-        .to_owned()
-}
 
 fn cargo() -> Command {
     // `cargo xtask` runs us under cargo, which tells us which cargo it is.
