@@ -102,7 +102,6 @@ pub fn run(args: &BenchExporterArgs) -> Result<()> {
     Ok(())
 }
 
-
 /// Where `cargo build` puts the binary: `CARGO_TARGET_DIR` when set, else `target/`.
 fn target_dir(root: &Path) -> PathBuf {
     root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))

@@ -109,7 +109,6 @@ pub fn run(args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
-
 fn cargo() -> Command {
     // `cargo xtask` runs us under cargo, which tells us which cargo it is.
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
