@@ -119,16 +119,18 @@ pub struct Compiled {
     pub files_with_errors: BTreeSet<String>,
 }
 
-/// Builds the served model from the files to serve. `previous` lets unchanged platforms keep
+/// Builds the served model from the files to serve; `builtin_keys` are known to every
+/// tenant without a platform file declaring them. `previous` lets unchanged platforms keep
 /// their identity (so the exposition can reuse rendered text) and decides which copy of a
 /// duplicated tenant stays served.
 pub fn compile(
     files: &[Arc<ParsedFile>],
+    builtin_keys: &BTreeSet<String>,
     previous_platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
     previous_tenants: &BTreeMap<String, TenantEntry>,
 ) -> Compiled {
     let mut diags = Vec::new();
-    let platforms = build_platforms(files, previous_platforms, &mut diags);
+    let platforms = build_platforms(files, builtin_keys, previous_platforms, &mut diags);
     // Every tenant with the directory of its file, grouped by name.
     let mut all: Vec<(&Arc<TenantDoc>, &str)> = files
         .iter()
@@ -203,6 +205,7 @@ pub fn dir_of(path: &str) -> String {
 /// The effective platform of every directory that holds a platform or tenant file.
 fn build_platforms(
     files: &[Arc<ParsedFile>],
+    builtin_keys: &BTreeSet<String>,
     previous: &BTreeMap<String, Arc<EffectivePlatform>>,
     diags: &mut Vec<Diagnostic>,
 ) -> BTreeMap<String, Arc<EffectivePlatform>> {
@@ -216,7 +219,11 @@ fn build_platforms(
     }
     let mut out = BTreeMap::new();
     for dir in dirs {
-        let mut eff = EffectivePlatform::default();
+        // Keys declared outside the tree (the rule packs') are known everywhere, as optional.
+        let mut eff = EffectivePlatform {
+            optional: builtin_keys.clone(),
+            ..Default::default()
+        };
         for ancestor in ancestors(&dir) {
             for f in own.get(ancestor.as_str()).into_iter().flatten() {
                 eff.overlay(&f.platform);

@@ -27,7 +27,15 @@ pub use value::Severity;
 
 /// Loads a tree once, as `dynalert lint` and `dynalert show` do.
 pub fn load_dir(root: &std::path::Path) -> std::io::Result<std::sync::Arc<Model>> {
-    let mut loader = Loader::new(root);
+    load_dir_with_keys(root, [])
+}
+
+/// [`load_dir`] with keys known beyond the tree's platform files (see [`Loader::with_known_keys`]).
+pub fn load_dir_with_keys(
+    root: &std::path::Path,
+    keys: impl IntoIterator<Item = String>,
+) -> std::io::Result<std::sync::Arc<Model>> {
+    let mut loader = Loader::new(root).with_known_keys(keys);
     loader.reload()?;
     Ok(loader.model())
 }

@@ -83,6 +83,8 @@ pub struct ReloadStats {
 /// Loads a conf.d tree and keeps it current across reloads.
 pub struct Loader {
     root: PathBuf,
+    /// Keys known without a platform file declaring them (the rule packs' keys).
+    builtin_keys: BTreeSet<String>,
     slots: BTreeMap<String, FileSlot>,
     model: Arc<Model>,
 }
@@ -91,9 +93,17 @@ impl Loader {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Loader {
             root: root.into(),
+            builtin_keys: BTreeSet::new(),
             slots: BTreeMap::new(),
             model: Arc::new(Model::empty()),
         }
+    }
+
+    /// Makes these keys known to every tenant, as if a root platform file listed them under
+    /// `optional` (used for the keys the rule packs declare).
+    pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
+        self.builtin_keys.extend(keys);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -238,7 +248,7 @@ impl Loader {
         let prev = self.model.clone();
         let current: Vec<Arc<ParsedFile>> =
             self.slots.values().map(|s| s.current.clone()).collect();
-        let checked = compile(&current, &prev.platforms, &prev.tenants);
+        let checked = compile(&current, &self.builtin_keys, &prev.platforms, &prev.tenants);
         let mut diagnostics = checked.diagnostics;
         let mut serve: BTreeMap<String, Arc<ParsedFile>> = BTreeMap::new();
         let mut files = BTreeMap::new();
@@ -280,7 +290,7 @@ impl Loader {
             (checked.platforms, checked.tenants)
         } else {
             let served: Vec<Arc<ParsedFile>> = serve.into_values().collect();
-            let built = compile(&served, &prev.platforms, &prev.tenants);
+            let built = compile(&served, &self.builtin_keys, &prev.platforms, &prev.tenants);
             (built.platforms, built.tenants)
         };
         diagnostics.sort();

@@ -221,7 +221,11 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         if let Some(state) = state_filter_value(&view) {
             key_states.push((key, state));
         }
-        keys.push(view);
+        // A key no layer sets (an optional key the tenant left alone) has no effective
+        // threshold: nothing to show.
+        if view.origin.is_some() || view.state == KeyState::Expired {
+            keys.push(view);
+        }
     }
 
     for t in doc.thresholds.iter().filter(|t| !t.key.dims().is_empty()) {

@@ -18,6 +18,8 @@ pub struct ServeOptions {
     /// How long the tree must stay quiet after a change before it is re-read, so an editor's
     /// save or a ConfigMap swap (several events) costs one reload.
     pub debounce: Duration,
+    /// Keys known without a platform file declaring them (the rule packs' keys).
+    pub known_keys: Vec<String>,
 }
 
 impl ServeOptions {
@@ -34,6 +36,7 @@ impl ServeOptions {
             config_dir: config_dir.into(),
             reload_interval: Self::DEFAULT_RELOAD_INTERVAL,
             debounce: Self::DEFAULT_DEBOUNCE,
+            known_keys: Vec::new(),
         }
     }
 }

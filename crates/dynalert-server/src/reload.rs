@@ -43,7 +43,7 @@ impl Worker {
             }
         };
         Worker {
-            loader: Loader::new(&opts.config_dir),
+            loader: Loader::new(&opts.config_dir).with_known_keys(opts.known_keys.iter().cloned()),
             watcher,
         }
     }

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand.
 
 mod lint;
+mod rules;
 mod serve;
 mod show;
 
@@ -27,6 +28,8 @@ enum Command {
     Lint(lint::Args),
     /// Show one tenant's effective thresholds.
     Show(show::Args),
+    /// The rule packs: list them, render them, or print their defaults.
+    Rules(rules::Args),
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Show(args) => show::run(args),
+        Command::Rules(args) => rules::run(args),
     }
 }
 

@@ -25,6 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ServeOptions {
         listen: args.listen,
         reload_interval: args.reload_interval,
+        known_keys: dynalert_rules::declared_keys(),
         ..ServeOptions::new(args.config_dir)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,163 @@
+//! Alert rules generated from a pack's key declarations.
+//!
+//! Every alert has the same shape, so it is written once here rather than by hand per key:
+//!
+//! ```text
+//! ( signal  > on(tenant) group_left()  max by(tenant) (user_threshold{component, metric, severity})
+//!   unless on(tenant) max by(tenant) (user_state_filter{filter="maintenance"}) )
+//! * on(tenant) group_left(owner, runbook_url, tier) max by(tenant, owner, runbook_url, tier) (tenant_metadata_info)
+//! ```
+//!
+//! The threshold is looked up inline (no recording rule per threshold: that costs a series
+//! per tenant and key, and the reference layout that did it was only 2-3x cheaper than
+//! per-tenant rules). `max`, never `sum`: replicas of the exporter serve identical series. A
+//! disabled key has no `user_threshold` row, so the comparison is empty and nothing fires.
+
+use std::collections::BTreeMap;
+
+use dynalert_config::names::split_key;
+
+use crate::pack::{KeyDecl, Pack, Rule, RuleGroup};
+
+/// The alert group of a pack: a warning alert per key, and a critical one per key that has a
+/// critical default.
+pub fn alert_group(pack: &Pack) -> RuleGroup {
+    let mut rules = Vec::new();
+    for (key, decl) in &pack.keys {
+        rules.push(alert_rule(pack, key, decl, "warning"));
+        if decl.default_critical.is_some() {
+            rules.push(alert_rule(pack, key, decl, "critical"));
+        }
+    }
+    RuleGroup {
+        name: format!("{}-alerts", pack.pack),
+        interval: None,
+        rules,
+    }
+}
+
+fn alert_rule(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> Rule {
+    let name = match severity {
+        "critical" => format!("{}Critical", decl.alert.name),
+        _ => decl.alert.name.clone(),
+    };
+    let labels = BTreeMap::from([
+        ("severity".to_string(), severity.to_string()),
+        // Alertmanager inhibits the warning while the critical alert of the same key fires.
+        ("metric_group".to_string(), key.to_string()),
+        ("pack".to_string(), pack.pack.clone()),
+    ]);
+    let dimension = decl
+        .dimension
+        .as_ref()
+        .map(|d| format!(" {{{{ $labels.{d} }}}}"))
+        .unwrap_or_default();
+    let annotations = BTreeMap::from([
+        (
+            "summary".to_string(),
+            format!("{} (tenant {{{{ $labels.tenant }}}})", decl.alert.summary),
+        ),
+        (
+            "description".to_string(),
+            format!(
+                "{}: tenant {{{{ $labels.tenant }}}}{dimension} is at {{{{ $value | humanize }}}} {}, {} its {severity} threshold {}.",
+                decl.alert.description,
+                decl.unit,
+                if decl.op == "<" { "below" } else { "above" },
+                threshold_template(key, severity),
+            ),
+        ),
+        (
+            "runbook_url".to_string(),
+            "{{ $labels.runbook_url }}".to_string(),
+        ),
+    ]);
+    Rule {
+        record: None,
+        alert: Some(name),
+        expr: alert_expr(pack, key, decl, severity),
+        for_: Some(decl.alert.for_.clone()),
+        labels,
+        annotations,
+    }
+}
+
+/// The full alert expression for one key and severity.
+///
+/// Metadata is joined with `*` (an inner join): dynalert serves a `tenant_metadata_info` row
+/// for every tenant it serves thresholds for, from the same scrape, so a tenant that has a
+/// threshold always has the row (with empty labels when it set no metadata) and still alerts.
+/// Pseudo-tenant packs skip the join: they must fire when dynalert serves nothing at all.
+pub fn alert_expr(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String {
+    let guarded = format!(
+        "(\n  {}\n  unless on(tenant) max by(tenant) (user_state_filter{{filter=\"maintenance\"}})\n)",
+        indent(&comparison(pack, key, decl, severity), "  ").trim_start()
+    );
+    if pack.pseudo_tenant.is_some() {
+        return guarded + "\n";
+    }
+    format!(
+        "{guarded}\n* on(tenant) group_left(owner, runbook_url, tier)\n  \
+         max by(tenant, owner, runbook_url, tier) (tenant_metadata_info)\n"
+    )
+}
+
+/// `signal OP threshold`, matched per tenant; with a dimension, per (tenant, label value)
+/// first, falling back to the tenant-wide threshold for label values without their own row.
+fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String {
+    let (signal, op) = (decl.signal.trim(), decl.op.as_str());
+    match &decl.dimension {
+        None => {
+            let mut wide = threshold(key, severity, "tenant", "");
+            if let Some(tenant) = &pack.pseudo_tenant {
+                let default = if severity == "critical" {
+                    decl.default_critical
+                } else {
+                    Some(decl.default)
+                };
+                let default = default.unwrap_or(decl.default);
+                wide = format!(
+                    "(\n  {wide}\n  or\n  label_replace(vector({default}), \"tenant\", \"{tenant}\", \"\", \"\")\n)"
+                );
+            }
+            format!("{signal}\n  {op} on(tenant) group_left()\n{wide}")
+        }
+        Some(d) => {
+            let own = threshold(
+                key,
+                severity,
+                &format!("tenant, {d}"),
+                &format!(", {d}!=\"\""),
+            );
+            let wide = threshold(key, severity, "tenant", &format!(", {d}=\"\""));
+            // Parenthesized as a whole: `or` binds looser than the `unless` that follows.
+            format!(
+                "(\n  (\n    {signal}\n      {op} on(tenant, {d}) group_left()\n    {own}\n  )\n  or\n  (\n    \
+                 ({signal} unless on(tenant, {d}) {own})\n      {op} on(tenant) group_left()\n    {wide}\n  )\n)"
+            )
+        }
+    }
+}
+
+/// The threshold lookup for a key: `max by(...) (user_threshold{...})`.
+pub fn threshold(key: &str, severity: &str, by: &str, extra_matchers: &str) -> String {
+    let (component, metric) = split_key(key);
+    format!(
+        "max by({by}) (user_threshold{{component=\"{component}\", metric=\"{metric}\", severity=\"{severity}\"{extra_matchers}}})"
+    )
+}
+
+/// A template that shows the tenant's threshold in the alert's description.
+fn threshold_template(key: &str, severity: &str) -> String {
+    let (component, metric) = split_key(key);
+    format!(
+        "{{{{ with printf `max(user_threshold{{tenant=%q,component=\"{component}\",metric=\"{metric}\",severity=\"{severity}\"}})` $labels.tenant | query }}}}{{{{ . | first | value | humanize }}}}{{{{ end }}}}"
+    )
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
