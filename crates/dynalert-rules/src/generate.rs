@@ -116,8 +116,12 @@ fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String 
                     Some(decl.default)
                 };
                 let default = default.unwrap_or(decl.default);
+                // The default stands in only while dynalert serves nothing for the
+                // pseudo-tenant (every replica down, or no such tenant configured); a
+                // served tenant that disabled the key keeps it disabled.
                 wide = format!(
-                    "(\n  {wide}\n  or\n  label_replace(vector({default}), \"tenant\", \"{tenant}\", \"\", \"\")\n)"
+                    "(\n  {wide}\n  or\n  (label_replace(vector({default}), \"tenant\", \"{tenant}\", \"\", \"\")\n     \
+                     unless on(tenant) max by(tenant) (tenant_metadata_info))\n)"
                 );
             }
             format!("{signal}\n  {op} on(tenant) group_left()\n{wide}")
