@@ -110,3 +110,38 @@ fn every_alert_of_every_pack_fires_per_tenant_exactly_when_it_should() {
         );
     }
 }
+
+#[test]
+fn every_rendered_rule_file_loads_in_vmalert() {
+    let Some(vmalert) = require_binary("vmalert") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let packs: Vec<_> = catalogue().iter().collect();
+    for f in render(&packs, Format::Files, &RenderOptions::default()) {
+        std::fs::write(dir.path().join(&f.name), &f.content).unwrap();
+    }
+    let dry_run = |pattern: &str| {
+        Command::new(&vmalert)
+            .args(["-dryRun", &format!("-rule={pattern}")])
+            .output()
+            .unwrap()
+    };
+    let out = dry_run(&format!("{}/*.yml", dir.path().display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The check is real: a broken file fails it.
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "groups:\n- name: x\n  rules:\n  - alert: A\n    expr: sum(\n",
+    )
+    .unwrap();
+    assert!(
+        !dry_run(&format!("{}/broken.yaml", dir.path().display()))
+            .status
+            .success()
+    );
+}

@@ -20,7 +20,7 @@ pub struct DebianPackage {
 
 /// Every Debian package the test suite needs.
 ///
-/// Later additions: prometheus-alertmanager, victoria-metrics, postgresql (whose server binary
+/// Later additions: prometheus-alertmanager, postgresql (whose server binary
 /// lives under `/usr/lib/postgresql/<ver>/bin`, not on PATH), mariadb-server,
 /// prometheus-mysqld-exporter, redis-server, prometheus-redis-exporter.
 pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
@@ -31,6 +31,10 @@ pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage {
         package: "prometheus-pushgateway",
         binaries: &["prometheus-pushgateway"],
+    },
+    DebianPackage {
+        package: "victoria-metrics",
+        binaries: &["vmalert"],
     },
 ];
 

@@ -153,7 +153,16 @@ impl PrometheusBuilder {
         } else {
             yaml.push_str("scrape_configs:\n");
         }
+        // Targets of the same job (e.g. two replicas) share one scrape config, as in a real
+        // deployment; the first target's options apply to the job.
+        let mut jobs: Vec<(&ScrapeTarget, Vec<u16>)> = Vec::new();
         for target in &self.targets {
+            match jobs.iter_mut().find(|(first, _)| first.job == target.job) {
+                Some((_, ports)) => ports.push(target.port),
+                None => jobs.push((target, vec![target.port])),
+            }
+        }
+        for (target, ports) in jobs {
             let _ = writeln!(yaml, "  - job_name: {}", quote(&target.job));
             if target.honor_labels {
                 yaml.push_str("    honor_labels: true\n");
@@ -161,10 +170,12 @@ impl PrometheusBuilder {
             if let Some(path) = &target.metrics_path {
                 let _ = writeln!(yaml, "    metrics_path: {}", quote(path));
             }
+            let addresses: Vec<String> =
+                ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
             let _ = writeln!(
                 yaml,
-                "    static_configs:\n      - targets: [\"127.0.0.1:{}\"]",
-                target.port
+                "    static_configs:\n      - targets: [{}]",
+                addresses.join(", ")
             );
         }
         if let Some(extra) = &self.extra_config_yaml {
