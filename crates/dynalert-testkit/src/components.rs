@@ -20,9 +20,8 @@ pub struct DebianPackage {
 
 /// Every Debian package the test suite needs.
 ///
-/// Later additions: prometheus-alertmanager, postgresql (whose server binary
-/// lives under `/usr/lib/postgresql/<ver>/bin`, not on PATH), mariadb-server,
-/// prometheus-mysqld-exporter, redis-server, prometheus-redis-exporter.
+/// Later additions: postgresql (whose server binary lives under
+/// `/usr/lib/postgresql/<ver>/bin`, not on PATH).
 pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage {
         package: "prometheus",
@@ -35,6 +34,35 @@ pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage {
         package: "victoria-metrics",
         binaries: &["vmalert"],
+    },
+    DebianPackage {
+        package: "prometheus-alertmanager",
+        binaries: &["prometheus-alertmanager"],
+    },
+    DebianPackage {
+        package: "mariadb-server",
+        // mariadbd lives in /usr/sbin (found through the fallback directories).
+        binaries: &["mariadbd", "mariadb-install-db"],
+    },
+    DebianPackage {
+        package: "mariadb-client",
+        binaries: &["mariadb"],
+    },
+    DebianPackage {
+        package: "prometheus-mysqld-exporter",
+        binaries: &["prometheus-mysqld-exporter"],
+    },
+    DebianPackage {
+        package: "redis-server",
+        binaries: &["redis-server"],
+    },
+    DebianPackage {
+        package: "redis-tools",
+        binaries: &["redis-cli"],
+    },
+    DebianPackage {
+        package: "prometheus-redis-exporter",
+        binaries: &["prometheus-redis-exporter"],
     },
 ];
 

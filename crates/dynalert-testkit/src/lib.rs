@@ -16,19 +16,28 @@
 //! assert_eq!(samples[0].value, 1.0);
 //! ```
 
+mod alertmanager;
 mod child;
 pub mod components;
+mod exporters;
 mod http;
+mod mariadb;
+mod probed;
 mod prometheus;
 mod pushgateway;
+mod redis;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+pub use alertmanager::{Alertmanager, WebhookReceiver};
 pub use child::ChildGuard;
+pub use exporters::{MysqldExporter, RedisExporter};
 pub use http::{Http, HttpResponse};
+pub use mariadb::{ClientConnections, MariaDb};
 pub use prometheus::{Prometheus, PrometheusBuilder, Sample, ScrapeTarget};
 pub use pushgateway::Pushgateway;
+pub use redis::Redis;
 
 /// Environment variable that turns a missing component from a skip into a test failure.
 pub const REQUIRE_COMPONENTS_ENV: &str = "DYNALERT_REQUIRE_COMPONENTS";

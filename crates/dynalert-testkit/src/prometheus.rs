@@ -24,6 +24,9 @@ pub struct ScrapeTarget {
     pub metrics_path: Option<String>,
     /// Keep the target's own `job`/`instance` labels (needed for a Pushgateway).
     pub honor_labels: bool,
+    /// Labels set on every series of the job by `relabel_configs` (`target_label` +
+    /// `replacement`), as a real deployment injects `tenant` into its exporters' series.
+    pub relabel_labels: Vec<(String, String)>,
 }
 
 impl ScrapeTarget {
@@ -33,6 +36,7 @@ impl ScrapeTarget {
             port,
             metrics_path: None,
             honor_labels: false,
+            relabel_labels: Vec::new(),
         }
     }
 
@@ -43,6 +47,13 @@ impl ScrapeTarget {
 
     pub fn with_honor_labels(mut self) -> Self {
         self.honor_labels = true;
+        self
+    }
+
+    /// Sets label `name` to `value` on every series of the job through a `relabel_configs`
+    /// rule (e.g. `tenant`), rather than through the target's static labels.
+    pub fn with_relabel_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.relabel_labels.push((name.into(), value.into()));
         self
     }
 }
@@ -177,6 +188,17 @@ impl PrometheusBuilder {
                 "    static_configs:\n      - targets: [{}]",
                 addresses.join(", ")
             );
+            if !target.relabel_labels.is_empty() {
+                yaml.push_str("    relabel_configs:\n");
+                for (name, value) in &target.relabel_labels {
+                    let _ = writeln!(
+                        yaml,
+                        "      - target_label: {}\n        replacement: {}",
+                        quote(name),
+                        quote(value)
+                    );
+                }
+            }
         }
         if let Some(extra) = &self.extra_config_yaml {
             yaml.push_str(extra);
@@ -361,6 +383,7 @@ mod tests {
         let builder = Prometheus::builder()
             .scrape(ScrapeTarget::new("dyn\"alert", 9100).with_metrics_path("/m"))
             .scrape(ScrapeTarget::new("pgw", 9200).with_honor_labels())
+            .scrape(ScrapeTarget::new("db", 9300).with_relabel_label("tenant", "db-a"))
             .extra_config("alerting:\n  alertmanagers: []");
         let yaml = builder.render_config(Path::new("/tmp/x/rules"));
         assert!(yaml.contains("scrape_interval: 1s"));
@@ -368,6 +391,9 @@ mod tests {
         assert!(yaml.contains("  - job_name: \"dyn\\\"alert\"\n    metrics_path: \"/m\"\n"));
         assert!(yaml.contains("targets: [\"127.0.0.1:9100\"]"));
         assert!(yaml.contains("  - job_name: \"pgw\"\n    honor_labels: true\n"));
+        assert!(yaml.contains(
+            "    relabel_configs:\n      - target_label: \"tenant\"\n        replacement: \"db-a\"\n"
+        ));
         assert!(yaml.ends_with("alerting:\n  alertmanagers: []\n"));
     }
 
