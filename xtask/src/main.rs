@@ -2,6 +2,7 @@
 //! `.cargo/config.toml`). `main` only parses arguments; each command lives in its own module.
 
 mod bench_exporter;
+mod bench_rules;
 mod deps;
 mod gen_tenants;
 mod summary;
@@ -26,6 +27,8 @@ enum Command {
     GenTenants(gen_tenants::GenTenantsArgs),
     /// Benchmark `dynalert serve` against the targets, next to a Pushgateway.
     BenchExporter(bench_exporter::BenchExporterArgs),
+    /// Rule packs vs. hand-written per-tenant rules on a real Prometheus, at N tenants.
+    BenchRules(bench_rules::BenchRulesArgs),
     // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
 }
 
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::GenTenants(args) => gen_tenants::run(&args),
         Command::BenchExporter(args) => bench_exporter::run(&args),
+        Command::BenchRules(args) => bench_rules::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
