@@ -10,17 +10,17 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::fs::{self};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser};
 
+use crate::bench_support::{
+    count_series, date, free_port, load_average, machine, request, start, target_dir, write_section,
+};
 use crate::gen_tenants::{self, GenTenantsArgs};
 
 #[derive(Args)]
@@ -60,10 +60,6 @@ const TARGET_RSS_MIB: f64 = 64.0;
 
 const START_MARKER: &str = "<!-- bench-exporter:start -->";
 const END_MARKER: &str = "<!-- bench-exporter:end -->";
-/// Generous: a large tree or a busy machine must not turn a slow start into a failure.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(300);
-
 pub fn run(args: &BenchExporterArgs) -> Result<()> {
     ensure!(
         args.tenants >= 42,
@@ -72,7 +68,7 @@ pub fn run(args: &BenchExporterArgs) -> Result<()> {
     ensure!(args.scrapes >= 1, "--scrapes must be at least 1");
     let load_average = load_average();
     let root = crate::workspace_root();
-    cargo_step(&root, &["build", "--release", "-p", "dynalert"])?;
+    crate::cargo_step(&root, &["build", "--release", "-p", "dynalert"])?;
     let work = TempDir::new("dynalert-bench-exporter")?;
     let conf = work.path().join("conf.d");
     generate(&conf, args)?;
@@ -96,35 +92,9 @@ pub fn run(args: &BenchExporterArgs) -> Result<()> {
     let section = report.markdown();
     println!("\n{section}");
     if let Some(path) = &args.out_md {
-        write_section(path, &section)?;
+        write_section(path, (START_MARKER, END_MARKER), &section)?;
         println!("wrote the bench-exporter section of {}", path.display());
     }
-    Ok(())
-}
-
-/// Where `cargo build` puts the binary: `CARGO_TARGET_DIR` when set, else `target/`.
-fn target_dir(root: &Path) -> PathBuf {
-    root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
-}
-
-fn cargo() -> Command {
-    // `cargo xtask` runs us under cargo, which tells us which cargo it is.
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-fn cargo_step(root: &Path, args: &[&str]) -> Result<()> {
-    println!("==> cargo {}", args.join(" "));
-    let status = cargo()
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
-    ensure!(
-        status.success(),
-        "`cargo {}` failed ({status})",
-        args.join(" ")
-    );
     Ok(())
 }
 
@@ -163,7 +133,7 @@ fn in_process_bench(root: &Path, conf: &Path) -> Result<InProcess> {
     argv.extend(["--".into(), conf.into()]);
     println!("==> cargo bench -p dynalert-exposition --bench exporter -- <tree>");
     // Compiler progress goes to stderr (shown); the bench prints its figures on stdout (kept).
-    let output = cargo()
+    let output = crate::cargo()
         .args(&argv)
         .current_dir(root)
         .stdin(Stdio::null())
@@ -232,7 +202,7 @@ fn measure_dynalert(binary: &Path, conf: &Path, work: &Path, scrapes: usize) -> 
     Ok(Server {
         ready,
         push: None,
-        memory: server.memory()?,
+        memory: memory(server.child.id())?,
         scrapes,
     })
 }
@@ -266,86 +236,9 @@ fn measure_pushgateway(body: &str, work: &Path, scrapes: usize) -> Result<Server
     Ok(Server {
         ready,
         push: Some(push),
-        memory: server.memory()?,
+        memory: memory(server.child.id())?,
         scrapes,
     })
-}
-
-/// A port that was free a moment ago. The server binds it a little later; on a loopback
-/// interface nothing else is expected to take it in between.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A spawned server, killed and reaped on drop so that no run leaves one behind, errors included.
-struct ChildGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    fn memory(&self) -> Result<Memory> {
-        memory(self.child.id())
-    }
-
-    /// The end of the server's log, for error messages.
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns `command` with its output in `log` and polls `ready_path` until it answers 200.
-fn start(
-    mut command: Command,
-    port: u16,
-    ready_path: &str,
-    log: &Path,
-) -> Result<(ChildGuard, Duration)> {
-    let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    let started = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {:?}", command.get_program()))?;
-    let mut guard = ChildGuard {
-        child,
-        log: log.to_owned(),
-    };
-    loop {
-        // Refused connections and 503s both mean "not yet".
-        if let Ok((response, _)) = request(port, "GET", ready_path, "", b"")
-            && response.status == 200
-        {
-            return Ok((guard, started.elapsed()));
-        }
-        if let Some(status) = guard.child.try_wait()? {
-            bail!(
-                "{:?} exited ({status}):\n{}",
-                command.get_program(),
-                guard.log_tail()
-            );
-        }
-        if started.elapsed() > READY_TIMEOUT {
-            bail!(
-                "{ready_path} was not 200 after {READY_TIMEOUT:?}:\n{}",
-                guard.log_tail()
-            );
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// `/metrics` timings, sorted, and the bodies of the last scrapes.
@@ -402,90 +295,6 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[index]
 }
 
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 request on a new connection, and the time from sending it to its last byte.
-/// `Connection: close` makes the end of the stream the end of the response; the clock starts
-/// after connecting, because Prometheus keeps its scrape connections open.
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &str,
-    body: &[u8],
-) -> Result<(Response, Duration)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let started = Instant::now();
-    stream.write_all(head.as_bytes())?;
-    // A server that answers early (an error) may close before the body is all sent: its
-    // answer is what matters, so a failed write falls through to reading it.
-    let _ = stream.write_all(body);
-    // Large reads: `read_to_end`'s smaller ones add tens of ms to a 35 MB plain body.
-    let mut raw = Vec::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        match stream.read(&mut buffer)? {
-            0 => break,
-            n => raw.extend_from_slice(&buffer[..n]),
-        }
-    }
-    let took = started.elapsed();
-    Ok((parse_response(&raw)?, took))
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response> {
-    let end = find(raw, b"\r\n\r\n").context("HTTP response without a header end")?;
-    let head = std::str::from_utf8(&raw[..end]).context("HTTP header is not UTF-8")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("bad HTTP status line in {head:?}"))?;
-    let chunked = head.lines().any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
-        })
-    });
-    let body = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Ok(Response { status, body })
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body (Go's server uses it for large responses).
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = find(data, b"\r\n").context("truncated chunk size")?;
-        let size = std::str::from_utf8(&data[..line_end])?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        ensure!(data.len() >= size + 2, "truncated chunk");
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Resident memory now and at its peak, in KiB.
 struct Memory {
     rss_kib: u64,
@@ -522,13 +331,6 @@ fn threshold_families(body: &str) -> String {
         }
     }
     out
-}
-
-/// Samples in a text exposition: the lines that are neither comments nor blank.
-fn count_series(body: &str) -> usize {
-    body.lines()
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .count()
 }
 
 struct Report<'a> {
@@ -690,78 +492,6 @@ fn verdict(value: Option<f64>, target: f64, unit: &str) -> String {
     format!("≤ {target} {unit}: {outcome}")
 }
 
-/// Now, in UTC (`date` formats it; std has no calendar).
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map_or_else(
-            || format!("{} s since the epoch", unix_seconds()),
-            |s| s.trim().to_owned(),
-        )
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// CPUs as `nproc` counts them, the CPU model and the total memory.
-fn machine() -> String {
-    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or("unknown CPU", |(_, name)| name.trim());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    format!("{cpus} CPUs ({model}), {mem_gib:.1} GiB RAM")
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
-fn load_average() -> String {
-    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let fields: Vec<&str> = loadavg.split_whitespace().take(3).collect();
-    if fields.len() == 3 {
-        fields.join(" ")
-    } else {
-        "unknown".to_owned()
-    }
-}
-
-/// Replaces the marked section of `path`, or appends one (the file may not exist yet).
-fn write_section(path: &Path, section: &str) -> Result<()> {
-    let old = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
-    let block = format!("{START_MARKER}\n{section}{END_MARKER}");
-    let new = match (old.find(START_MARKER), old.find(END_MARKER)) {
-        (Some(start), Some(end)) if start < end => {
-            format!("{}{block}{}", &old[..start], &old[end + END_MARKER.len()..])
-        }
-        _ if old.is_empty() => format!("{block}\n"),
-        _ => format!("{}\n\n{block}\n", old.trim_end()),
-    };
-    fs::write(path, new).with_context(|| format!("writing {}", path.display()))
-}
-
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -789,6 +519,7 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench_support::parse_response;
 
     #[test]
     fn keeps_only_threshold_families() {
@@ -827,13 +558,13 @@ mod tests {
     fn replaces_the_marked_section_or_appends_one() {
         let dir = TempDir::new("xtask-bench-exporter-test").unwrap();
         let path = dir.path().join("BENCH.md");
-        write_section(&path, "one\n").unwrap();
+        write_section(&path, (START_MARKER, END_MARKER), "one\n").unwrap();
         fs::write(
             &path,
             format!("# Title\n\n{}\ntail\n", fs::read_to_string(&path).unwrap()),
         )
         .unwrap();
-        write_section(&path, "two\n").unwrap();
+        write_section(&path, (START_MARKER, END_MARKER), "two\n").unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,

@@ -26,16 +26,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::bench_support::{
+    ChildGuard, count_series, date, find, free_port, load_average, machine, request, start,
+    target_dir, write_section,
+};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 
@@ -87,10 +91,6 @@ pub struct BenchRulesArgs {
 
 const START_MARKER: &str = "<!-- bench-rules:start -->";
 const END_MARKER: &str = "<!-- bench-rules:end -->";
-/// Generous: 1,000 tenant rule files on a busy 2-core machine must not fail the start.
-const READY_TIMEOUT: Duration = Duration::from_secs(300);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// The packs whose raw exporter series the synthetic exporter serves.
 const SUPPORTED_PACKS: [&str; 2] = ["mariadb", "redis"];
 /// Raw series a pack reads that the synthetic exporter leaves out on purpose.
@@ -151,7 +151,7 @@ pub fn run(args: &BenchRulesArgs) -> Result<()> {
     let started = Instant::now();
     let load_average = load_average();
     let root = crate::workspace_root();
-    cargo_step(&root, &["build", "--release", "-p", "dynalert"])?;
+    crate::cargo_step(&root, &["build", "--release", "-p", "dynalert"])?;
     let dynalert = target_dir(&root).join("release/dynalert");
     let prometheus_version = output(Command::new(&args.prometheus).arg("--version"))
         .map(|text| text.lines().next().unwrap_or("").trim().to_owned())
@@ -199,7 +199,7 @@ pub fn run(args: &BenchRulesArgs) -> Result<()> {
     let section = report.markdown();
     println!("\n{section}");
     if let Some(path) = &args.out_md {
-        write_section(path, &section)?;
+        write_section(path, (START_MARKER, END_MARKER), &section)?;
         println!("wrote the bench-rules section of {}", path.display());
     }
     if args.keep {
@@ -1092,13 +1092,6 @@ fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
     }
     let value = rest.split_whitespace().next()?.parse().ok()?;
     Some((name, labels, value))
-}
-
-/// Samples in a text exposition: the lines that are neither comments nor blank.
-fn count_series(body: &str) -> usize {
-    body.lines()
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .count()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3106,27 +3099,6 @@ impl JsonParser<'_> {
 // ---------------------------------------------------------------------------------------------
 // Processes, HTTP, files (the same helpers as bench-exporter's)
 
-/// Where `cargo build` puts the binary: `CARGO_TARGET_DIR` when set, else `target/`.
-fn target_dir(root: &Path) -> PathBuf {
-    root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
-}
-
-fn cargo_step(root: &Path, args: &[&str]) -> Result<()> {
-    println!("==> cargo {}", args.join(" "));
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
-    ensure!(
-        status.success(),
-        "`cargo {}` failed ({status})",
-        args.join(" ")
-    );
-    Ok(())
-}
-
 /// Runs `command` to completion and returns its standard output.
 fn output(command: &mut Command) -> Result<String> {
     let out = command
@@ -3140,227 +3112,6 @@ fn output(command: &mut Command) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?)
-}
-
-/// A port that was free a moment ago; on a loopback interface nothing else takes it meanwhile.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A spawned server, killed and reaped on drop so that no run leaves one behind.
-struct ChildGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns `command` with its output in `log` and polls `ready_path` until it answers 200.
-fn start(
-    mut command: Command,
-    port: u16,
-    ready_path: &str,
-    log: &Path,
-) -> Result<(ChildGuard, Duration)> {
-    let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    let started = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {:?}", command.get_program()))?;
-    let mut guard = ChildGuard {
-        child,
-        log: log.to_owned(),
-    };
-    loop {
-        if let Ok((response, _)) = request(port, "GET", ready_path, "", b"")
-            && response.status == 200
-        {
-            return Ok((guard, started.elapsed()));
-        }
-        if let Some(status) = guard.child.try_wait()? {
-            bail!(
-                "{:?} exited ({status}):\n{}",
-                command.get_program(),
-                guard.log_tail()
-            );
-        }
-        if started.elapsed() > READY_TIMEOUT {
-            bail!(
-                "{ready_path} was not 200 after {READY_TIMEOUT:?}:\n{}",
-                guard.log_tail()
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 request on a new connection, timed from sending to the last byte received.
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &str,
-    body: &[u8],
-) -> Result<(Response, Duration)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let started = Instant::now();
-    stream.write_all(head.as_bytes())?;
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        match stream.read(&mut buffer)? {
-            0 => break,
-            n => raw.extend_from_slice(&buffer[..n]),
-        }
-    }
-    let took = started.elapsed();
-    Ok((parse_response(&raw)?, took))
-}
-
-fn parse_response(raw: &[u8]) -> Result<Response> {
-    let end = find(raw, b"\r\n\r\n").context("HTTP response without a header end")?;
-    let head = std::str::from_utf8(&raw[..end]).context("HTTP header is not UTF-8")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("bad HTTP status line in {head:?}"))?;
-    let chunked = head.lines().any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked"
-        })
-    });
-    let body = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Ok(Response { status, body })
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body (Go's server uses it for large responses).
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = find(data, b"\r\n").context("truncated chunk size")?;
-        let size = std::str::from_utf8(&data[..line_end])?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        ensure!(data.len() >= size + 2, "truncated chunk");
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Now, in UTC (`date` formats it; std has no calendar).
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map_or_else(
-            || format!("{} s since the epoch", unix_seconds()),
-            |s| s.trim().to_owned(),
-        )
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// CPUs as `nproc` counts them, the CPU model and the total memory.
-fn machine() -> String {
-    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or("unknown CPU", |(_, name)| name.trim());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    format!("{cpus} CPUs ({model}), {mem_gib:.1} GiB RAM")
-}
-
-/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
-fn load_average() -> String {
-    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let fields: Vec<&str> = loadavg.split_whitespace().take(3).collect();
-    if fields.len() == 3 {
-        fields.join(" ")
-    } else {
-        "unknown".to_owned()
-    }
-}
-
-/// Replaces the marked section of `path`, or appends one (the file may not exist yet).
-fn write_section(path: &Path, section: &str) -> Result<()> {
-    let old = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
-    let block = format!("{START_MARKER}\n{section}{END_MARKER}");
-    let new = match (old.find(START_MARKER), old.find(END_MARKER)) {
-        (Some(start), Some(end)) if start < end => {
-            format!("{}{block}{}", &old[..start], &old[end + END_MARKER.len()..])
-        }
-        _ if old.is_empty() => format!("{block}\n"),
-        _ => format!("{}\n\n{block}\n", old.trim_end()),
-    };
-    fs::write(path, new).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A directory under the system temp dir, removed on drop unless kept.

@@ -3,6 +3,7 @@
 
 mod bench_exporter;
 mod bench_rules;
+mod bench_support;
 mod deps;
 mod gen_tenants;
 mod summary;
@@ -38,6 +39,28 @@ fn workspace_root() -> std::path::PathBuf {
         .parent()
         .expect("xtask sits inside the workspace")
         .to_owned()
+}
+
+/// The cargo that runs us (`cargo xtask` sets `CARGO`), so nested builds use the same one.
+fn cargo() -> std::process::Command {
+    std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `cargo ARGS` in `root`, echoing the command; fails if it fails.
+fn cargo_step(root: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    println!("==> cargo {}", args.join(" "));
+    let status = cargo()
+        .args(args)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("running cargo {}: {e}", args.join(" ")))?;
+    anyhow::ensure!(
+        status.success(),
+        "`cargo {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::Instant;
 
@@ -41,9 +41,9 @@ pub fn run(args: &TestArgs) -> Result<()> {
         deps::ensure_installed()?;
     }
     if !args.skip_lint {
-        cargo_step(&root, &["fmt", "--all", "--", "--check"])
+        crate::cargo_step(&root, &["fmt", "--all", "--", "--check"])
             .context("formatting differs: run `cargo fmt --all`")?;
-        cargo_step(
+        crate::cargo_step(
             &root,
             &[
                 "clippy",
@@ -109,11 +109,6 @@ pub fn run(args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
-    // `cargo xtask` runs us under cargo, which tells us which cargo it is.
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
 fn with_filters<'a>(base: &[&'a str], filters: &'a [String]) -> Vec<&'a str> {
     let mut args = base.to_vec();
     if !filters.is_empty() {
@@ -123,22 +118,8 @@ fn with_filters<'a>(base: &[&'a str], filters: &'a [String]) -> Vec<&'a str> {
     args
 }
 
-fn cargo_step(root: &Path, args: &[&str]) -> Result<()> {
-    println!("==> cargo {}", args.join(" "));
-    let status = cargo()
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
 fn nextest_available(root: &Path) -> bool {
-    cargo()
+    crate::cargo()
         .args(["nextest", "--version"])
         .current_dir(root)
         .stdin(Stdio::null())
@@ -158,7 +139,7 @@ struct TestRun {
 fn run_tests(root: &Path, args: &[&str]) -> Result<TestRun> {
     let command = format!("cargo {}", args.join(" "));
     println!("==> {command}");
-    let mut cmd = cargo();
+    let mut cmd = crate::cargo();
     cmd.args(args)
         .current_dir(root)
         .stdin(Stdio::null())
