@@ -14,6 +14,7 @@ pub mod model;
 pub mod names;
 pub mod parse;
 pub mod resolve;
+pub mod validate;
 pub mod schedule;
 pub mod value;
 pub mod yaml;

@@ -46,6 +46,14 @@ struct Fingerprint {
 const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Fingerprint {
+    /// For a file that could not be read, or a document that is not a file.
+    const UNKNOWN: Fingerprint = Fingerprint {
+        len: 0,
+        modified: None,
+        #[cfg(unix)]
+        inode: (0, 0),
+    };
+
     fn is_recent(&self, now: SystemTime) -> bool {
         self.modified
             .is_none_or(|m| m > now || now.duration_since(m).is_ok_and(|age| age < RECENT))
@@ -84,7 +92,7 @@ pub struct ReloadStats {
 pub struct Loader {
     root: PathBuf,
     /// Keys known without a platform file declaring them (the rule packs' keys).
-    builtin_keys: BTreeSet<String>,
+    builtin_keys: Arc<BTreeSet<String>>,
     slots: BTreeMap<String, FileSlot>,
     model: Arc<Model>,
 }
@@ -93,7 +101,7 @@ impl Loader {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Loader {
             root: root.into(),
-            builtin_keys: BTreeSet::new(),
+            builtin_keys: Arc::default(),
             slots: BTreeMap::new(),
             model: Arc::new(Model::empty()),
         }
@@ -102,7 +110,7 @@ impl Loader {
     /// Makes these keys known to every tenant, as if a root platform file listed them under
     /// `optional` (used for the keys the rule packs declare).
     pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
-        self.builtin_keys.extend(keys);
+        Arc::make_mut(&mut self.builtin_keys).extend(keys);
         self
     }
 
@@ -176,6 +184,63 @@ impl Loader {
         Ok(self.apply(seen, removed, scanned_at))
     }
 
+    /// Takes documents that live somewhere else than a directory (a database store): each
+    /// `upserts` entry is a path relative to the virtual root and its whole content; `removed`
+    /// paths are dropped. Content equal to what is loaded is not parsed again, and the
+    /// last-good rule applies as for files.
+    pub fn apply_documents(
+        &mut self,
+        upserts: Vec<(String, String)>,
+        removed: Vec<String>,
+    ) -> ReloadStats {
+        let mut stats = ReloadStats::default();
+        for path in &removed {
+            if self.slots.remove(path).is_some() {
+                stats.removed += 1;
+            }
+        }
+        let parsed: Vec<(String, u64, Option<ParsedFile>)> = upserts
+            .into_par_iter()
+            .map(|(path, content)| {
+                let hash = content_hash(content.as_bytes());
+                let parsed = (self.slots.get(&path).map(|s| s.content_hash) != Some(hash))
+                    .then(|| parse_file(&path, &content));
+                (path, hash, parsed)
+            })
+            .collect();
+        for (path, content_hash, parsed) in parsed {
+            if let Some(parsed) = parsed {
+                stats.parsed += 1;
+                self.store_parsed(path, Fingerprint::UNKNOWN, content_hash, parsed);
+            }
+        }
+        stats.files = self.slots.len();
+        if stats.parsed == 0 && stats.removed == 0 && self.model.generation > 0 {
+            return stats;
+        }
+        self.model = Arc::new(self.build_model());
+        stats.changed = true;
+        stats
+    }
+
+    /// Puts a newly parsed version of `path` in its slot, keeping the slot's last good copy.
+    fn store_parsed(
+        &mut self,
+        path: String,
+        fingerprint: Fingerprint,
+        content_hash: u64,
+        parsed: ParsedFile,
+    ) {
+        let good = self.slots.get_mut(&path).and_then(|slot| slot.good.take());
+        let slot = FileSlot {
+            fingerprint,
+            content_hash,
+            current: Arc::new(parsed),
+            good,
+        };
+        self.slots.insert(path, slot);
+    }
+
     /// Drops removed files, reads and parses the changed ones among `seen`, and rebuilds the
     /// model if anything changed.
     fn apply(
@@ -208,28 +273,16 @@ impl Loader {
             })
             .collect();
         for (rel, fingerprint, content_hash, parsed) in read {
-            match (parsed, self.slots.get_mut(&rel)) {
-                (None, Some(slot)) => slot.fingerprint = fingerprint,
-                (Some(parsed), Some(slot)) => {
+            match parsed {
+                Some(parsed) => {
                     stats.parsed += 1;
-                    *slot = FileSlot {
-                        fingerprint,
-                        content_hash,
-                        current: Arc::new(parsed),
-                        good: slot.good.take(),
-                    };
+                    self.store_parsed(rel, fingerprint, content_hash, parsed);
                 }
-                (Some(parsed), None) => {
-                    stats.parsed += 1;
-                    let slot = FileSlot {
-                        fingerprint,
-                        content_hash,
-                        current: Arc::new(parsed),
-                        good: None,
-                    };
-                    self.slots.insert(rel, slot);
+                None => {
+                    if let Some(slot) = self.slots.get_mut(&rel) {
+                        slot.fingerprint = fingerprint;
+                    }
                 }
-                (None, None) => unreachable!("a new file is always parsed"),
             }
         }
         stats.files = self.slots.len();
@@ -289,13 +342,14 @@ impl Loader {
         let (platforms, tenants) = if all_current {
             (checked.platforms, checked.tenants)
         } else {
-            let served: Vec<Arc<ParsedFile>> = serve.into_values().collect();
+            let served: Vec<Arc<ParsedFile>> = serve.values().cloned().collect();
             let built = compile(&served, &self.builtin_keys, &prev.platforms, &prev.tenants);
             (built.platforms, built.tenants)
         };
         diagnostics.sort();
         diagnostics.dedup();
         Model::new(prev.generation + 1, platforms, tenants, diagnostics, files)
+            .with_sources(serve, self.builtin_keys.clone())
     }
 }
 
@@ -305,12 +359,7 @@ fn read_and_parse(
     fingerprint: Option<Fingerprint>,
     slots: &BTreeMap<String, FileSlot>,
 ) -> (Fingerprint, u64, Option<ParsedFile>) {
-    let unknown = Fingerprint {
-        len: 0,
-        modified: None,
-        #[cfg(unix)]
-        inode: (0, 0),
-    };
+    let unknown = Fingerprint::UNKNOWN;
     let (fingerprint, read) = match read_file(abs) {
         Ok((fp, bytes)) => (fingerprint.unwrap_or(fp), Ok(bytes)),
         Err(e) => (fingerprint.unwrap_or(unknown), Err(e)),
@@ -328,9 +377,7 @@ fn read_and_parse(
             return (fingerprint, 0, Some(f));
         }
     };
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    let hash = hasher.finish();
+    let hash = content_hash(&bytes);
     if slots.get(rel).is_some_and(|s| s.content_hash == hash) {
         return (fingerprint, hash, None);
     }
@@ -353,6 +400,12 @@ fn read_and_parse(
         }
     };
     (fingerprint, hash, Some(parsed))
+}
+
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The file's content and its fingerprint, taken from the open file (no second lookup).

@@ -1,6 +1,6 @@
 //! The served model: what every surface (exporter, API, linter, `show`) reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::{EffectivePlatform, TenantEntry};
 use crate::diag::Diagnostic;
+use crate::doc::ParsedFile;
 use crate::loader::FileStatus;
 use crate::resolve::{ResolvedTenant, resolve_tenant};
 
@@ -22,6 +23,11 @@ pub struct Model {
     /// SHA-256 of the served configuration in a canonical form: formatting, comments and
     /// file layout do not change it, values do.
     pub hash: String,
+    /// The parsed files served (last good copies where the current one has errors), by path:
+    /// what [`crate::validate::check_change`] compiles a proposed change against.
+    pub sources: BTreeMap<String, Arc<ParsedFile>>,
+    /// Keys known without a platform file declaring them (the rule packs' keys).
+    pub builtin_keys: Arc<BTreeSet<String>>,
 }
 
 impl Model {
@@ -50,7 +56,20 @@ impl Model {
             diagnostics,
             files,
             hash,
+            sources: BTreeMap::new(),
+            builtin_keys: Arc::default(),
         }
+    }
+
+    /// Attaches the parsed files the model was built from and the built-in keys it knew.
+    pub fn with_sources(
+        mut self,
+        sources: BTreeMap<String, Arc<ParsedFile>>,
+        builtin_keys: Arc<BTreeSet<String>>,
+    ) -> Self {
+        self.sources = sources;
+        self.builtin_keys = builtin_keys;
+        self
     }
 
     pub fn error_count(&self) -> usize {

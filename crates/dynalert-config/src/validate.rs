@@ -1,0 +1,110 @@
+//! Checks a proposed change to one document against the served model before it is stored, so
+//! a write through the API is refused with the same diagnostics the loader and the linter
+//! would give, instead of being stored and then served as "last good".
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::compile::compile;
+use crate::diag::Diagnostic;
+use crate::model::Model;
+use crate::parse::parse_file;
+
+/// The errors that writing `source` to `path` (or removing it, for `None`) would bring: every
+/// error in that document, and errors in other documents that were clean before (a platform
+/// change that drops a key some tenant sets, a tenant name already defined elsewhere).
+/// Warnings of the document itself are returned too; the change is acceptable when none of
+/// the returned diagnostics is an error.
+pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diagnostic> {
+    let proposed = source.map(|text| Arc::new(parse_file(path, text)));
+    let mut files: Vec<_> = model
+        .sources
+        .iter()
+        .filter(|(p, _)| p.as_str() != path)
+        .map(|(_, f)| f.clone())
+        .collect();
+    files.extend(proposed.iter().cloned());
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let compiled = compile(&files, &model.builtin_keys, &model.platforms, &model.tenants);
+    let known: BTreeSet<&Diagnostic> = model.diagnostics.iter().collect();
+    let mut found: Vec<Diagnostic> = proposed
+        .iter()
+        .flat_map(|f| f.diagnostics.iter().cloned())
+        .chain(
+            compiled
+                .diagnostics
+                .into_iter()
+                .filter(|d| d.file == path || (d.is_error() && !known.contains(d))),
+        )
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::Loader;
+
+    fn model(docs: &[(&str, &str)]) -> Arc<Model> {
+        let mut loader = Loader::new("unused");
+        let docs = docs
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect();
+        loader.apply_documents(docs, Vec::new());
+        loader.model()
+    }
+
+    const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n";
+
+    #[test]
+    fn a_clean_tenant_passes() {
+        let m = model(&[("_defaults.yaml", DEFAULTS)]);
+        let found = check_change(&m, "a.yaml", Some("tenants:\n  a:\n    mysql_connections: 5\n"));
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_its_line() {
+        let m = model(&[("_defaults.yaml", DEFAULTS)]);
+        let found = check_change(&m, "a.yaml", Some("tenants:\n  a:\n    mysql_conections: 5\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].line, found[0].key.as_deref()), (3, Some("mysql_conections")));
+        assert!(found[0].message.contains("did you mean"), "{}", found[0].message);
+    }
+
+    #[test]
+    fn dropping_a_default_a_tenant_sets_breaks_that_tenant() {
+        let m = model(&[
+            ("_defaults.yaml", DEFAULTS),
+            ("a.yaml", "tenants:\n  a:\n    mysql_connections: 5\n"),
+        ]);
+        let found = check_change(&m, "_defaults.yaml", Some("defaults:\n  redis_memory: 1\n"));
+        assert!(found.iter().any(|d| d.file == "a.yaml" && d.is_error()), "{found:?}");
+        assert!(check_change(&m, "_defaults.yaml", None)
+            .iter()
+            .any(|d| d.file == "a.yaml"));
+    }
+
+    #[test]
+    fn a_tenant_defined_in_another_document_is_refused() {
+        let m = model(&[
+            ("_defaults.yaml", DEFAULTS),
+            ("a.yaml", "tenants:\n  a: {}\n"),
+        ]);
+        let found = check_change(&m, "b.yaml", Some("tenants:\n  a: {}\n"));
+        assert!(found.iter().any(|d| d.is_error() && d.file == "b.yaml"), "{found:?}");
+    }
+
+    #[test]
+    fn errors_that_were_already_there_do_not_block_other_writes() {
+        let m = model(&[
+            ("_defaults.yaml", DEFAULTS),
+            ("bad.yaml", "tenants:\n  bad:\n    nope: 1\n"),
+        ]);
+        let found = check_change(&m, "a.yaml", Some("tenants:\n  a: {}\n"));
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
