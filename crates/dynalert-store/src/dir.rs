@@ -1,0 +1,300 @@
+//! A conf.d directory as a store (GitOps mode). The files are the truth: a document's revision
+//! is a hash of its bytes, so an edit by git or an editor changes it too. API writes replace a
+//! file atomically (temporary file in the same directory, fsync, rename, fsync the directory),
+//! so a reader or a crash sees the old or the new content, never half of it. The audit
+//! history is appended to `.dynalert/audit.jsonl` under the root (hidden, so never loaded as
+//! configuration).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, broadcast};
+
+use crate::{
+    AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
+    audit_now, document_object, notifier,
+};
+
+const AUDIT_DIR: &str = ".dynalert";
+const AUDIT_FILE: &str = "audit.jsonl";
+
+pub struct DirStore {
+    root: PathBuf,
+    /// One writer at a time: a write reads, decides and replaces under it.
+    write_lock: Mutex<()>,
+    /// Id of the last audit entry written.
+    last_audit_id: AtomicI64,
+    changes: broadcast::Sender<String>,
+}
+
+/// One line of the audit file.
+#[derive(Serialize, Deserialize)]
+struct AuditLine {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    actor: String,
+    object: String,
+    path: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl DirStore {
+    /// Opens a directory that must exist.
+    pub fn open(root: &Path) -> Result<DirStore, StoreError> {
+        dynalert_config::loader::list_files(root)?;
+        let store = DirStore {
+            root: root.to_path_buf(),
+            write_lock: Mutex::new(()),
+            last_audit_id: AtomicI64::new(0),
+            changes: notifier(),
+        };
+        let last = store.read_audit()?.last().map_or(0, |e| e.id);
+        store.last_audit_id.store(last, Ordering::SeqCst);
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    pub fn list(&self) -> Result<Vec<Document>, StoreError> {
+        let files = dynalert_config::loader::list_files(&self.root)?;
+        let mut docs = Vec::with_capacity(files.len());
+        for (path, abs) in files {
+            match read_document(&path, &abs)? {
+                Some(doc) => docs.push(doc),
+                None => continue, // removed since the listing
+            }
+        }
+        Ok(docs)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Option<Document>, StoreError> {
+        read_document(path, &self.root.join(path))
+    }
+
+    pub async fn update<E, F>(
+        &self,
+        path: &str,
+        meta: &WriteMeta,
+        decide: F,
+    ) -> Result<Updated, UpdateError<E>>
+    where
+        F: FnOnce(Option<&Document>) -> Result<Decision, E>,
+    {
+        let _writer = self.write_lock.lock().await;
+        let current = self.get(path)?;
+        let decision = decide(current.as_ref()).map_err(UpdateError::Refused)?;
+        let updated = self.apply(path, current, decision, meta)?;
+        Ok(updated)
+    }
+
+    /// Writes one decision under the write lock: the file, then its audit line.
+    fn apply(
+        &self,
+        path: &str,
+        current: Option<Document>,
+        decision: Decision,
+        meta: &WriteMeta,
+    ) -> Result<Updated, StoreError> {
+        let target = self.root.join(path);
+        let (updated, after) = match decision {
+            Decision::Write(content) => {
+                if let Some(doc) = current.as_ref().filter(|d| d.content == content) {
+                    return Ok(Updated::Unchanged(doc.clone()));
+                }
+                write_atomically(&target, content.as_bytes())?;
+                let doc = Document {
+                    path: path.to_string(),
+                    revision: revision_of(content.as_bytes()),
+                    content: content.clone(),
+                };
+                (Updated::Written(doc), Some(content))
+            }
+            Decision::Remove => {
+                if current.is_none() {
+                    return Ok(Updated::Removed);
+                }
+                remove_durably(&target)?;
+                (Updated::Removed, None)
+            }
+        };
+        self.append_audit(AuditLine {
+            id: self.last_audit_id.load(Ordering::SeqCst) + 1,
+            at: audit_now(),
+            actor: meta.actor.clone(),
+            object: meta.object.clone(),
+            path: path.to_string(),
+            before: current.map(|d| d.content),
+            after,
+        })?;
+        let _ = self.changes.send(path.to_string());
+        Ok(updated)
+    }
+
+    pub fn history(
+        &self,
+        object: &str,
+        path: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut found: Vec<AuditEntry> = self
+            .read_audit()?
+            .into_iter()
+            .filter(|e| e.object == object || e.path == path)
+            .collect();
+        let skip = found.len().saturating_sub(limit as usize);
+        found.drain(..skip);
+        Ok(found)
+    }
+
+    pub async fn import(
+        &self,
+        docs: &[(String, String)],
+        prune: bool,
+        actor: &str,
+    ) -> Result<ImportStats, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut stats = ImportStats::default();
+        for (path, content) in docs {
+            let current = self.get(path)?;
+            let meta = import_meta(actor, path);
+            match self.apply(path, current, Decision::Write(content.clone()), &meta)? {
+                Updated::Unchanged(_) => stats.unchanged += 1,
+                _ => stats.written += 1,
+            }
+        }
+        if prune {
+            let keep: std::collections::BTreeSet<&str> =
+                docs.iter().map(|(p, _)| p.as_str()).collect();
+            for doc in self.list()? {
+                if !keep.contains(doc.path.as_str()) {
+                    let meta = import_meta(actor, &doc.path);
+                    let path = doc.path.clone();
+                    self.apply(&path, Some(doc), Decision::Remove, &meta)?;
+                    stats.removed += 1;
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    fn audit_path(&self) -> PathBuf {
+        self.root.join(AUDIT_DIR).join(AUDIT_FILE)
+    }
+
+    fn append_audit(&self, line: AuditLine) -> Result<(), StoreError> {
+        let dir = self.root.join(AUDIT_DIR);
+        fs::create_dir_all(&dir)?;
+        let mut text = serde_json::to_string(&line).map_err(io::Error::other)?;
+        text.push('\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.audit_path())?;
+        // One write call of a whole line: an interrupted append leaves at most a torn last
+        // line, which reading skips.
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+        self.last_audit_id.store(line.id, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read_audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let file = match File::open(self.audit_path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut entries = Vec::new();
+        for line in io::BufReader::new(file).lines() {
+            let line = line?;
+            // A torn last line (a crash mid-append) is not an entry.
+            let Ok(l) = serde_json::from_str::<AuditLine>(&line) else {
+                continue;
+            };
+            entries.push(AuditEntry {
+                id: l.id,
+                at: l.at,
+                actor: l.actor,
+                object: l.object,
+                path: l.path,
+                before: l.before,
+                after: l.after,
+            });
+        }
+        Ok(entries)
+    }
+}
+
+fn import_meta(actor: &str, path: &str) -> WriteMeta {
+    WriteMeta {
+        actor: actor.to_string(),
+        object: document_object(path),
+    }
+}
+
+/// The revision of a file's content: a hash, so external edits change it as well.
+pub fn revision_of(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+fn read_document(path: &str, abs: &Path) -> Result<Option<Document>, StoreError> {
+    match fs::read(abs) {
+        Ok(bytes) => {
+            let revision = revision_of(&bytes);
+            let content = String::from_utf8(bytes).map_err(|_| {
+                StoreError::Corrupt(format!("{path} is not valid UTF-8; fix it on disk"))
+            })?;
+            Ok(Some(Document {
+                path: path.to_string(),
+                content,
+                revision,
+            }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Replaces `target` with `bytes` so that a crash leaves either the old or the new file:
+/// the temporary file is hidden (the loader skips it) and in the same directory (rename is
+/// atomic only within one file system).
+pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = target.file_name().map_or_else(Default::default, |n| n.to_string_lossy());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, target)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+fn remove_durably(target: &Path) -> io::Result<()> {
+    match fs::remove_file(target) {
+        Ok(()) => sync_dir(target.parent().unwrap_or(Path::new("."))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,305 @@
+//! PostgreSQL, shared by several `dynalert serve` replicas.
+//!
+//! A write locks its document's path with a transaction-scoped advisory lock (a row lock
+//! cannot cover a document that does not exist yet), so the read, the caller's decision and
+//! the write are atomic against every replica. The same transaction sends `NOTIFY` with the
+//! path; PostgreSQL delivers it on commit, and every replica's listener passes it on to its
+//! subscribers. Notifications are lost while a listener reconnects, so readers also poll
+//! [`PgStore::revisions`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use crate::{
+    AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
+    audit_now, document_object, format_time, notifier, parse_time,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The `LISTEN` channel.
+const CHANNEL: &str = "dynalert_documents";
+
+/// Connections per replica.
+const CONNECTIONS: u32 = 16;
+
+/// How long the listener waits before reconnecting after losing its connection.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+pub struct PgStore {
+    url: String,
+    pool: PgPool,
+    changes: broadcast::Sender<String>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects, migrates and starts listening for other replicas' writes.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let changes = notifier();
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let listener = tokio::spawn(forward_notifications(listener, changes.clone()));
+        Ok(PgStore {
+            url: url.to_string(),
+            pool,
+            changes,
+            listener,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        crate::spec::redact_password(&self.url)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    pub async fn list(&self) -> Result<Vec<Document>, StoreError> {
+        let rows = sqlx::query("SELECT path, content, revision FROM documents ORDER BY path")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(document_of).collect())
+    }
+
+    pub async fn revisions(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT path, revision FROM documents")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("path"), r.get::<i64, _>("revision").to_string()))
+            .collect())
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Option<Document>, StoreError> {
+        let row = sqlx::query("SELECT path, content, revision FROM documents WHERE path = $1")
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(document_of))
+    }
+
+    pub async fn update<E, F>(
+        &self,
+        path: &str,
+        meta: &WriteMeta,
+        decide: F,
+    ) -> Result<Updated, UpdateError<E>>
+    where
+        F: FnOnce(Option<&Document>) -> Result<Decision, E>,
+    {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        lock_path(&mut tx, path).await?;
+        let current = select_current(&mut tx, path).await?;
+        let decision = decide(current.as_ref()).map_err(UpdateError::Refused)?;
+        let updated = apply(&mut tx, path, current, decision, meta).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(updated)
+    }
+
+    pub async fn history(
+        &self,
+        object: &str,
+        path: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, object, path, before, after FROM audit \
+             WHERE object = $1 OR path = $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(object)
+        .bind(path)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = rows.iter().map(audit_of).collect::<Result<Vec<_>, _>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    pub async fn import(
+        &self,
+        docs: &[(String, String)],
+        prune: bool,
+        actor: &str,
+    ) -> Result<ImportStats, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // One import at a time, against every replica's writes of the same paths.
+        sqlx::query("SELECT pg_advisory_xact_lock(0)")
+            .execute(&mut *tx)
+            .await?;
+        let mut stats = ImportStats::default();
+        for (path, content) in docs {
+            lock_path(&mut tx, path).await?;
+            let current = select_current(&mut tx, path).await?;
+            let meta = WriteMeta {
+                actor: actor.to_string(),
+                object: document_object(path),
+            };
+            match apply(&mut tx, path, current, Decision::Write(content.clone()), &meta).await? {
+                Updated::Unchanged(_) => stats.unchanged += 1,
+                _ => stats.written += 1,
+            }
+        }
+        if prune {
+            let keep: std::collections::BTreeSet<&str> =
+                docs.iter().map(|(p, _)| p.as_str()).collect();
+            let all: Vec<String> = sqlx::query_scalar("SELECT path FROM documents")
+                .fetch_all(&mut *tx)
+                .await?;
+            for path in all.into_iter().filter(|p| !keep.contains(p.as_str())) {
+                lock_path(&mut tx, &path).await?;
+                let current = select_current(&mut tx, &path).await?;
+                let meta = WriteMeta {
+                    actor: actor.to_string(),
+                    object: document_object(&path),
+                };
+                apply(&mut tx, &path, current, Decision::Remove, &meta).await?;
+                stats.removed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// Serializes writers of one path across replicas until the transaction ends.
+async fn lock_path(tx: &mut Tx, path: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(1, hashtext($1))")
+        .bind(path)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Passes every replica's write notifications on to this process's subscribers; after a lost
+/// connection it reconnects and tells subscribers to re-read everything (an empty path).
+async fn forward_notifications(mut listener: PgListener, changes: broadcast::Sender<String>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                let _ = changes.send(notification.payload().to_string());
+            }
+            Ok(None) => {
+                info!("PostgreSQL listener reconnected; re-reading every document");
+                let _ = changes.send(String::new());
+            }
+            Err(e) => {
+                warn!("PostgreSQL listener: {e}; retrying");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        }
+    }
+}
+
+async fn select_current(tx: &mut Tx, path: &str) -> Result<Option<Document>, StoreError> {
+    let row = sqlx::query("SELECT path, content, revision FROM documents WHERE path = $1")
+        .bind(path)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.as_ref().map(document_of))
+}
+
+/// Writes one decision inside `tx`: the audit entry first, whose id becomes the revision.
+async fn apply(
+    tx: &mut Tx,
+    path: &str,
+    current: Option<Document>,
+    decision: Decision,
+    meta: &WriteMeta,
+) -> Result<Updated, StoreError> {
+    let after = match &decision {
+        Decision::Write(content) => {
+            if let Some(doc) = current.as_ref().filter(|d| &d.content == content) {
+                return Ok(Updated::Unchanged(doc.clone()));
+            }
+            Some(content.as_str())
+        }
+        Decision::Remove if current.is_none() => return Ok(Updated::Removed),
+        Decision::Remove => None,
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit (at, actor, object, path, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(format_time(audit_now()))
+    .bind(&meta.actor)
+    .bind(&meta.object)
+    .bind(path)
+    .bind(current.as_ref().map(|d| d.content.as_str()))
+    .bind(after)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(path)
+        .execute(&mut **tx)
+        .await?;
+    match after {
+        Some(content) => {
+            sqlx::query(
+                "INSERT INTO documents (path, content, revision) VALUES ($1, $2, $3) \
+                 ON CONFLICT (path) DO UPDATE SET content = excluded.content, \
+                 revision = excluded.revision",
+            )
+            .bind(path)
+            .bind(content)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok(Updated::Written(Document {
+                path: path.to_string(),
+                content: content.to_string(),
+                revision: id.to_string(),
+            }))
+        }
+        None => {
+            sqlx::query("DELETE FROM documents WHERE path = $1")
+                .bind(path)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Updated::Removed)
+        }
+    }
+}
+
+fn document_of(row: &sqlx::postgres::PgRow) -> Document {
+    Document {
+        path: row.get("path"),
+        content: row.get("content"),
+        revision: row.get::<i64, _>("revision").to_string(),
+    }
+}
+
+fn audit_of(row: &sqlx::postgres::PgRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: row.get("id"),
+        at: parse_time(row.get("at"))?,
+        actor: row.get("actor"),
+        object: row.get("object"),
+        path: row.get("path"),
+        before: row.get("before"),
+        after: row.get("after"),
+    })
+}

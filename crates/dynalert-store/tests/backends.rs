@@ -1,0 +1,208 @@
+//! One suite, run against every backend: a conf.d directory, an SQLite file and a real
+//! PostgreSQL started from the Debian package.
+
+use std::sync::Arc;
+
+use dynalert_store::{Decision, Store, StoreSpec, UpdateError, Updated, WriteMeta};
+
+fn meta(actor: &str, object: &str) -> WriteMeta {
+    WriteMeta {
+        actor: actor.to_string(),
+        object: object.to_string(),
+    }
+}
+
+/// Writes `content` unconditionally.
+async fn put(store: &Store, path: &str, content: &str) -> Updated {
+    store
+        .update::<(), _>(path, &meta("test", &format!("tenant:{path}")), |_| {
+            Ok(Decision::Write(content.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("writing {path}: {e:?}"))
+}
+
+async fn writes_reads_and_audits(store: &Store) {
+    let first = match put(store, "a.yaml", "tenants:\n  a: {}\n").await {
+        Updated::Written(doc) => doc,
+        other => panic!("{other:?}"),
+    };
+    let got = store.get("a.yaml").await.unwrap().unwrap();
+    assert_eq!(got, first);
+    assert!(matches!(
+        put(store, "a.yaml", "tenants:\n  a: {}\n").await,
+        Updated::Unchanged(_)
+    ));
+    let second = match put(store, "a.yaml", "tenants:\n  a: {x: 1}\n").await {
+        Updated::Written(doc) => doc,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(second.revision, first.revision);
+    put(store, "sub/_defaults.yaml", "defaults: {}\n").await;
+    let paths: Vec<String> = store.list().await.unwrap().into_iter().map(|d| d.path).collect();
+    assert_eq!(paths, ["a.yaml", "sub/_defaults.yaml"]);
+    let revisions = store.revisions().await.unwrap();
+    assert_eq!(revisions["a.yaml"], second.revision);
+
+    let history = store.history("tenant:a.yaml", "a.yaml", 100).await.unwrap();
+    assert_eq!(history.len(), 2, "the unchanged write is not audited: {history:?}");
+    assert_eq!(history[0].before, None);
+    assert_eq!(history[0].after.as_deref(), Some("tenants:\n  a: {}\n"));
+    assert_eq!(history[1].before.as_deref(), Some("tenants:\n  a: {}\n"));
+    assert_eq!(history[1].actor, "test");
+    assert!(history[0].id < history[1].id);
+    let last = store.history("tenant:a.yaml", "a.yaml", 1).await.unwrap();
+    assert_eq!(last, history[1..]);
+}
+
+async fn a_refusal_changes_nothing(store: &Store) {
+    put(store, "b.yaml", "tenants:\n  b: {}\n").await;
+    let before = store.get("b.yaml").await.unwrap();
+    let result = store
+        .update(
+            "b.yaml",
+            &meta("test", "tenant:b"),
+            |current| -> Result<Decision, &'static str> {
+                assert!(current.is_some());
+                Err("stale revision")
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(UpdateError::Refused("stale revision"))));
+    assert_eq!(store.get("b.yaml").await.unwrap(), before);
+    assert_eq!(store.history("tenant:b", "b.yaml", 10).await.unwrap().len(), 1);
+}
+
+async fn removal_and_recreation(store: &Store) {
+    let Updated::Written(old) = put(store, "c.yaml", "tenants:\n  c: {}\n").await else {
+        panic!()
+    };
+    let removed = store
+        .update::<(), _>("c.yaml", &meta("test", "tenant:c"), |_| Ok(Decision::Remove))
+        .await
+        .unwrap();
+    assert_eq!(removed, Updated::Removed);
+    assert_eq!(store.get("c.yaml").await.unwrap(), None);
+    let history = store.history("tenant:c", "c.yaml", 10).await.unwrap();
+    assert_eq!(history.last().unwrap().after, None);
+    let Updated::Written(new) = put(store, "c.yaml", "tenants:\n  c: {}\n").await else {
+        panic!()
+    };
+    if !matches!(store, Store::Dir(_)) {
+        // Database revisions are never reused; a directory's are content hashes.
+        assert_ne!(new.revision, old.revision);
+    }
+}
+
+async fn paths_are_checked(store: &Store) {
+    for bad in ["../escape.yaml", "/abs.yaml", ".hidden/x.yaml", "x.txt"] {
+        let result = store
+            .update::<(), _>(bad, &meta("test", "x"), |_| Ok(Decision::Write("a: 1\n".into())))
+            .await;
+        assert!(matches!(result, Err(UpdateError::Store(_))), "{bad} was accepted");
+        assert!(store.get(bad).await.is_err());
+    }
+}
+
+/// Read-modify-write under the store's lock: no increment may be lost.
+async fn concurrent_updates_lose_nothing(store: Arc<Store>) {
+    put(&store, "counter.yaml", "0").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update::<(), _>("counter.yaml", &meta(&format!("w{i}"), "counter"), |doc| {
+                    let n: u32 = doc.unwrap().content.parse().unwrap();
+                    Ok(Decision::Write((n + 1).to_string()))
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.get("counter.yaml").await.unwrap().unwrap().content, "20");
+    assert_eq!(store.history("counter", "counter.yaml", 100).await.unwrap().len(), 21);
+}
+
+async fn import_upserts_and_prunes(store: &Store) {
+    put(store, "old.yaml", "tenants:\n  old: {}\n").await;
+    put(store, "same.yaml", "tenants:\n  same: {}\n").await;
+    let docs = vec![
+        ("same.yaml".to_string(), "tenants:\n  same: {}\n".to_string()),
+        ("new/n.yaml".to_string(), "tenants:\n  n: {}\n".to_string()),
+    ];
+    let stats = store.import(&docs, false, "importer").await.unwrap();
+    assert_eq!((stats.written, stats.unchanged, stats.removed), (1, 1, 0));
+    assert!(store.get("old.yaml").await.unwrap().is_some());
+    let stats = store.import(&docs, true, "importer").await.unwrap();
+    assert!(stats.removed >= 1, "{stats:?}");
+    let paths: Vec<String> = store.list().await.unwrap().into_iter().map(|d| d.path).collect();
+    assert_eq!(paths, ["new/n.yaml", "same.yaml"]);
+    let history = store.history("document:new/n.yaml", "new/n.yaml", 10).await.unwrap();
+    assert_eq!(history[0].actor, "importer");
+    assert!(store.import(&[("../x.yaml".into(), String::new())], false, "i").await.is_err());
+}
+
+async fn writes_are_announced(store: &Store) {
+    let mut changes = store.subscribe();
+    put(store, "announced.yaml", "tenants:\n  announced: {}\n").await;
+    let path = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
+        .await
+        .expect("a notification within 5 s")
+        .unwrap();
+    assert_eq!(path, "announced.yaml");
+}
+
+/// Every scenario, each on a fresh store made by `open`.
+async fn suite<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Store>,
+{
+    writes_reads_and_audits(&open().await).await;
+    a_refusal_changes_nothing(&open().await).await;
+    removal_and_recreation(&open().await).await;
+    paths_are_checked(&open().await).await;
+    concurrent_updates_lose_nothing(Arc::new(open().await)).await;
+    import_upserts_and_prunes(&open().await).await;
+    writes_are_announced(&open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dir_store() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    suite(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = StoreSpec::Dir(dir.path().to_path_buf());
+        dirs.lock().unwrap().push(dir);
+        async move { Store::open(&spec).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let spec = StoreSpec::Sqlite(dir.path().join(format!("store-{i}.db")));
+        async move { Store::open(&spec).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StoreSpec::Sqlite(dir.path().join("dynalert.db"));
+    {
+        let store = Store::open(&spec).await.unwrap();
+        put(&store, "a.yaml", "tenants:\n  a: {}\n").await;
+    }
+    let store = Store::open(&spec).await.unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
