@@ -20,8 +20,8 @@ pub struct DebianPackage {
 
 /// Every Debian package the test suite needs.
 ///
-/// Later additions: postgresql (whose server binary lives under
-/// `/usr/lib/postgresql/<ver>/bin`, not on PATH).
+/// PostgreSQL's server programs (`initdb`, `postgres`) live under
+/// `/usr/lib/postgresql/<version>/bin`, not on PATH; [`find_executable`] searches there too.
 pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage {
         package: "prometheus",
@@ -64,11 +64,20 @@ pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
         package: "prometheus-redis-exporter",
         binaries: &["prometheus-redis-exporter"],
     },
+    DebianPackage {
+        package: "postgresql",
+        // initdb and postgres are found under /usr/lib/postgresql/<version>/bin; psql and
+        // pg_isready come from postgresql-client, which postgresql depends on.
+        binaries: &["initdb", "postgres", "psql", "pg_isready"],
+    },
 ];
 
 /// Directories searched after `$PATH`: a root shell under `sudo` or a minimal CI environment
 /// may have a short PATH, while Debian puts some daemons in `sbin`.
 const FALLBACK_DIRS: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+
+/// Where Debian installs each PostgreSQL major version's programs, one `<version>/bin` each.
+const POSTGRES_LIB_DIR: &str = "/usr/lib/postgresql";
 
 /// The Debian package that ships `binary`, if it is one the suite knows.
 pub fn package_for_binary(binary: &str) -> Option<&'static str> {
@@ -78,7 +87,8 @@ pub fn package_for_binary(binary: &str) -> Option<&'static str> {
         .map(|p| p.package)
 }
 
-/// Looks `name` up on `$PATH`, then in the usual system directories.
+/// Looks `name` up on `$PATH`, then in the usual system directories, then in PostgreSQL's
+/// version directories (highest version first).
 pub fn find_executable(name: &str) -> Option<PathBuf> {
     let path_dirs = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -86,8 +96,54 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
     path_dirs
         .into_iter()
         .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
+        .chain(postgres_bin_dirs())
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
+}
+
+/// Looks up a PostgreSQL program in `/usr/lib/postgresql/<version>/bin` first (highest
+/// version first), then like [`find_executable`].
+///
+/// Taking server and client programs from one version directory keeps them matched, and
+/// skips Debian's `/usr/bin/psql` wrapper script and any hand-made symlinks on PATH.
+pub fn find_postgres_executable(name: &str) -> Option<PathBuf> {
+    postgres_bin_dirs()
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+        .or_else(|| find_executable(name))
+}
+
+/// The `bin` directories of the installed PostgreSQL versions, highest version first
+/// (`16` before `15` before `9.6`; names that are not versions are ignored).
+pub fn postgres_bin_dirs() -> Vec<PathBuf> {
+    let names: Vec<String> = std::fs::read_dir(POSTGRES_LIB_DIR)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    highest_version_first(names)
+        .into_iter()
+        .map(|version| Path::new(POSTGRES_LIB_DIR).join(version).join("bin"))
+        .collect()
+}
+
+/// Keeps the names that are versions (`15`, `9.6`) and sorts them numerically, highest first.
+fn highest_version_first(names: Vec<String>) -> Vec<String> {
+    let mut versions: Vec<(Vec<u32>, String)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let key = name
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            Some((key, name))
+        })
+        .collect();
+    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.into_iter().map(|(_, name)| name).collect()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -95,4 +151,17 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_versions_sort_numerically_highest_first() {
+        let names = ["9.6", "15", "extension", "16", "10"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(highest_version_first(names), ["16", "15", "10", "9.6"]);
+    }
 }
