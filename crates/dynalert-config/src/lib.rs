@@ -14,8 +14,8 @@ pub mod model;
 pub mod names;
 pub mod parse;
 pub mod resolve;
-pub mod validate;
 pub mod schedule;
+pub mod validate;
 pub mod value;
 pub mod yaml;
 

@@ -2,7 +2,7 @@
 //! a write through the API is refused with the same diagnostics the loader and the linter
 //! would give, instead of being stored and then served as "last good".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::compile::compile;
@@ -16,6 +16,12 @@ use crate::parse::parse_file;
 /// Warnings of the document itself are returned too; the change is acceptable when none of
 /// the returned diagnostics is an error.
 pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diagnostic> {
+    apply_change(model, path, source).0
+}
+
+/// [`check_change`], plus the model as it would be with the change: what a simulation
+/// resolves. The model carries no diagnostics of its own.
+pub fn apply_change(model: &Model, path: &str, source: Option<&str>) -> (Vec<Diagnostic>, Model) {
     let proposed = source.map(|text| Arc::new(parse_file(path, text)));
     let mut files: Vec<_> = model
         .sources
@@ -25,7 +31,12 @@ pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diag
         .collect();
     files.extend(proposed.iter().cloned());
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let compiled = compile(&files, &model.builtin_keys, &model.platforms, &model.tenants);
+    let compiled = compile(
+        &files,
+        &model.builtin_keys,
+        &model.platforms,
+        &model.tenants,
+    );
     let known: BTreeSet<&Diagnostic> = model.diagnostics.iter().collect();
     let mut found: Vec<Diagnostic> = proposed
         .iter()
@@ -39,7 +50,14 @@ pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diag
         .collect();
     found.sort();
     found.dedup();
-    found
+    let changed = Model::new(
+        model.generation,
+        compiled.platforms,
+        compiled.tenants,
+        Vec::new(),
+        BTreeMap::new(),
+    );
+    (found, changed)
 }
 
 #[cfg(test)]
@@ -62,17 +80,32 @@ mod tests {
     #[test]
     fn a_clean_tenant_passes() {
         let m = model(&[("_defaults.yaml", DEFAULTS)]);
-        let found = check_change(&m, "a.yaml", Some("tenants:\n  a:\n    mysql_connections: 5\n"));
+        let found = check_change(
+            &m,
+            "a.yaml",
+            Some("tenants:\n  a:\n    mysql_connections: 5\n"),
+        );
         assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]
     fn an_unknown_key_is_an_error_with_its_line() {
         let m = model(&[("_defaults.yaml", DEFAULTS)]);
-        let found = check_change(&m, "a.yaml", Some("tenants:\n  a:\n    mysql_conections: 5\n"));
+        let found = check_change(
+            &m,
+            "a.yaml",
+            Some("tenants:\n  a:\n    mysql_conections: 5\n"),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].line, found[0].key.as_deref()), (3, Some("mysql_conections")));
-        assert!(found[0].message.contains("did you mean"), "{}", found[0].message);
+        assert_eq!(
+            (found[0].line, found[0].key.as_deref()),
+            (3, Some("mysql_conections"))
+        );
+        assert!(
+            found[0].message.contains("did you mean"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]
@@ -82,10 +115,15 @@ mod tests {
             ("a.yaml", "tenants:\n  a:\n    mysql_connections: 5\n"),
         ]);
         let found = check_change(&m, "_defaults.yaml", Some("defaults:\n  redis_memory: 1\n"));
-        assert!(found.iter().any(|d| d.file == "a.yaml" && d.is_error()), "{found:?}");
-        assert!(check_change(&m, "_defaults.yaml", None)
-            .iter()
-            .any(|d| d.file == "a.yaml"));
+        assert!(
+            found.iter().any(|d| d.file == "a.yaml" && d.is_error()),
+            "{found:?}"
+        );
+        assert!(
+            check_change(&m, "_defaults.yaml", None)
+                .iter()
+                .any(|d| d.file == "a.yaml")
+        );
     }
 
     #[test]
@@ -95,7 +133,10 @@ mod tests {
             ("a.yaml", "tenants:\n  a: {}\n"),
         ]);
         let found = check_change(&m, "b.yaml", Some("tenants:\n  a: {}\n"));
-        assert!(found.iter().any(|d| d.is_error() && d.file == "b.yaml"), "{found:?}");
+        assert!(
+            found.iter().any(|d| d.is_error() && d.file == "b.yaml"),
+            "{found:?}"
+        );
     }
 
     #[test]

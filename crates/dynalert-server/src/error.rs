@@ -13,6 +13,15 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open store {store}: {source}")]
+    Store {
+        store: String,
+        source: dynalert_store::StoreError,
+    },
+    #[error("cannot import {dir}: {message}")]
+    Import { dir: PathBuf, message: String },
+    #[error("{0}")]
+    Auth(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

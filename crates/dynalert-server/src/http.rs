@@ -1,33 +1,33 @@
-//! The HTTP surface: `/metrics`, `/health`, `/ready` and `/api/v1/config`.
+//! The HTTP surface: `/metrics`, `/health`, `/ready`, and the management API under
+//! `/api/v1` (see [`crate::api`]).
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State, rejection::QueryRejection};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use dynalert_config::{ConfigEvent, Diagnostic, FileStatus, KeyView, ResolvedTenant, Severity};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use dynalert_config::FileStatus;
 
+use crate::api::Api;
 use crate::state::{AppState, Served};
 
 /// Prometheus text exposition format 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 
-pub(crate) fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/api/v1/config", get(config))
+        .nest("/api/v1", crate::api::routes())
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -35,11 +35,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 "not found\n",
             )
         })
-        .with_state(state)
+        .with_state(api)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let served = current(&state).await;
+async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    let served = current(&api.state).await;
     if !served.status.first_load_done {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -121,8 +121,8 @@ async fn health() -> Response {
 
 /// 503 until the first load is done, then 200. The body lists what is wrong with the files
 /// in either case: errors one per line, then the files not served as they are on disk.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let served = state.served();
+async fn ready(State(api): State<Arc<Api>>) -> Response {
+    let served = api.state.served();
     let (code, mut body) = if served.status.first_load_done {
         (StatusCode::OK, String::from("ready\n"))
     } else {
@@ -155,125 +155,6 @@ fn text(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, PLAIN_TEXT)], body).into_response()
 }
 
-#[derive(Deserialize)]
-struct ConfigQuery {
-    at: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ConfigView<'a> {
-    /// `loading` before the first load, `errors` if any file or the root has an error.
-    status: &'static str,
-    generation: u64,
-    hash: &'a str,
-    loaded_at: Option<DateTime<Utc>>,
-    reload_ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reload_error: Option<&'a str>,
-    /// The instant the tenants are resolved at.
-    at: DateTime<Utc>,
-    files: &'a BTreeMap<String, FileStatus>,
-    errors: Vec<&'a Diagnostic>,
-    warnings: Vec<&'a Diagnostic>,
-    tenants: BTreeMap<&'a str, TenantView<'a>>,
-}
-
-#[derive(Serialize)]
-struct TenantView<'a> {
-    keys: &'a [KeyView<'a>],
-    state_filters: BTreeMap<&'a str, Severity>,
-    silent: &'a [Severity],
-    dedup: bool,
-    metadata: BTreeMap<&'a str, &'a str>,
-    events: &'a [ConfigEvent<'a>],
-}
-
-impl<'a> From<&'a ResolvedTenant<'a>> for TenantView<'a> {
-    fn from(t: &'a ResolvedTenant<'a>) -> Self {
-        TenantView {
-            keys: &t.keys,
-            state_filters: t.state_filters.iter().copied().collect(),
-            silent: &t.silent,
-            dedup: t.dedup,
-            metadata: t.metadata.iter().copied().collect(),
-            events: &t.events,
-        }
-    }
-}
-
-/// The load status and every tenant resolved at now or at `?at=<RFC 3339>`.
-async fn config(
-    State(state): State<Arc<AppState>>,
-    query: Result<Query<ConfigQuery>, QueryRejection>,
-) -> Response {
-    let at = match query.map(|Query(q)| q.at) {
-        Ok(None) => Utc::now(),
-        Ok(Some(text)) => match parse_instant(&text) {
-            Ok(at) => at,
-            Err(e) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "invalid `at`",
-                    &format!(
-                        "`at` must be an RFC 3339 instant such as 2026-01-31T09:30:00Z: {text:?}: {e}"
-                    ),
-                );
-            }
-        },
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid query", &e.body_text()),
-    };
-    let served = state.served();
-    let (status, model) = (&served.status, &served.model);
-    let resolved = model.resolve_at(at);
-    let errors: Vec<&Diagnostic> = model.diagnostics.iter().filter(|d| d.is_error()).collect();
-    let view = ConfigView {
-        status: if !status.first_load_done {
-            "loading"
-        } else if errors.is_empty() && status.dir_error.is_none() {
-            "ok"
-        } else {
-            "errors"
-        },
-        generation: model.generation,
-        hash: &model.hash,
-        loaded_at: status.loaded_at,
-        reload_ok: status.last_reload_ok,
-        reload_error: status.dir_error.as_deref(),
-        at,
-        files: &model.files,
-        errors,
-        warnings: model.diagnostics.iter().filter(|d| !d.is_error()).collect(),
-        tenants: resolved
-            .iter()
-            .map(|t| (t.name, TenantView::from(t)))
-            .collect(),
-    };
-    json(StatusCode::OK, "application/json", &view)
-}
-
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
-    DateTime::parse_from_rfc3339(text)
-        // An unencoded `+` in a query string arrives as a space.
-        .or_else(|e| DateTime::parse_from_rfc3339(&text.replace(' ', "+")).map_err(|_| e))
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// An RFC 9457 problem document.
-fn problem(code: StatusCode, title: &str, detail: &str) -> Response {
-    let body = serde_json::json!({ "type": "about:blank", "title": title, "status": code.as_u16(), "detail": detail });
-    json(code, "application/problem+json", &body)
-}
-
-fn json(code: StatusCode, content_type: &'static str, value: &impl Serialize) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => (code, [(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode JSON: {e}\n"),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +175,13 @@ mod tests {
 
     #[tokio::test]
     async fn before_the_first_load_only_health_is_ok() {
-        let app = router(Arc::new(AppState::new()));
+        let dir = tempfile::tempdir().unwrap();
+        let store = dynalert_store::dir::DirStore::open(dir.path()).unwrap();
+        let app = router(Arc::new(Api {
+            state: Arc::new(AppState::new()),
+            store: Arc::new(dynalert_store::Store::Dir(store)),
+            auth: crate::api::Auth::none(),
+        }));
         assert_eq!(
             get(app.clone(), "/health").await,
             (StatusCode::OK, "ok\n".into())
@@ -333,13 +220,5 @@ mod tests {
         assert!(!accepts("identity"));
         assert!(!accepts("gzip;q=0, *"));
         assert!(!accepts_gzip(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn instants_with_an_unencoded_plus() {
-        let want: DateTime<Utc> = "2026-01-01T09:00:00Z".parse().unwrap();
-        assert_eq!(parse_instant("2026-01-01T10:00:00 01:00").unwrap(), want);
-        assert_eq!(parse_instant("2026-01-01T09:00:00Z").unwrap(), want);
-        assert!(parse_instant("yesterday").is_err());
     }
 }

@@ -1,14 +1,17 @@
-//! `dynalert serve`: serves a conf.d tree as Prometheus metrics and keeps it current.
+//! `dynalert serve`: serves threshold documents as Prometheus metrics, keeps them current, and
+//! offers the management API over them.
 //!
-//! [`run`] checks the tree, binds the listener and serves until SIGTERM or Ctrl-C;
+//! [`run`] opens the store, binds the listener and serves until SIGTERM or Ctrl-C;
 //! [`serve_on`] does the same on a listener the caller bound, until a future the caller
 //! gives resolves (tests bind port 0). The first load runs while the listener already
 //! answers: `/health` is 200 at once, `/ready` and `/metrics` are 503 until it is done.
 //!
 //! Modules: [`options`] (settings), `state` (what the reload task and handlers share),
-//! `watch` (file events), `reload` (the reload loop), `http` (routes), `self_metrics`
-//! (`dynalert_*` and `process_*` series), [`error`](mod@error).
+//! `watch` (file events) and `reload` (the loop for a conf.d directory), `store_sync` (the
+//! loop for a database store), `http` (`/metrics`, `/health`, `/ready`), [`api`] (the
+//! management API), `self_metrics` (`dynalert_*` and `process_*` series), [`error`](mod@error).
 
+mod api;
 pub mod error;
 mod http;
 mod memory;
@@ -16,46 +19,142 @@ pub mod options;
 mod reload;
 mod self_metrics;
 mod state;
+mod store_sync;
 mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use dynalert_store::{Store, StoreSpec};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
+pub use api::auth::hash_token;
 pub use error::ServeError;
 pub use options::ServeOptions;
 
-/// Serves `opts.config_dir` on `opts.listen` until SIGTERM or Ctrl-C, then shuts down
-/// gracefully. Fails before binding if the directory cannot be read.
+/// Serves `opts.store` on `opts.listen` until SIGTERM or Ctrl-C, then shuts down
+/// gracefully. Fails before binding if the store cannot be opened or the auth file read.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
-    check_config_dir(&opts)?;
+    let prepared = prepare(&opts).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: opts.listen,
             source,
         })?;
-    serve_on(listener, opts, shutdown_signal()).await
+    serve_prepared(listener, opts, prepared, shutdown_signal()).await
 }
 
 /// Serves on an already bound listener until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish, stops the file watcher and returns. Fails at once if the
-/// directory cannot be read.
+/// lets in-flight requests finish, stops reloading and returns. Fails at once if the store
+/// cannot be opened or the auth file read.
 pub async fn serve_on(
     listener: TcpListener,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    check_config_dir(&opts)?;
-    let state = Arc::new(state::AppState::new());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reloader = tokio::spawn(reload::run(state.clone(), opts.clone(), stop_rx));
-    if let Ok(addr) = listener.local_addr() {
-        info!(listen = %addr, config_dir = %opts.config_dir.display(), "serving");
+    let prepared = prepare(&opts).await?;
+    serve_prepared(listener, opts, prepared, shutdown).await
+}
+
+/// What must work before anything is served.
+struct Prepared {
+    store: Arc<Store>,
+    auth: api::Auth,
+}
+
+async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
+    if let StoreSpec::Dir(path) = &opts.store {
+        dynalert_config::loader::list_files(path).map_err(|source| ServeError::ConfigDir {
+            path: path.clone(),
+            source,
+        })?;
     }
-    let served = axum::serve(listener, http::router(state))
+    let store = Store::open(&opts.store)
+        .await
+        .map_err(|source| ServeError::Store {
+            store: opts.store.to_string(),
+            source,
+        })?;
+    if let Some(dir) = &opts.import {
+        import_if_empty(&store, dir).await?;
+    }
+    let auth = match &opts.auth_file {
+        Some(path) => api::Auth::load(path).map_err(ServeError::Auth)?,
+        None => {
+            warn!("no --auth-file: the management API is read-only");
+            api::Auth::none()
+        }
+    };
+    Ok(Prepared {
+        store: Arc::new(store),
+        auth,
+    })
+}
+
+/// `--import DIR`: seeds a database store that holds no document yet; a store that has
+/// some is left alone (the flag is safe to keep in a deployment).
+async fn import_if_empty(store: &Store, dir: &std::path::Path) -> Result<(), ServeError> {
+    let fail = |message: String| ServeError::Import {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    if matches!(store, Store::Dir(_)) {
+        return Err(fail(
+            "--import seeds a database store; this store is a directory".into(),
+        ));
+    }
+    if !store
+        .list()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .is_empty()
+    {
+        info!(dir = %dir.display(), "store already holds documents; --import skipped");
+        return Ok(());
+    }
+    let docs = dynalert_store::read_tree(dir).map_err(|e| fail(e.to_string()))?;
+    let stats = store
+        .import(&docs, false, "import")
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    info!(dir = %dir.display(), documents = stats.written, "store seeded");
+    Ok(())
+}
+
+async fn serve_prepared(
+    listener: TcpListener,
+    opts: ServeOptions,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = Arc::new(state::AppState::new());
+    let store = prepared.store;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reloader = match &opts.store {
+        StoreSpec::Dir(_) => tokio::spawn(reload::run(
+            state.clone(),
+            opts.clone(),
+            store.subscribe(),
+            stop_rx,
+        )),
+        _ => tokio::spawn(store_sync::run(
+            state.clone(),
+            store.clone(),
+            opts.clone(),
+            stop_rx,
+        )),
+    };
+    if let Ok(addr) = listener.local_addr() {
+        info!(listen = %addr, store = %opts.store, "serving");
+    }
+    let api = Arc::new(api::Api {
+        state,
+        store,
+        auth: prepared.auth,
+    });
+    let served = axum::serve(listener, http::router(api))
         .with_graceful_shutdown(async move {
             shutdown.await;
             info!("shutting down");
@@ -67,15 +166,6 @@ pub async fn serve_on(
         error!("reload task failed: {e}");
     }
     served.map_err(ServeError::Http)
-}
-
-fn check_config_dir(opts: &ServeOptions) -> Result<(), ServeError> {
-    dynalert_config::loader::list_files(&opts.config_dir)
-        .map(|_| ())
-        .map_err(|source| ServeError::ConfigDir {
-            path: opts.config_dir.clone(),
-            source,
-        })
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (what Kubernetes sends).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dynalert_config::Loader;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::{MissedTickBehavior, sleep, sleep_until};
 use tracing::{debug, error, info, warn};
 
@@ -21,6 +21,9 @@ const MAX_DEBOUNCE_PERIODS: u32 = 3;
 /// The reload reason for file events (the others read the whole tree).
 const CHANGE: &str = "change";
 
+/// The reload reason for files the management API wrote: read at once, without debounce.
+const WRITTEN: &str = "api write";
+
 /// Shortest wait between two timer-driven renders.
 const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -28,11 +31,14 @@ const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 struct Worker {
     loader: Loader,
     watcher: Option<DirWatcher>,
+    /// Files the management API wrote since the last pass (relative paths).
+    written: Vec<String>,
 }
 
 impl Worker {
     fn new(opts: &ServeOptions, wake: &Arc<Notify>) -> Self {
-        let watcher = match DirWatcher::new(&opts.config_dir, wake.clone()) {
+        let config_dir = opts.config_dir().unwrap_or(std::path::Path::new("."));
+        let watcher = match DirWatcher::new(config_dir, wake.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
                 warn!(
@@ -43,8 +49,9 @@ impl Worker {
             }
         };
         Worker {
-            loader: Loader::new(&opts.config_dir).with_known_keys(opts.known_keys.iter().cloned()),
+            loader: Loader::new(config_dir).with_known_keys(opts.known_keys.iter().cloned()),
             watcher,
+            written: Vec::new(),
         }
     }
 
@@ -57,7 +64,13 @@ impl Worker {
             watcher.take_changes()
         });
         let started = Instant::now();
+        let written = std::mem::take(&mut self.written);
         let result = match changes {
+            _ if reason == WRITTEN => {
+                let root = self.loader.root().to_path_buf();
+                let paths: Vec<_> = written.iter().map(|p| root.join(p)).collect();
+                self.loader.reload_paths(&paths)
+            }
             Some(changes) if reason == CHANGE && !changes.full => {
                 let paths: Vec<_> = changes.paths.into_iter().collect();
                 self.loader.reload_paths(&paths)
@@ -129,7 +142,12 @@ struct ReloadTask {
 }
 
 /// Runs until `stop` turns true (or its sender is dropped).
-pub(crate) async fn run(state: Arc<AppState>, opts: ServeOptions, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    state: Arc<AppState>,
+    opts: ServeOptions,
+    mut written: broadcast::Receiver<String>,
+    mut stop: watch::Receiver<bool>,
+) {
     let wake = Arc::new(Notify::new());
     let worker = Some(Worker::new(&opts, &wake));
     let mut task = ReloadTask {
@@ -163,6 +181,10 @@ pub(crate) async fn run(state: Arc<AppState>, opts: ServeOptions, mut stop: watc
                 }
                 task.reload(CHANGE).await;
             }
+            path = written.recv() => match path {
+                Ok(path) => task.reload_written(path, &mut written).await,
+                Err(_) => task.reload("re-scan").await,
+            },
             _ = rescan.tick() => task.reload("re-scan").await,
             _ = until_due => task.refresh().await,
             _ = stop.changed() => break,
@@ -209,6 +231,18 @@ impl ReloadTask {
                 self.worker = Some(Worker::new(&self.opts, &self.wake));
             }
         }
+    }
+
+    /// Reads the files the API wrote (this one and any other already announced) at once.
+    async fn reload_written(&mut self, first: String, more: &mut broadcast::Receiver<String>) {
+        let Some(worker) = self.worker.as_mut() else {
+            return;
+        };
+        worker.written.push(first);
+        while let Ok(path) = more.try_recv() {
+            worker.written.push(path);
+        }
+        self.reload(WRITTEN).await;
     }
 
     async fn refresh(&self) {

@@ -271,7 +271,9 @@ fn read_document(path: &str, abs: &Path) -> Result<Option<Document>, StoreError>
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let name = target.file_name().map_or_else(Default::default, |n| n.to_string_lossy());
+    let name = target
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&temp)?;

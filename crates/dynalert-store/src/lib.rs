@@ -15,8 +15,9 @@
 pub mod dir;
 mod path;
 pub mod postgres;
-pub mod sqlite;
 mod spec;
+pub mod sqlite;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +28,7 @@ use tokio::sync::broadcast;
 
 pub use path::{PathError, check_path};
 pub use spec::{SpecError, StoreSpec};
+pub use tree::{read_tree, write_tree};
 
 /// One stored document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -31,7 +31,10 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
     if path.chars().any(|c| c.is_control() || c == '\\') {
         return fail("must not contain control characters or backslashes");
     }
-    if path.split('/').any(|part| part.is_empty() || part.starts_with('.')) {
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part.starts_with('.'))
+    {
         return fail("every component must be a plain name (no empty, hidden, `.` or `..` parts)");
     }
     if !(path.ends_with(".yaml") || path.ends_with(".yml")) {

@@ -155,7 +155,15 @@ impl PgStore {
                 actor: actor.to_string(),
                 object: document_object(path),
             };
-            match apply(&mut tx, path, current, Decision::Write(content.clone()), &meta).await? {
+            match apply(
+                &mut tx,
+                path,
+                current,
+                Decision::Write(content.clone()),
+                &meta,
+            )
+            .await?
+            {
                 Updated::Unchanged(_) => stats.unchanged += 1,
                 _ => stats.written += 1,
             }

@@ -94,8 +94,14 @@ mod tests {
 
     #[test]
     fn every_form_parses() {
-        assert_eq!(StoreSpec::parse("dir:conf.d"), Ok(StoreSpec::Dir("conf.d".into())));
-        assert_eq!(StoreSpec::parse("sqlite:a.db"), Ok(StoreSpec::Sqlite("a.db".into())));
+        assert_eq!(
+            StoreSpec::parse("dir:conf.d"),
+            Ok(StoreSpec::Dir("conf.d".into()))
+        );
+        assert_eq!(
+            StoreSpec::parse("sqlite:a.db"),
+            Ok(StoreSpec::Sqlite("a.db".into()))
+        );
         assert_eq!(
             StoreSpec::parse("sqlite:///var/lib/a.db"),
             Ok(StoreSpec::Sqlite("/var/lib/a.db".into()))

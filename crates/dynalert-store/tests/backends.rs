@@ -39,13 +39,23 @@ async fn writes_reads_and_audits(store: &Store) {
     };
     assert_ne!(second.revision, first.revision);
     put(store, "sub/_defaults.yaml", "defaults: {}\n").await;
-    let paths: Vec<String> = store.list().await.unwrap().into_iter().map(|d| d.path).collect();
+    let paths: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
     assert_eq!(paths, ["a.yaml", "sub/_defaults.yaml"]);
     let revisions = store.revisions().await.unwrap();
     assert_eq!(revisions["a.yaml"], second.revision);
 
     let history = store.history("tenant:a.yaml", "a.yaml", 100).await.unwrap();
-    assert_eq!(history.len(), 2, "the unchanged write is not audited: {history:?}");
+    assert_eq!(
+        history.len(),
+        2,
+        "the unchanged write is not audited: {history:?}"
+    );
     assert_eq!(history[0].before, None);
     assert_eq!(history[0].after.as_deref(), Some("tenants:\n  a: {}\n"));
     assert_eq!(history[1].before.as_deref(), Some("tenants:\n  a: {}\n"));
@@ -68,9 +78,15 @@ async fn a_refusal_changes_nothing(store: &Store) {
             },
         )
         .await;
-    assert!(matches!(result, Err(UpdateError::Refused("stale revision"))));
+    assert!(matches!(
+        result,
+        Err(UpdateError::Refused("stale revision"))
+    ));
     assert_eq!(store.get("b.yaml").await.unwrap(), before);
-    assert_eq!(store.history("tenant:b", "b.yaml", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.history("tenant:b", "b.yaml", 10).await.unwrap().len(),
+        1
+    );
 }
 
 async fn removal_and_recreation(store: &Store) {
@@ -78,7 +94,9 @@ async fn removal_and_recreation(store: &Store) {
         panic!()
     };
     let removed = store
-        .update::<(), _>("c.yaml", &meta("test", "tenant:c"), |_| Ok(Decision::Remove))
+        .update::<(), _>("c.yaml", &meta("test", "tenant:c"), |_| {
+            Ok(Decision::Remove)
+        })
         .await
         .unwrap();
     assert_eq!(removed, Updated::Removed);
@@ -97,9 +115,14 @@ async fn removal_and_recreation(store: &Store) {
 async fn paths_are_checked(store: &Store) {
     for bad in ["../escape.yaml", "/abs.yaml", ".hidden/x.yaml", "x.txt"] {
         let result = store
-            .update::<(), _>(bad, &meta("test", "x"), |_| Ok(Decision::Write("a: 1\n".into())))
+            .update::<(), _>(bad, &meta("test", "x"), |_| {
+                Ok(Decision::Write("a: 1\n".into()))
+            })
             .await;
-        assert!(matches!(result, Err(UpdateError::Store(_))), "{bad} was accepted");
+        assert!(
+            matches!(result, Err(UpdateError::Store(_))),
+            "{bad} was accepted"
+        );
         assert!(store.get(bad).await.is_err());
     }
 }
@@ -123,15 +146,28 @@ async fn concurrent_updates_lose_nothing(store: Arc<Store>) {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.get("counter.yaml").await.unwrap().unwrap().content, "20");
-    assert_eq!(store.history("counter", "counter.yaml", 100).await.unwrap().len(), 21);
+    assert_eq!(
+        store.get("counter.yaml").await.unwrap().unwrap().content,
+        "20"
+    );
+    assert_eq!(
+        store
+            .history("counter", "counter.yaml", 100)
+            .await
+            .unwrap()
+            .len(),
+        21
+    );
 }
 
 async fn import_upserts_and_prunes(store: &Store) {
     put(store, "old.yaml", "tenants:\n  old: {}\n").await;
     put(store, "same.yaml", "tenants:\n  same: {}\n").await;
     let docs = vec![
-        ("same.yaml".to_string(), "tenants:\n  same: {}\n".to_string()),
+        (
+            "same.yaml".to_string(),
+            "tenants:\n  same: {}\n".to_string(),
+        ),
         ("new/n.yaml".to_string(), "tenants:\n  n: {}\n".to_string()),
     ];
     let stats = store.import(&docs, false, "importer").await.unwrap();
@@ -139,11 +175,25 @@ async fn import_upserts_and_prunes(store: &Store) {
     assert!(store.get("old.yaml").await.unwrap().is_some());
     let stats = store.import(&docs, true, "importer").await.unwrap();
     assert!(stats.removed >= 1, "{stats:?}");
-    let paths: Vec<String> = store.list().await.unwrap().into_iter().map(|d| d.path).collect();
+    let paths: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
     assert_eq!(paths, ["new/n.yaml", "same.yaml"]);
-    let history = store.history("document:new/n.yaml", "new/n.yaml", 10).await.unwrap();
+    let history = store
+        .history("document:new/n.yaml", "new/n.yaml", 10)
+        .await
+        .unwrap();
     assert_eq!(history[0].actor, "importer");
-    assert!(store.import(&[("../x.yaml".into(), String::new())], false, "i").await.is_err());
+    assert!(
+        store
+            .import(&[("../x.yaml".into(), String::new())], false, "i")
+            .await
+            .is_err()
+    );
 }
 
 async fn writes_are_announced(store: &Store) {

@@ -4,6 +4,8 @@ mod lint;
 mod rules;
 mod serve;
 mod show;
+mod store;
+mod token;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,10 @@ enum Command {
     Show(show::Args),
     /// The rule packs: list them, render them, or print their defaults.
     Rules(rules::Args),
+    /// Copy thresholds between a store and a conf.d directory (export, import).
+    Store(store::Args),
+    /// Hash an API token for the --auth-file.
+    Token(token::Args),
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -45,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lint(args) => lint::run(args),
         Command::Show(args) => show::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Store(args) => store::run(args),
+        Command::Token(args) => token::run(args),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `dynalert serve`: the threshold exporter (GitOps mode on a conf.d directory).
+//! `dynalert serve`: the threshold exporter and management API, on a conf.d directory
+//! (GitOps), an SQLite file (the default) or PostgreSQL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,12 +7,25 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use dynalert_server::ServeOptions;
+use dynalert_store::StoreSpec;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The conf.d directory to serve.
-    #[arg(long)]
-    config_dir: PathBuf,
+    /// A conf.d directory to serve (GitOps mode; the same as --store dir:DIR).
+    #[arg(long, conflicts_with = "store")]
+    config_dir: Option<PathBuf>,
+    /// Where thresholds live: sqlite:PATH, postgres://USER@HOST:PORT/DB or dir:PATH.
+    /// Without it and without --config-dir: sqlite:dynalert.db in the working directory.
+    #[arg(long, env = "DYNALERT_STORE")]
+    store: Option<StoreSpec>,
+    /// Seed an empty database store from this conf.d tree at start (skipped when the store
+    /// already holds documents).
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
+    /// Bearer tokens and roles for the management API (see docs/api.md). Without it the API
+    /// is read-only.
+    #[arg(long, env = "DYNALERT_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -22,11 +36,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging();
+    let store = match (args.config_dir, args.store) {
+        (Some(dir), _) => StoreSpec::Dir(dir),
+        (None, Some(store)) => store,
+        (None, None) => StoreSpec::default_sqlite(),
+    };
     let opts = ServeOptions {
         listen: args.listen,
         reload_interval: args.reload_interval,
         known_keys: dynalert_rules::declared_keys(),
-        ..ServeOptions::new(args.config_dir)
+        auth_file: args.auth_file,
+        import: args.import,
+        ..ServeOptions::with_store(store)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -36,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.
-fn init_logging() {
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -1,0 +1,222 @@
+//! How API documents map onto conf.d files: a tenant is the mapping under `tenants: <name>:`
+//! of a file that holds only that tenant; the platform is a set of platform files.
+//!
+//! A tenant document sent as YAML is stored as written (comments kept), indented under its
+//! name; sent as JSON, or changed by a merge patch, it is stored as block YAML. Diagnostics
+//! of a sent document are given in the sender's own lines and columns.
+
+use serde_json::{Map, Value};
+
+use super::emit;
+use super::problem::{Finding, Problem};
+
+/// Lines and columns the body gains when it is indented under `tenants:` / `  <name>:`.
+const BODY_LINE_OFFSET: u32 = 2;
+const BODY_INDENT: u32 = 4;
+
+/// The file API writes create for a new tenant.
+pub fn default_tenant_path(tenant: &str) -> String {
+    format!("{tenant}.yaml")
+}
+
+/// The conf.d file holding `body` (the tenant's mapping, YAML or JSON text) as tenant `name`.
+pub fn tenant_file_from_body(name: &str, body: &str) -> String {
+    let body = body.strip_prefix('\u{feff}').unwrap_or(body);
+    if body.trim().is_empty() {
+        return format!("tenants:\n  {name}: {{}}\n");
+    }
+    let mut out = format!("tenants:\n  {name}:\n");
+    for line in body.lines() {
+        if !line.trim().is_empty() {
+            out.push_str("    ");
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The conf.d file for tenant `name` with settings `map`, as block YAML.
+pub fn tenant_file_from_map(name: &str, map: &Map<String, Value>) -> String {
+    if map.is_empty() {
+        return format!("tenants:\n  {name}: {{}}\n");
+    }
+    let mut out = format!("tenants:\n  {name}:\n");
+    emit::mapping(&mut out, map, 4);
+    out
+}
+
+/// A platform document sent as JSON, as block YAML; YAML is stored as sent.
+pub fn platform_file_from_map(map: &Map<String, Value>) -> String {
+    let mut out = String::new();
+    emit::mapping(&mut out, map, 0);
+    out
+}
+
+/// Moves findings about the indented body back to the lines and columns of the body itself.
+pub fn body_findings(findings: Vec<Finding>, path: &str) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .map(|mut f| {
+            if f.file == path && f.line > BODY_LINE_OFFSET {
+                f.line -= BODY_LINE_OFFSET;
+                f.column = f.column.saturating_sub(BODY_INDENT).max(1);
+                f.file = "(request body)".into();
+            }
+            f
+        })
+        .collect()
+}
+
+/// Parses a whole stored file into JSON.
+pub fn file_value(content: &str) -> Result<Value, Problem> {
+    if content.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_saphyr::from_str::<Value>(content).map_err(|e| {
+        Problem::internal(format!(
+            "a stored document does not parse although it was served: {e}"
+        ))
+    })
+}
+
+/// The settings of tenant `name` in a stored file: `None` if the file does not define it.
+pub fn tenant_settings(content: &str, name: &str) -> Result<Option<Map<String, Value>>, Problem> {
+    let file = file_value(content)?;
+    Ok(match file.get("tenants").and_then(|t| t.get(name)) {
+        None => None,
+        Some(Value::Null) => Some(Map::new()),
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => Some(Map::new()),
+    })
+}
+
+/// Refuses to edit a file through one tenant's API when it also holds something else: an
+/// edit would have to rewrite the other tenants too.
+pub fn check_sole_tenant(content: &str, path: &str, name: &str) -> Result<(), Problem> {
+    let file = file_value(content)?;
+    let Some(blocks) = file.as_object() else {
+        return Err(shared_file(path, name));
+    };
+    let only_tenants = blocks.keys().all(|k| k == "tenants");
+    let others = blocks
+        .get("tenants")
+        .and_then(Value::as_object)
+        .is_some_and(|t| t.keys().any(|k| k != name));
+    if only_tenants && !others {
+        Ok(())
+    } else {
+        Err(shared_file(path, name))
+    }
+}
+
+fn shared_file(path: &str, name: &str) -> Problem {
+    Problem::conflict(format!(
+        "{path} holds more than tenant {name:?}; the API edits files that hold one tenant \
+         only: move {name:?} to a file of its own (in the conf.d tree, or export, edit and \
+         import) and retry"
+    ))
+}
+
+/// RFC 7396 JSON merge patch: `null` removes a member, objects merge, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(map) = target else { return };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// The members whose value differs between two versions of a document.
+pub fn changed_fields(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<FieldChange> {
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| FieldChange {
+            field: k.clone(),
+            before: before.get(k).cloned(),
+            after: after.get(k).cloned(),
+        })
+        .collect()
+}
+
+#[derive(Debug, serde::Serialize, PartialEq)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_yaml_body_keeps_its_comments_and_a_json_body_parses_alike() {
+        let yaml = "# raised for the migration\nmysql_connections: 90\n";
+        let file = tenant_file_from_body("db-a", yaml);
+        assert_eq!(
+            file,
+            "tenants:\n  db-a:\n    # raised for the migration\n    mysql_connections: 90\n"
+        );
+        let json_body = "{\"mysql_connections\": 90,\n \"_metadata\": {\"owner\": \"x\"}}";
+        let settings = tenant_settings(&tenant_file_from_body("db-a", json_body), "db-a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Value::Object(settings),
+            json!({"mysql_connections": 90, "_metadata": {"owner": "x"}})
+        );
+        assert_eq!(
+            tenant_settings(&tenant_file_from_body("db-a", "  \n"), "db-a").unwrap(),
+            Some(Map::new())
+        );
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4});
+        merge_patch(
+            &mut doc,
+            &json!({"a": null, "b": {"c": null, "x": 9}, "f": "disable"}),
+        );
+        assert_eq!(doc, json!({"b": {"d": 3, "x": 9}, "e": 4, "f": "disable"}));
+    }
+
+    #[test]
+    fn files_holding_other_tenants_or_blocks_are_not_edited() {
+        assert!(check_sole_tenant("tenants:\n  a: {x: 1}\n", "a.yaml", "a").is_ok());
+        assert!(check_sole_tenant("tenants:\n  b: {}\n", "a.yaml", "a").is_err());
+        assert!(check_sole_tenant("tenants:\n  a: {}\n  b: {}\n", "t.yaml", "a").is_err());
+        let e = check_sole_tenant("defaults: {}\ntenants:\n  a: {}\n", "t.yaml", "a").unwrap_err();
+        assert_eq!(e.status, 409);
+    }
+
+    #[test]
+    fn body_lines_are_reported_as_sent() {
+        let f = Finding {
+            level: dynalert_config::Level::Error,
+            field: Some("k".into()),
+            tenant: Some("a".into()),
+            file: "a.yaml".into(),
+            line: 4,
+            column: 5,
+            message: "m".into(),
+        };
+        let moved = body_findings(vec![f], "a.yaml");
+        assert_eq!((moved[0].line, moved[0].column), (2, 1));
+    }
+}

@@ -1,0 +1,77 @@
+//! The management API under `/api/v1`: tenants, the platform configuration, the effective
+//! view, history, simulation and the load status, described by `openapi.json`.
+//!
+//! Every write is checked by the model ([`dynalert_config::validate`]) before it reaches the
+//! store, and stored with [`dynalert_store::Store::update`], which runs the `If-Match` check
+//! and the write atomically. Handlers return [`Problem`]s for every refusal.
+//!
+//! Modules: `auth` (tokens and roles), `problem` (RFC 9457 errors), `document` (API documents
+//! ↔ conf.d files), `emit` (JSON → YAML), `tenants`, `platform`, `views` (effective view,
+//! simulate, status), `openapi`.
+
+pub mod auth;
+mod document;
+mod emit;
+mod openapi;
+mod platform;
+mod problem;
+mod request;
+mod tenants;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use dynalert_config::Model;
+use dynalert_store::Store;
+
+pub use auth::Auth;
+pub use problem::Problem;
+
+use crate::state::AppState;
+
+/// Largest request body accepted; larger ones get `413`.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What every handler reaches: the served state, the store and the tokens.
+pub struct Api {
+    pub state: Arc<AppState>,
+    pub store: Arc<Store>,
+    pub auth: Auth,
+}
+
+impl Api {
+    /// The served model, or `503` before the first load (nothing can be validated yet).
+    pub fn model(&self) -> Result<Arc<Model>, Problem> {
+        let served = self.state.served();
+        if served.status.first_load_done {
+            Ok(served.model)
+        } else {
+            Err(Problem::unavailable(
+                "the first load of the store is not done yet; retry in a moment",
+            ))
+        }
+    }
+}
+
+/// The `/api/v1` routes (paths relative to it).
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/tenants", get(tenants::list))
+        .route(
+            "/tenants/{tenant}",
+            get(tenants::get_one)
+                .put(tenants::put)
+                .patch(tenants::patch)
+                .delete(tenants::delete),
+        )
+        .route("/tenants/{tenant}/effective", get(views::effective))
+        .route("/tenants/{tenant}/history", get(tenants::history))
+        .route("/platform", get(platform::get_all).put(platform::put))
+        .route("/simulate", post(views::simulate))
+        .route("/config", get(views::config))
+        .route("/openapi.json", get(openapi::document))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}

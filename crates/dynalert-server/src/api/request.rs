@@ -1,0 +1,236 @@
+//! Reading a request: names in the path, the body and its format, preconditions.
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use bytes::Bytes;
+use dynalert_store::Document;
+
+use super::problem::Problem;
+
+/// A tenant name from the URL, checked before it reaches a file path, a query or a label.
+pub fn tenant_name(name: &str) -> Result<&str, Problem> {
+    if dynalert_config::names::is_valid_tenant(name) {
+        Ok(name)
+    } else {
+        Err(Problem::bad_request(format!(
+            "invalid tenant name {name:?}: use 1-63 characters a-z 0-9 . _ -, starting and \
+             ending with a letter or digit"
+        )))
+    }
+}
+
+/// How a sent document is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// From `Content-Type`: JSON (also `application/merge-patch+json`) or YAML; a missing
+    /// type is read as JSON. Anything else is `415`.
+    pub fn of(headers: &HeaderMap) -> Result<Format, Problem> {
+        let Some(value) = headers.get(header::CONTENT_TYPE) else {
+            return Ok(Format::Json);
+        };
+        let media = value
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/json" | "application/merge-patch+json" => Ok(Format::Json),
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+                Ok(Format::Yaml)
+            }
+            other => Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                format!("Content-Type {other:?}: send application/json or application/yaml"),
+            )),
+        }
+    }
+}
+
+/// The body as UTF-8 text; `413` over [`super::MAX_BODY`].
+pub fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, Problem> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("the body is over {} bytes", super::MAX_BODY),
+            )
+        } else {
+            Problem::bad_request(format!("cannot read the body: {rejection}"))
+        }
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        Problem::bad_request(format!(
+            "the body is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// A JSON body that must be an object.
+pub fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Problem::bad_request(format!(
+            "the body must be a JSON object, found {}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(Problem::bad_request(format!(
+            "the body is not JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// `If-Match` as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    Absent,
+    /// `*`: whatever the current revision is, as long as there is one.
+    Any,
+    Revisions(Vec<String>),
+}
+
+impl IfMatch {
+    pub fn of(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+        let values: Vec<&HeaderValue> = headers.get_all(header::IF_MATCH).iter().collect();
+        if values.is_empty() {
+            return Ok(IfMatch::Absent);
+        }
+        let mut revisions = Vec::new();
+        for value in values {
+            let text = value
+                .to_str()
+                .map_err(|_| Problem::bad_request("If-Match is not ASCII"))?;
+            for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if tag == "*" {
+                    return Ok(IfMatch::Any);
+                }
+                let tag = tag.strip_prefix("W/").unwrap_or(tag);
+                let inner = tag
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .ok_or_else(|| {
+                        Problem::bad_request(format!(
+                            "If-Match {tag:?}: an entity tag is quoted, like \"42\""
+                        ))
+                    })?;
+                revisions.push(inner.to_string());
+            }
+        }
+        Ok(IfMatch::Revisions(revisions))
+    }
+
+    /// Whether a write may replace `current`. Replacing an existing document needs
+    /// `If-Match` (`428` without, so nobody overwrites blindly); a stale one is `412`; an
+    /// `If-Match` for a document that does not exist is `412` too.
+    pub fn allows(&self, current: Option<&Document>, what: &str) -> Result<(), Problem> {
+        match (self, current) {
+            (IfMatch::Absent, None) => Ok(()),
+            (IfMatch::Absent, Some(doc)) => Err(Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "Precondition required",
+                format!(
+                    "{what} exists: send If-Match: \"{}\" (its ETag) so a concurrent change \
+                     is not overwritten",
+                    doc.revision
+                ),
+            )),
+            (_, None) => Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Precondition failed",
+                format!("If-Match was sent but {what} does not exist"),
+            )),
+            (IfMatch::Any, Some(_)) => Ok(()),
+            (IfMatch::Revisions(tags), Some(doc)) => {
+                if tags.iter().any(|t| *t == doc.revision) {
+                    Ok(())
+                } else {
+                    Err(Problem::stale(&doc.revision))
+                }
+            }
+        }
+    }
+
+    /// Like [`IfMatch::allows`], for writes that may go without (PATCH: atomic anyway).
+    pub fn allows_optional(&self, current: Option<&Document>, what: &str) -> Result<(), Problem> {
+        match self {
+            IfMatch::Absent => Ok(()),
+            _ => self.allows(current, what),
+        }
+    }
+}
+
+/// The `ETag` header value of a revision.
+pub fn etag(revision: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(revision: &str) -> Document {
+        Document {
+            path: "a.yaml".into(),
+            content: String::new(),
+            revision: revision.into(),
+        }
+    }
+
+    fn if_match(value: &str) -> IfMatch {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_str(value).unwrap());
+        IfMatch::of(&h).unwrap()
+    }
+
+    #[test]
+    fn preconditions() {
+        let none = IfMatch::Absent;
+        assert!(none.allows(None, "tenant a").is_ok());
+        assert_eq!(
+            none.allows(Some(&doc("7")), "tenant a").unwrap_err().status,
+            428
+        );
+        assert!(if_match("\"7\"").allows(Some(&doc("7")), "t").is_ok());
+        assert!(
+            if_match("\"3\", W/\"7\"")
+                .allows(Some(&doc("7")), "t")
+                .is_ok()
+        );
+        assert_eq!(
+            if_match("\"6\"")
+                .allows(Some(&doc("7")), "t")
+                .unwrap_err()
+                .status,
+            412
+        );
+        assert_eq!(if_match("\"6\"").allows(None, "t").unwrap_err().status, 412);
+        assert!(if_match("*").allows(Some(&doc("7")), "t").is_ok());
+        assert!(none.allows_optional(Some(&doc("7")), "t").is_ok());
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_static("7"));
+        assert_eq!(IfMatch::of(&h).unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,383 @@
+//! `/tenants`: list, read, create or replace (PUT), change single keys (PATCH, a JSON merge
+//! patch), delete, and the audit history of one tenant.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use dynalert_config::validate::check_change;
+use dynalert_config::{Level, Model};
+use dynalert_store::{Decision, Document, UpdateError, Updated, WriteMeta};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Api;
+use super::auth::Caller;
+use super::document::{self, FieldChange};
+use super::problem::{Finding, Problem};
+use super::request::{Format, IfMatch, body_text, etag, json_object, tenant_name};
+
+/// One tenant as the API shows it.
+#[derive(Serialize)]
+pub struct TenantResource {
+    pub tenant: String,
+    pub revision: String,
+    /// The conf.d file that holds it.
+    pub file: String,
+    /// Its settings: what is under `tenants: <name>:` in the file.
+    pub document: Map<String, Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Finding>,
+}
+
+#[derive(Serialize)]
+struct TenantSummary<'a> {
+    tenant: &'a str,
+    revision: Option<String>,
+    file: &'a str,
+    /// Thresholds the tenant sets itself.
+    overrides: usize,
+    maintenance: bool,
+    /// Severities silenced (`_silent_mode`), empty when none.
+    silent: Vec<dynalert_config::Severity>,
+}
+
+/// `GET /tenants`: every served tenant (only its own for a tenant token).
+pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let model = api.model()?;
+    let revisions = api.store.revisions().await?;
+    let now = Utc::now();
+    let own = caller.own_tenant();
+    let tenants: Vec<TenantSummary> = model
+        .tenants
+        .iter()
+        .filter(|(name, _)| own.is_none_or(|o| o == name.as_str()))
+        .map(|(name, entry)| {
+            let resolved = dynalert_config::resolve::resolve_tenant(entry, now);
+            TenantSummary {
+                tenant: name,
+                revision: revisions.get(&entry.doc.file).cloned(),
+                file: &entry.doc.file,
+                overrides: entry.doc.thresholds.len(),
+                maintenance: resolved
+                    .state_filters
+                    .iter()
+                    .any(|(f, _)| *f == "maintenance"),
+                silent: resolved.silent.clone(),
+            }
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "tenants": tenants })).into_response())
+}
+
+/// `GET /tenants/{tenant}`, with its revision as `ETag`.
+pub async fn get_one(
+    State(api): State<Arc<Api>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let name = tenant_name(&tenant)?;
+    caller.may_read_tenant(name)?;
+    let model = api.model()?;
+    let path = tenant_path(&model, name);
+    let doc = api.store.get(&path).await?;
+    let settings = match &doc {
+        Some(doc) => document::tenant_settings(&doc.content, name)?,
+        None => None,
+    };
+    match (doc, settings) {
+        (Some(doc), Some(settings)) => Ok(resource_response(
+            StatusCode::OK,
+            TenantResource {
+                tenant: name.to_string(),
+                revision: doc.revision,
+                file: path,
+                document: settings,
+                warnings: Vec::new(),
+            },
+        )),
+        _ => Err(Problem::not_found(format!("no tenant {name:?}"))),
+    }
+}
+
+/// `PUT /tenants/{tenant}`: creates the tenant, or replaces it given `If-Match`.
+pub async fn put(
+    State(api): State<Arc<Api>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let name = tenant_name(&tenant)?.to_string();
+    caller.may_write_tenant(&name)?;
+    let format = Format::of(&headers)?;
+    let if_match = IfMatch::of(&headers)?;
+    let text = body_text(body)?;
+    let model = api.model()?;
+    let path = tenant_path(&model, &name);
+    // Checked as sent, so findings point at the sender's lines.
+    let as_sent = document::tenant_file_from_body(&name, &text);
+    let warnings = validate(&model, &path, Some(&as_sent))
+        .map_err(|f| Problem::invalid(document::body_findings(f, &path)))?;
+    let content = match format {
+        Format::Yaml => as_sent,
+        Format::Json => {
+            let stored = document::tenant_file_from_map(&name, &json_object(&text)?);
+            validate(&model, &path, Some(&stored)).map_err(Problem::invalid)?;
+            stored
+        }
+    };
+    let what = format!("tenant {name:?}");
+    let (updated, existed) = write(&api, &caller, &name, &path, |current| {
+        if let Some(doc) = current {
+            document::check_sole_tenant(&doc.content, &doc.path, &name)?;
+        }
+        if_match.allows(current.filter(|d| defines(d, &name)), &what)?;
+        Ok(Decision::Write(content))
+    })
+    .await?;
+    respond_written(updated, &name, &path, warnings, !existed)
+}
+
+/// `PATCH /tenants/{tenant}`: a JSON merge patch of its settings (`null` removes a key),
+/// applied atomically to the stored document; `If-Match` is optional.
+pub async fn patch(
+    State(api): State<Arc<Api>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let name = tenant_name(&tenant)?.to_string();
+    caller.may_write_tenant(&name)?;
+    if Format::of(&headers)? != Format::Json {
+        return Err(Problem::bad_request(
+            "PATCH takes a JSON merge patch (application/merge-patch+json)",
+        ));
+    }
+    let if_match = IfMatch::of(&headers)?;
+    let patch = Value::Object(json_object(&body_text(body)?)?);
+    let model = api.model()?;
+    let path = tenant_path(&model, &name);
+    let what = format!("tenant {name:?}");
+    let mut warnings = Vec::new();
+    let (updated, _) = write(&api, &caller, &name, &path, |current| {
+        let current = current.filter(|d| defines(d, &name));
+        let Some(doc) = current else {
+            return Err(Problem::not_found(format!("no tenant {name:?}")));
+        };
+        if_match.allows_optional(Some(doc), &what)?;
+        document::check_sole_tenant(&doc.content, &doc.path, &name)?;
+        let settings = document::tenant_settings(&doc.content, &name)?.unwrap_or_default();
+        let mut merged = Value::Object(settings);
+        document::merge_patch(&mut merged, &patch);
+        let merged = match merged {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let content = document::tenant_file_from_map(&name, &merged);
+        warnings = validate(&model, &path, Some(&content)).map_err(Problem::invalid)?;
+        Ok(Decision::Write(content))
+    })
+    .await?;
+    respond_written(updated, &name, &path, warnings, false)
+}
+
+/// `DELETE /tenants/{tenant}`: needs `If-Match`.
+pub async fn delete(
+    State(api): State<Arc<Api>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let name = tenant_name(&tenant)?.to_string();
+    caller.may_write_tenant(&name)?;
+    let if_match = IfMatch::of(&headers)?;
+    let model = api.model()?;
+    let path = tenant_path(&model, &name);
+    let what = format!("tenant {name:?}");
+    write(&api, &caller, &name, &path, |current| {
+        let Some(doc) = current.filter(|d| defines(d, &name)) else {
+            return Err(Problem::not_found(format!("no tenant {name:?}")));
+        };
+        if_match.allows(Some(doc), &what)?;
+        document::check_sole_tenant(&doc.content, &doc.path, &name)?;
+        validate(&model, &path, None).map_err(Problem::invalid)?;
+        Ok(Decision::Remove)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct HistoryEntry {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    file: String,
+    /// Settings before and after; `null` when the tenant did not exist on that side.
+    before: Option<Map<String, Value>>,
+    after: Option<Map<String, Value>>,
+    changes: Vec<FieldChange>,
+}
+
+/// Most entries one history request returns.
+const HISTORY_MAX: u32 = 1000;
+
+/// `GET /tenants/{tenant}/history?limit=N`: the newest N writes, oldest first, with diffs.
+pub async fn history(
+    State(api): State<Arc<Api>>,
+    Path(tenant): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let caller = api.auth.caller(&headers)?;
+    let name = tenant_name(&tenant)?;
+    caller.may_read_tenant(name)?;
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, HISTORY_MAX);
+    let model = api.model()?;
+    let path = tenant_path(&model, name);
+    let entries = api.store.history(&object(name), &path, limit).await?;
+    let settings = |content: &Option<String>| -> Result<Option<Map<String, Value>>, Problem> {
+        match content {
+            Some(text) => document::tenant_settings(text, name),
+            None => Ok(None),
+        }
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let before = settings(&e.before)?;
+        let after = settings(&e.after)?;
+        let empty = Map::new();
+        let changes = document::changed_fields(
+            before.as_ref().unwrap_or(&empty),
+            after.as_ref().unwrap_or(&empty),
+        );
+        out.push(HistoryEntry {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            file: e.path,
+            before,
+            after,
+            changes,
+        });
+    }
+    Ok(Json(serde_json::json!({ "tenant": name, "entries": out })).into_response())
+}
+
+/// The audit object of a tenant.
+fn object(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
+/// Where tenant `name` lives: its file in the served model, or the file a new one gets.
+pub fn tenant_path(model: &Model, name: &str) -> String {
+    model
+        .tenants
+        .get(name)
+        .map(|e| e.doc.file.clone())
+        .unwrap_or_else(|| document::default_tenant_path(name))
+}
+
+/// Whether a stored document defines tenant `name`.
+fn defines(doc: &Document, name: &str) -> bool {
+    document::tenant_settings(&doc.content, name).is_ok_and(|s| s.is_some())
+}
+
+/// Runs the model's checks on a proposed document: its warnings when acceptable, every
+/// finding when it has errors.
+pub fn validate(
+    model: &Model,
+    path: &str,
+    content: Option<&str>,
+) -> Result<Vec<Finding>, Vec<Finding>> {
+    let found: Vec<Finding> = check_change(model, path, content)
+        .iter()
+        .map(Finding::from_diagnostic)
+        .collect();
+    if found.iter().any(|f| f.level == Level::Error) {
+        Err(found)
+    } else {
+        Ok(found)
+    }
+}
+
+/// Stores a tenant write; returns the result and whether the tenant existed before.
+async fn write<F>(
+    api: &Api,
+    caller: &Caller,
+    name: &str,
+    path: &str,
+    decide: F,
+) -> Result<(Updated, bool), Problem>
+where
+    F: FnOnce(Option<&Document>) -> Result<Decision, Problem> + Send,
+{
+    let meta = WriteMeta {
+        actor: caller.actor(),
+        object: object(name),
+    };
+    let mut existed = false;
+    let result = api
+        .store
+        .update(path, &meta, |current| {
+            existed = current.is_some_and(|d| defines(d, name));
+            decide(current)
+        })
+        .await;
+    match result {
+        Ok(updated) => Ok((updated, existed)),
+        Err(UpdateError::Refused(problem)) => Err(problem),
+        Err(UpdateError::Store(e)) => Err(e.into()),
+    }
+}
+
+fn respond_written(
+    updated: Updated,
+    name: &str,
+    path: &str,
+    warnings: Vec<Finding>,
+    created: bool,
+) -> Result<Response, Problem> {
+    let doc = match updated {
+        Updated::Written(doc) | Updated::Unchanged(doc) => doc,
+        Updated::Removed => return Ok(StatusCode::NO_CONTENT.into_response()),
+    };
+    let settings = document::tenant_settings(&doc.content, name)?.unwrap_or_default();
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(resource_response(
+        status,
+        TenantResource {
+            tenant: name.to_string(),
+            revision: doc.revision,
+            file: path.to_string(),
+            document: settings,
+            warnings,
+        },
+    ))
+}
+
+fn resource_response(status: StatusCode, resource: TenantResource) -> Response {
+    let tag = etag(&resource.revision);
+    let mut response = (status, Json(resource)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    response
+}
