@@ -164,7 +164,7 @@ impl IfMatch {
             )),
             (IfMatch::Any, Some(_)) => Ok(()),
             (IfMatch::Revisions(tags), Some(doc)) => {
-                if tags.iter().any(|t| *t == doc.revision) {
+                if tags.contains(&doc.revision) {
                     Ok(())
                 } else {
                     Err(Problem::stale(&doc.revision))
