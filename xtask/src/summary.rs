@@ -29,14 +29,19 @@ impl AddAssign for Counts {
 /// `Summary [ 1.2s] 12 tests run: 11 passed (1 slow), 1 failed, 2 skipped` and libtest's
 /// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; …`
 /// (one per test binary). `None` when there is no such line at all.
+///
+/// nextest replays a failed test's captured output, which holds that test binary's own
+/// libtest `test result:` line; when a nextest summary is present, only it is counted, or a
+/// failure would be counted twice.
 pub fn parse(lines: &[String]) -> Option<Counts> {
+    let cleaned: Vec<String> = lines.iter().map(|l| strip_ansi(l)).collect();
+    let nextest = cleaned.iter().any(|l| l.trim().starts_with("Summary ["));
     let mut total = None::<Counts>;
-    for line in lines {
-        let line = strip_ansi(line);
+    for line in &cleaned {
         let line = line.trim();
         let counts = if let Some(rest) = line.strip_prefix("Summary [") {
             rest.split_once(']').map(|(_, tail)| nextest_counts(tail))
-        } else if line.starts_with("test result:") {
+        } else if !nextest && line.starts_with("test result:") {
             Some(libtest_counts(line))
         } else {
             None
@@ -157,6 +162,16 @@ mod tests {
                 skipped: 1
             }
         );
+    }
+
+    #[test]
+    fn a_failure_replayed_by_nextest_counts_once() {
+        let text = "        FAIL [   2.393s] (1/6) crate::api some_test
+    test some_test ... FAILED
+    test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 5 filtered out; finished in 2.28s
+     Summary [   2.411s] 6 tests run: 5 passed, 1 failed, 0 skipped";
+        let counts = parse(&lines(text)).unwrap();
+        assert_eq!((counts.passed, counts.failed), (5, 1));
     }
 
     #[test]
