@@ -54,6 +54,7 @@ impl DirStore {
         };
         let last = store.read_audit()?.last().map_or(0, |e| e.id);
         store.last_audit_id.store(last, Ordering::SeqCst);
+        remove_orphaned_temp_files(root, 0);
         Ok(store)
     }
 
@@ -274,6 +275,7 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = target
         .file_name()
         .map_or_else(Default::default, |n| n.to_string_lossy());
+    // `.<name>.<pid>.tmp`: see `temp_file_pid`.
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&temp)?;
@@ -296,7 +298,58 @@ fn remove_durably(target: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes temporary files that a writer killed mid-write left behind (hidden, so they were
+/// never served). A file of a process that still runs is left alone.
+fn remove_orphaned_temp_files(dir: &Path, depth: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if !name.starts_with('.') && depth < 32 {
+                remove_orphaned_temp_files(&path, depth + 1);
+            }
+        } else if let Some(pid) = temp_file_pid(&name)
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+/// The writer's pid in a temporary file name `.<name>.<pid>.tmp`.
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = inner.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
 /// Makes a rename or removal in `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed_at_open() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("sub")).unwrap();
+        // pid_max is at most 2^22 on Linux: this writer cannot be running.
+        let dead = root.path().join("sub/.a.yaml.4294967.tmp");
+        let live = root
+            .path()
+            .join(format!(".b.yaml.{}.tmp", std::process::id()));
+        let other = root.path().join(".editor.swp");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "half").unwrap();
+        }
+        DirStore::open(root.path()).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+    }
 }

@@ -256,3 +256,42 @@ async fn sqlite_store_survives_reopening() {
     let store = Store::open(&spec).await.unwrap();
     assert_eq!(store.list().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store() {
+    let Some(pg) = dynalert_testkit::Postgres::start().unwrap() else {
+        return;
+    };
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    suite(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let url = pg.create_database(&format!("store_{i}")).unwrap();
+        async move { Store::open(&StoreSpec::Postgres(url)).await.unwrap() }
+    })
+    .await;
+}
+
+/// A write on one connection is announced to a store opened separately on the same database,
+/// as it is between two `dynalert serve` replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writes_reach_other_replicas() {
+    let Some(pg) = dynalert_testkit::Postgres::start().unwrap() else {
+        return;
+    };
+    let url = pg.create_database("replicas").unwrap();
+    let one = Store::open(&StoreSpec::Postgres(url.clone()))
+        .await
+        .unwrap();
+    let two = Store::open(&StoreSpec::Postgres(url)).await.unwrap();
+    let mut heard = two.subscribe();
+    put(&one, "x.yaml", "tenants:\n  x: {}\n").await;
+    let path = tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the other replica hears of the write within 5 s")
+        .unwrap();
+    assert_eq!(path, "x.yaml");
+    assert_eq!(
+        two.get("x.yaml").await.unwrap().unwrap().content,
+        "tenants:\n  x: {}\n"
+    );
+}
