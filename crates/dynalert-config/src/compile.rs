@@ -284,6 +284,38 @@ fn check_platform_file(f: &ParsedFile, eff: &EffectivePlatform, diags: &mut Vec<
     }
 }
 
+/// What [`compile`] would report for one tenant file, against the platforms and tenants of a
+/// compiled model that the file does not change: its tenants checked against their platform,
+/// and names already defined in another file. Cheap, unlike compiling every file (a write
+/// through the API). `None` when no compiled platform covers the file's directory (the model
+/// has no file at all yet): then only a full compile knows.
+pub(crate) fn check_tenant_file(
+    file: &ParsedFile,
+    platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
+    tenants: &BTreeMap<String, TenantEntry>,
+) -> Option<Vec<Diagnostic>> {
+    let platform = ancestors(&file.dir)
+        .iter()
+        .rev()
+        .find_map(|dir| platforms.get(dir))?;
+    let mut by_name: BTreeMap<&str, Vec<&Arc<TenantDoc>>> = BTreeMap::new();
+    for t in &file.tenants {
+        by_name.entry(t.name.as_str()).or_default().push(t);
+    }
+    let mut diags = Vec::new();
+    for (name, mut copies) in by_name {
+        if let Some(other) = tenants.get(name).filter(|e| e.doc.file != file.path) {
+            copies.push(&other.doc);
+        }
+        if copies.len() > 1 {
+            report_duplicate(&copies, &mut diags);
+        } else {
+            check_tenant(copies[0].clone(), platform, &mut diags);
+        }
+    }
+    Some(diags)
+}
+
 fn report_duplicate(copies: &[&Arc<TenantDoc>], diags: &mut Vec<Diagnostic>) {
     let files: Vec<&str> = copies.iter().map(|t| t.file.as_str()).collect();
     for t in copies {

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::compile::compile;
+use crate::compile::{check_tenant_file, compile};
 use crate::diag::Diagnostic;
 use crate::model::Model;
-use crate::parse::parse_file;
+use crate::parse::{is_platform_path, parse_file};
 
 /// The errors that writing `source` to `path` (or removing it, for `None`) would bring: every
 /// error in that document, and errors in other documents that were clean before (a platform
@@ -16,7 +16,29 @@ use crate::parse::parse_file;
 /// Warnings of the document itself are returned too; the change is acceptable when none of
 /// the returned diagnostics is an error.
 pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diagnostic> {
+    if !is_platform_path(path) {
+        // A tenant file changes nothing for other files: check it alone.
+        let Some(source) = source else {
+            return Vec::new();
+        };
+        let parsed = parse_file(path, source);
+        if let Some(found) = check_tenant_file(&parsed, &model.platforms, &model.tenants) {
+            return select(parsed.diagnostics.into_iter().chain(found), model, path);
+        }
+    }
     apply_change(model, path, source).0
+}
+
+/// The findings a change is judged by: all of the changed document's, and errors elsewhere
+/// that were not there before.
+fn select(found: impl Iterator<Item = Diagnostic>, model: &Model, path: &str) -> Vec<Diagnostic> {
+    let known: BTreeSet<&Diagnostic> = model.diagnostics.iter().collect();
+    let mut found: Vec<Diagnostic> = found
+        .filter(|d| d.file == path || (d.is_error() && !known.contains(d)))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// [`check_change`], plus the model as it would be with the change: what a simulation
@@ -76,6 +98,14 @@ mod tests {
     }
 
     const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n";
+
+    /// The quick check of a tenant file must say what compiling everything says.
+    fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diagnostic> {
+        let quick = super::check_change(model, path, source);
+        let full = apply_change(model, path, source).0;
+        assert_eq!(quick, full, "quick and full checks disagree on {path}");
+        quick
+    }
 
     #[test]
     fn a_clean_tenant_passes() {
@@ -137,6 +167,23 @@ mod tests {
             found.iter().any(|d| d.is_error() && d.file == "b.yaml"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn tenants_in_subdirectories_use_their_own_platform() {
+        let m = model(&[
+            ("_defaults.yaml", DEFAULTS),
+            (
+                "team/_defaults.yaml",
+                "optional: [team_key]\nprofiles:\n  p: {}\n",
+            ),
+            ("team/x.yaml", "tenants:\n  x: {}\n"),
+        ]);
+        let ok = "tenants:\n  y:\n    team_key: 1\n    _profile: p\n";
+        assert!(check_change(&m, "team/deeper/y.yaml", Some(ok)).is_empty());
+        let found = check_change(&m, "y.yaml", Some(ok));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(check_change(&m, "x.yaml", None).is_empty());
     }
 
     #[test]
