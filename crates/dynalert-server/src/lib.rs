@@ -29,6 +29,7 @@ use dynalert_store::{Store, StoreSpec};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
+pub use api::ROUTE_PATHS;
 pub use api::auth::hash_token;
 pub use error::ServeError;
 pub use options::ServeOptions;

@@ -68,16 +68,18 @@ pub fn body_findings(findings: Vec<Finding>, path: &str) -> Vec<Finding> {
         .collect()
 }
 
-/// Parses a whole stored file into JSON.
+/// Parses a whole stored file into JSON; an empty one (blank, or comments only) is `{}`.
 pub fn file_value(content: &str) -> Result<Value, Problem> {
     if content.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    serde_saphyr::from_str::<Value>(content).map_err(|e| {
-        Problem::internal(format!(
+    match serde_saphyr::from_str::<Value>(content) {
+        Ok(Value::Null) => Ok(Value::Object(Map::new())),
+        Ok(value) => Ok(value),
+        Err(e) => Err(Problem::internal(format!(
             "a stored document does not parse although it was served: {e}"
-        ))
-    })
+        ))),
+    }
 }
 
 /// The settings of tenant `name` in a stored file: `None` if the file does not define it.

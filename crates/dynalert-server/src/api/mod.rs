@@ -56,22 +56,38 @@ impl Api {
     }
 }
 
+/// The path of every `/api/v1` route (relative to it): [`routes`] registers exactly these, so
+/// a test can hold `openapi.json` against the router.
+pub const ROUTE_PATHS: &[&str] = &[
+    "/tenants",
+    "/tenants/{tenant}",
+    "/tenants/{tenant}/effective",
+    "/tenants/{tenant}/history",
+    "/platform",
+    "/simulate",
+    "/config",
+    "/openapi.json",
+];
+
 /// The `/api/v1` routes (paths relative to it).
 pub fn routes() -> Router<Arc<Api>> {
-    Router::new()
-        .route("/tenants", get(tenants::list))
-        .route(
-            "/tenants/{tenant}",
-            get(tenants::get_one)
+    let mut router = Router::new();
+    for &path in ROUTE_PATHS {
+        let methods = match path {
+            "/tenants" => get(tenants::list),
+            "/tenants/{tenant}" => get(tenants::get_one)
                 .put(tenants::put)
                 .patch(tenants::patch)
                 .delete(tenants::delete),
-        )
-        .route("/tenants/{tenant}/effective", get(views::effective))
-        .route("/tenants/{tenant}/history", get(tenants::history))
-        .route("/platform", get(platform::get_all).put(platform::put))
-        .route("/simulate", post(views::simulate))
-        .route("/config", get(views::config))
-        .route("/openapi.json", get(openapi::document))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+            "/tenants/{tenant}/effective" => get(views::effective),
+            "/tenants/{tenant}/history" => get(tenants::history),
+            "/platform" => get(platform::get_all).put(platform::put),
+            "/simulate" => post(views::simulate),
+            "/config" => get(views::config),
+            "/openapi.json" => get(openapi::document),
+            _ => unreachable!("{path} is in ROUTE_PATHS but has no handlers"),
+        };
+        router = router.route(path, methods);
+    }
+    router.layer(DefaultBodyLimit::max(MAX_BODY))
 }

@@ -1,6 +1,8 @@
 //! `GET /openapi.json`: the API described in OpenAPI 3.1. The document is written by hand in
-//! `openapi.json` next to this file; a test walks it against the router, so a route that is
-//! missing from it, or documented but not served, fails the build.
+//! `openapi.json` next to this file; `tests/openapi.rs` holds it against the router
+//! (`ROUTE_PATHS`, the methods each path answers) and every reply of a session
+//! against its schemas, so a route, method, status or field that is missing from it, or
+//! documented but not served, fails the tests.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -158,7 +158,9 @@ pub async fn patch(
     let name = tenant_name(&tenant)?.to_string();
     caller.may_write_tenant(&name)?;
     if Format::of(&headers)? != Format::Json {
-        return Err(Problem::bad_request(
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
             "PATCH takes a JSON merge patch (application/merge-patch+json)",
         ));
     }
