@@ -1,11 +1,28 @@
 //! Reading a request: names in the path, the body and its format, preconditions.
 
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use dynalert_store::Document;
 
 use super::problem::Problem;
+
+/// The `{tenant}` segment of the URL; a segment that does not decode (not UTF-8) is a
+/// problem document like every other error, not the router's plain text.
+pub struct TenantPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::bad_request(e.body_text()))?;
+        Ok(TenantPath(name))
+    }
+}
 
 /// A tenant name from the URL, checked before it reaches a file path, a query or a label.
 pub fn tenant_name(name: &str) -> Result<&str, Problem> {
@@ -27,32 +44,45 @@ pub enum Format {
 }
 
 impl Format {
-    /// From `Content-Type`: JSON (also `application/merge-patch+json`) or YAML; a missing
-    /// type is read as JSON. Anything else is `415`.
+    /// From `Content-Type` of a whole document: JSON or YAML; a missing type is read as
+    /// JSON. Anything else (a merge patch included: it is not a document) is `415`.
     pub fn of(headers: &HeaderMap) -> Result<Format, Problem> {
-        let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        match media_type(headers).as_deref() {
+            Some("application/merge-patch+json") => {
+                Err(unsupported("application/merge-patch+json"))
+            }
+            _ => Self::of_any(headers),
+        }
+    }
+
+    /// Like [`Format::of`], also taking `application/merge-patch+json` as JSON (PATCH).
+    pub fn of_any(headers: &HeaderMap) -> Result<Format, Problem> {
+        let Some(media) = media_type(headers) else {
             return Ok(Format::Json);
         };
-        let media = value
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
         match media.as_str() {
             "application/json" | "application/merge-patch+json" => Ok(Format::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
                 Ok(Format::Yaml)
             }
-            other => Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported media type",
-                format!("Content-Type {other:?}: send application/json or application/yaml"),
-            )),
+            other => Err(unsupported(other)),
         }
     }
+}
+
+/// The media type of `Content-Type`, lowercase, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    let media = value.to_str().unwrap_or("").split(';').next().unwrap_or("");
+    Some(media.trim().to_ascii_lowercase())
+}
+
+fn unsupported(media: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported media type",
+        format!("Content-Type {media:?}: send application/json or application/yaml"),
+    )
 }
 
 /// The body as UTF-8 text; `413` over [`super::MAX_BODY`].
@@ -127,6 +157,8 @@ impl IfMatch {
                 if tag == "*" {
                     return Ok(IfMatch::Any);
                 }
+                // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
+                let weak = tag.starts_with("W/");
                 let tag = tag.strip_prefix("W/").unwrap_or(tag);
                 let inner = tag
                     .strip_prefix('"')
@@ -136,7 +168,9 @@ impl IfMatch {
                             "If-Match {tag:?}: an entity tag is quoted, like \"42\""
                         ))
                     })?;
-                revisions.push(inner.to_string());
+                if !weak {
+                    revisions.push(inner.to_string());
+                }
             }
         }
         Ok(IfMatch::Revisions(revisions))
@@ -215,10 +249,12 @@ mod tests {
         );
         assert!(if_match("\"7\"").allows(Some(&doc("7")), "t").is_ok());
         assert!(
-            if_match("\"3\", W/\"7\"")
+            if_match("\"3\", \"7\"")
                 .allows(Some(&doc("7")), "t")
                 .is_ok()
         );
+        let weak = if_match("W/\"7\"").allows(Some(&doc("7")), "t");
+        assert_eq!(weak.unwrap_err().status, 412, "weak tags never match");
         assert_eq!(
             if_match("\"6\"")
                 .allows(Some(&doc("7")), "t")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use super::Api;
 use super::auth::Caller;
 use super::document::{self, FieldChange};
 use super::problem::{Finding, Problem};
-use super::request::{Format, IfMatch, body_text, etag, json_object, tenant_name};
+use super::request::{Format, IfMatch, TenantPath, body_text, etag, json_object, tenant_name};
 
 /// One tenant as the API shows it.
 #[derive(Serialize)]
@@ -79,7 +79,7 @@ pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Res
 /// `GET /tenants/{tenant}`, with its revision as `ETag`.
 pub async fn get_one(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let caller = api.auth.caller(&headers)?;
@@ -110,7 +110,7 @@ pub async fn get_one(
 /// `PUT /tenants/{tenant}`: creates the tenant, or replaces it given `If-Match`.
 pub async fn put(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
@@ -150,14 +150,14 @@ pub async fn put(
 /// applied atomically to the stored document; `If-Match` is optional.
 pub async fn patch(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?.to_string();
     caller.may_write_tenant(&name)?;
-    if Format::of(&headers)? != Format::Json {
+    if Format::of_any(&headers)? != Format::Json {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported media type",
@@ -195,7 +195,7 @@ pub async fn patch(
 /// `DELETE /tenants/{tenant}`: needs `If-Match`.
 pub async fn delete(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let caller = api.auth.caller(&headers)?;
@@ -241,7 +241,7 @@ const HISTORY_MAX: u32 = 1000;
 /// `GET /tenants/{tenant}/history?limit=N`: the newest N writes, oldest first, with diffs.
 pub async fn history(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {

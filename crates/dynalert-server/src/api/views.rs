@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use super::Api;
 use super::document;
 use super::problem::{Finding, Problem};
-use super::request::{Format, body_text, tenant_name};
+use super::request::{Format, TenantPath, body_text, tenant_name};
 use super::tenants::tenant_path;
 
 #[derive(Deserialize)]
@@ -60,6 +60,10 @@ fn alerts_by_key() -> &'static BTreeMap<String, Vec<AlertRef>> {
     })
 }
 
+fn base_key(key: &str) -> &str {
+    key.split_once('{').map_or(key, |(base, _)| base)
+}
+
 #[derive(Serialize)]
 struct EffectiveKey<'a> {
     #[serde(flatten)]
@@ -90,7 +94,9 @@ impl<'a> Effective<'a> {
                 .iter()
                 .map(|view| EffectiveKey {
                     view,
-                    used_by: alerts.get(view.key).map_or(&[], Vec::as_slice),
+                    // A dimensional key (`redis_queue_length{queue='email'}`) is read by
+                    // the alerts of its base key.
+                    used_by: alerts.get(base_key(view.key)).map_or(&[], Vec::as_slice),
                 })
                 .collect(),
             state_filters: t.state_filters.iter().copied().collect(),
@@ -106,7 +112,7 @@ impl<'a> Effective<'a> {
 /// where it came from and the pack alerts that read it.
 pub async fn effective(
     State(api): State<Arc<Api>>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     query: Result<Query<AtQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {

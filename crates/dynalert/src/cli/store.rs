@@ -89,11 +89,16 @@ async fn import(
     let model = dynalert_config::load_dir_with_keys(&dir, dynalert_rules::declared_keys())?;
     let errors: Vec<_> = model.diagnostics.iter().filter(|d| d.is_error()).collect();
     for d in &errors {
-        eprintln!("{d}");
+        // The path as the user can open it, as `dynalert lint DIR` shows it.
+        let shown = dynalert_config::Diagnostic {
+            file: dir.join(&d.file).display().to_string(),
+            ..(*d).clone()
+        };
+        eprintln!("{shown}");
     }
     if !errors.is_empty() && !force {
         bail!(
-            "{} has {} errors; nothing imported (fix them, or pass --force)",
+            "{} has {} error(s); nothing imported (fix them, or pass --force)",
             dir.display(),
             errors.len()
         );
