@@ -8,24 +8,25 @@ use std::path::PathBuf;
 pub enum ServeError {
     /// The conf.d root is missing, not a directory or not readable. Checked before binding so
     /// a misconfigured deployment fails at once instead of serving nothing.
-    #[error("{source}")]
+    // Causes are part of each message, not a `source`: an error chain would print them twice.
+    #[error("{error}")]
     ConfigDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot open store {store}: {source}")]
+    #[error("cannot open store {store}: {error}")]
     Store {
         store: String,
-        source: dynalert_store::StoreError,
+        error: dynalert_store::StoreError,
     },
     #[error("cannot import {dir}: {message}")]
     Import { dir: PathBuf, message: String },
     #[error("{0}")]
     Auth(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),

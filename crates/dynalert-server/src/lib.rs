@@ -40,9 +40,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let prepared = prepare(&opts).await?;
     let listener = TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             addr: opts.listen,
-            source,
+            error,
         })?;
     serve_prepared(listener, opts, prepared, shutdown_signal()).await
 }
@@ -67,16 +67,16 @@ struct Prepared {
 
 async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
     if let StoreSpec::Dir(path) = &opts.store {
-        dynalert_config::loader::list_files(path).map_err(|source| ServeError::ConfigDir {
+        dynalert_config::loader::list_files(path).map_err(|error| ServeError::ConfigDir {
             path: path.clone(),
-            source,
+            error,
         })?;
     }
     let store = Store::open(&opts.store)
         .await
-        .map_err(|source| ServeError::Store {
+        .map_err(|error| ServeError::Store {
             store: opts.store.to_string(),
-            source,
+            error,
         })?;
     if let Some(dir) = &opts.import {
         import_if_empty(&store, dir).await?;

@@ -52,10 +52,50 @@ impl DirStore {
             last_audit_id: AtomicI64::new(0),
             changes: notifier(),
         };
-        let last = store.read_audit()?.last().map_or(0, |e| e.id);
-        store.last_audit_id.store(last, Ordering::SeqCst);
         remove_orphaned_temp_files(root, 0);
+        store.reconcile_audit()?;
         Ok(store)
+    }
+
+    /// Records, as written by `filesystem`, every document whose content differs from what
+    /// the audit history last saw of it: edits by git or an editor while no server ran, and
+    /// a write a crash interrupted after its rename but before its audit line. The history
+    /// then stays a chain: each entry's `before` is the previous entry's `after`.
+    fn reconcile_audit(&self) -> Result<(), StoreError> {
+        let entries = self.read_audit()?;
+        self.last_audit_id
+            .store(entries.last().map_or(0, |e| e.id), Ordering::SeqCst);
+        let mut audited: std::collections::BTreeMap<&str, Option<&str>> = Default::default();
+        for e in &entries {
+            audited.insert(&e.path, e.after.as_deref());
+        }
+        let docs = self.list()?;
+        let on_disk: std::collections::BTreeMap<&str, &str> = docs
+            .iter()
+            .map(|d| (d.path.as_str(), d.content.as_str()))
+            .collect();
+        let mut paths: Vec<&str> = audited.keys().chain(on_disk.keys()).copied().collect();
+        paths.sort();
+        paths.dedup();
+        for path in paths {
+            // A file never written through the store has no history to continue.
+            let Some(&last) = audited.get(path) else {
+                continue;
+            };
+            let now = on_disk.get(path).copied();
+            if last != now {
+                self.append_audit(AuditLine {
+                    id: self.last_audit_id.load(Ordering::SeqCst) + 1,
+                    at: audit_now(),
+                    actor: "filesystem".into(),
+                    object: document_object(path),
+                    path: path.to_string(),
+                    before: last.map(str::to_string),
+                    after: now.map(str::to_string),
+                })?;
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -351,5 +391,35 @@ mod tests {
         DirStore::open(root.path()).unwrap();
         assert!(!dead.exists());
         assert!(live.exists() && other.exists());
+    }
+
+    #[tokio::test]
+    async fn changes_made_on_disk_meanwhile_continue_the_history() {
+        let root = tempfile::tempdir().unwrap();
+        let meta = WriteMeta {
+            actor: "api".into(),
+            object: "tenant:a".into(),
+        };
+        {
+            let store = DirStore::open(root.path()).unwrap();
+            for content in ["tenants:\n  a: {}\n", "tenants:\n  a: {x: 1}\n"] {
+                let decide = |_: Option<&Document>| Ok::<_, ()>(Decision::Write(content.into()));
+                store.update("a.yaml", &meta, decide).await.unwrap();
+            }
+        }
+        // What a crash between rename and audit, or a `git pull`, leaves.
+        std::fs::write(root.path().join("a.yaml"), "tenants:\n  a: {x: 2}\n").unwrap();
+        std::fs::write(root.path().join("b.yaml"), "tenants:\n  b: {}\n").unwrap();
+        let store = DirStore::open(root.path()).unwrap();
+        let history = store.history("tenant:a", "a.yaml", 10).unwrap();
+        assert_eq!(history.len(), 3);
+        assert_eq!(history[2].actor, "filesystem");
+        assert_eq!(history[2].before, history[1].after);
+        assert_eq!(history[2].after.as_deref(), Some("tenants:\n  a: {x: 2}\n"));
+        assert!(store.history("x", "b.yaml", 10).unwrap().is_empty());
+        // Opening again finds nothing new.
+        drop(store);
+        let store = DirStore::open(root.path()).unwrap();
+        assert_eq!(store.history("tenant:a", "a.yaml", 10).unwrap().len(), 3);
     }
 }

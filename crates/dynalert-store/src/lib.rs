@@ -79,19 +79,44 @@ pub enum Updated {
     Removed,
 }
 
-/// Why the store could not do something.
+/// Why the store could not do something. The message carries the cause, so the cause is not
+/// exposed again as a `source` (an error chain would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(sqlx::migrate::MigrateError),
     #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Path(#[from] PathError),
+    Io(std::io::Error),
+    #[error("{0}")]
+    Path(PathError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+impl From<PathError> for StoreError {
+    fn from(e: PathError) -> Self {
+        StoreError::Path(e)
+    }
 }
 
 /// Why an update did not happen: the closure refused, or the store failed (nothing written).

@@ -104,6 +104,11 @@ async fn import(
         );
     }
     let docs = dynalert_store::read_tree(&dir)?;
+    if let StoreSpec::Dir(target) = &spec {
+        // Like export, an import into a directory creates it.
+        std::fs::create_dir_all(target)
+            .with_context(|| format!("cannot create {}", target.display()))?;
+    }
     let store = open(&spec).await?;
     let stats = store.import(&docs, prune, &import_actor()).await?;
     eprintln!(
