@@ -93,6 +93,42 @@ pub fn tenant_settings(content: &str, name: &str) -> Result<Option<Map<String, V
     })
 }
 
+/// A stored file as seen by one tenant's API calls, parsed once.
+pub struct TenantFile {
+    /// The tenant's settings; `None` if the file does not define it.
+    pub settings: Option<Map<String, Value>>,
+    /// Whether the file holds this tenant and nothing else.
+    sole: bool,
+}
+
+impl TenantFile {
+    pub fn parse(content: &str, name: &str) -> Result<TenantFile, Problem> {
+        let file = file_value(content)?;
+        let settings = match file.get("tenants").and_then(|t| t.get(name)) {
+            None => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => Some(Map::new()),
+        };
+        let sole = file.as_object().is_some_and(|blocks| {
+            blocks.keys().all(|k| k == "tenants")
+                && !blocks
+                    .get("tenants")
+                    .and_then(Value::as_object)
+                    .is_some_and(|t| t.keys().any(|k| k != name))
+        });
+        Ok(TenantFile { settings, sole })
+    }
+
+    /// `409` unless the file holds only this tenant (see [`check_sole_tenant`]).
+    pub fn check_sole(&self, path: &str, name: &str) -> Result<(), Problem> {
+        if self.sole {
+            Ok(())
+        } else {
+            Err(shared_file(path, name))
+        }
+    }
+}
+
 /// Refuses to edit a file through one tenant's API when it also holds something else: an
 /// edit would have to rewrite the other tenants too.
 pub fn check_sole_tenant(content: &str, path: &str, name: &str) -> Result<(), Problem> {

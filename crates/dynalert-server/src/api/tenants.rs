@@ -142,7 +142,8 @@ pub async fn put(
         if_match.allows(current.filter(|d| defines(d, &name)), &what)?;
         Ok(Decision::Write(content))
     })
-    .await?;
+    .await
+    .map_err(into_problem)?;
     respond_written(updated, &name, &path, warnings, !existed)
 }
 
@@ -168,28 +169,91 @@ pub async fn patch(
     let patch = Value::Object(json_object(&body_text(body)?)?);
     let model = api.model()?;
     let path = tenant_path(&model, &name);
-    let what = format!("tenant {name:?}");
+    let job = PatchJob {
+        name: &name,
+        path: &path,
+        patch: &patch,
+        if_match: &if_match,
+        model: &model,
+    };
+    // Optimistically: read, patch and validate outside the store's write lock, then write
+    // only if nobody wrote in between, so concurrent writers of other tenants never wait for
+    // this one's validation. A writer that keeps losing the race does it under the lock.
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        let current = api.store.get(&path).await?;
+        let (content, warnings) = job.apply(current.as_ref())?;
+        let based_on = current.map(|d| d.revision);
+        let result = write(&api, &caller, &name, &path, |now| {
+            if now.map(|d| &d.revision) == based_on.as_ref() {
+                Ok(Decision::Write(content))
+            } else {
+                Err(Lost)
+            }
+        })
+        .await;
+        match result {
+            Ok((updated, _)) => return respond_written(updated, &name, &path, warnings, false),
+            Err(UpdateError::Refused(Lost)) => continue,
+            Err(UpdateError::Store(e)) => return Err(e.into()),
+        }
+    }
     let mut warnings = Vec::new();
     let (updated, _) = write(&api, &caller, &name, &path, |current| {
-        let current = current.filter(|d| defines(d, &name));
-        let Some(doc) = current else {
-            return Err(Problem::not_found(format!("no tenant {name:?}")));
+        let (content, found) = job.apply(current)?;
+        warnings = found;
+        Ok(Decision::Write(content))
+    })
+    .await
+    .map_err(into_problem)?;
+    respond_written(updated, &name, &path, warnings, false)
+}
+
+/// How often a PATCH is tried outside the write lock before it takes the lock to validate.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// Another write came between reading a document and writing it.
+struct Lost;
+
+/// One PATCH request, applied to whatever the tenant's document is when it runs.
+struct PatchJob<'a> {
+    name: &'a str,
+    path: &'a str,
+    patch: &'a Value,
+    if_match: &'a IfMatch,
+    model: &'a Model,
+}
+
+impl PatchJob<'_> {
+    /// The patched file content and its warnings, or why the patch cannot apply.
+    fn apply(&self, current: Option<&Document>) -> Result<(String, Vec<Finding>), Problem> {
+        let name = self.name;
+        let file = current
+            .map(|d| document::TenantFile::parse(&d.content, name))
+            .transpose()?;
+        let (doc, settings) = match (current, file) {
+            (Some(doc), Some(file)) if file.settings.is_some() => (doc, file),
+            _ => return Err(Problem::not_found(format!("no tenant {name:?}"))),
         };
-        if_match.allows_optional(Some(doc), &what)?;
-        document::check_sole_tenant(&doc.content, &doc.path, &name)?;
-        let settings = document::tenant_settings(&doc.content, &name)?.unwrap_or_default();
-        let mut merged = Value::Object(settings);
-        document::merge_patch(&mut merged, &patch);
+        self.if_match
+            .allows_optional(Some(doc), &format!("tenant {name:?}"))?;
+        settings.check_sole(&doc.path, name)?;
+        let mut merged = Value::Object(settings.settings.unwrap_or_default());
+        document::merge_patch(&mut merged, self.patch);
         let merged = match merged {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        let content = document::tenant_file_from_map(&name, &merged);
-        warnings = validate(&model, &path, Some(&content)).map_err(Problem::invalid)?;
-        Ok(Decision::Write(content))
-    })
-    .await?;
-    respond_written(updated, &name, &path, warnings, false)
+        let content = document::tenant_file_from_map(name, &merged);
+        let warnings = validate(self.model, self.path, Some(&content)).map_err(Problem::invalid)?;
+        Ok((content, warnings))
+    }
+}
+
+fn into_problem(e: UpdateError<Problem>) -> Problem {
+    match e {
+        UpdateError::Refused(problem) => problem,
+        UpdateError::Store(e) => e.into(),
+    }
 }
 
 /// `DELETE /tenants/{tenant}`: needs `If-Match`.
@@ -214,7 +278,8 @@ pub async fn delete(
         validate(&model, &path, None).map_err(Problem::invalid)?;
         Ok(Decision::Remove)
     })
-    .await?;
+    .await
+    .map_err(into_problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -319,33 +384,30 @@ pub fn validate(
 }
 
 /// Stores a tenant write; returns the result and whether the tenant existed before.
-async fn write<F>(
+async fn write<F, E>(
     api: &Api,
     caller: &Caller,
     name: &str,
     path: &str,
     decide: F,
-) -> Result<(Updated, bool), Problem>
+) -> Result<(Updated, bool), UpdateError<E>>
 where
-    F: FnOnce(Option<&Document>) -> Result<Decision, Problem> + Send,
+    F: FnOnce(Option<&Document>) -> Result<Decision, E> + Send,
+    E: Send,
 {
     let meta = WriteMeta {
         actor: caller.actor(),
         object: object(name),
     };
     let mut existed = false;
-    let result = api
+    let updated = api
         .store
         .update(path, &meta, |current| {
             existed = current.is_some_and(|d| defines(d, name));
             decide(current)
         })
-        .await;
-    match result {
-        Ok(updated) => Ok((updated, existed)),
-        Err(UpdateError::Refused(problem)) => Err(problem),
-        Err(UpdateError::Store(e)) => Err(e.into()),
-    }
+        .await?;
+    Ok((updated, existed))
 }
 
 fn respond_written(
