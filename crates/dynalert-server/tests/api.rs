@@ -677,6 +677,44 @@ async fn concurrent_writers_lose_nothing(s: &ApiServer) {
         .await;
 }
 
+/// 20 clients PATCH the same tenant at once, each its own key: a merge patch is a
+/// read-modify-write, and none of them may undo another's.
+async fn concurrent_patches_of_one_tenant_all_land(s: &ApiServer) {
+    assert_eq!(s.put_yaml("patched", "{}", None).await.status, 201);
+    s.await_tenant("patched").await;
+    let mut tasks = Vec::new();
+    for queue in 0..20 {
+        let client = s.client.clone();
+        let url = format!("{}/api/v1/tenants/patched", s.base);
+        tasks.push(tokio::spawn(async move {
+            let key = format!("redis_queue_length{{queue='q{queue}'}}");
+            let response = client
+                .patch(&url)
+                .bearer_auth(ADMIN)
+                .header("content-type", "application/merge-patch+json")
+                .body(json!({ key: queue + 100 }).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let document = s.get("/tenants/patched").await.json["document"].clone();
+    let keys = document.as_object().unwrap();
+    assert_eq!(keys.len(), 20, "every key landed: {document}");
+    for queue in 0..20 {
+        assert_eq!(
+            keys[&format!("redis_queue_length{{queue='q{queue}'}}")],
+            queue + 100
+        );
+    }
+    let history = s.get("/tenants/patched/history?limit=1000").await.json["entries"].clone();
+    assert_eq!(history.as_array().unwrap().len(), 21);
+}
+
 async fn suite(backend: Backend) {
     let Some(fixture) = Fixture::new(backend) else {
         return;
@@ -689,6 +727,7 @@ async fn suite(backend: Backend) {
     history_effective_and_simulate(&s).await;
     platform_changes(&s).await;
     concurrent_writers_lose_nothing(&s).await;
+    concurrent_patches_of_one_tenant_all_land(&s).await;
     eprintln!("{backend:?}: API suite took {:?}", started.elapsed());
 }
 
