@@ -158,22 +158,9 @@ pub(crate) async fn run(
     };
     task.reload("start").await;
 
-    let period = task.opts.reload_interval;
-    let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rescan = periodic(task.opts.reload_interval);
     loop {
-        let due = task.state.served().next_due;
-        let until_due = async {
-            match due {
-                // The floor keeps a due time that does not advance from spinning; a wall-clock
-                // jump is caught up with by the next re-scan, which renders too.
-                Some(due) => {
-                    let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                    sleep(wait.max(MIN_RENDER_INTERVAL)).await
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let until_due = until_due(task.state.served().next_due);
         tokio::select! {
             _ = task.wake.notified() => {
                 if !settle(&task.wake, task.opts.debounce, &mut stop).await {
@@ -194,6 +181,26 @@ pub(crate) async fn run(
         }
     }
     debug!("reload task stopped");
+}
+
+/// Ticks every `period`, the first time one period from now.
+pub(crate) fn periodic(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// Resolves when time-dependent rows come due (never if none will). The floor keeps a due
+/// time that does not advance from spinning; a wall-clock jump is caught up with by the next
+/// re-scan, which renders too.
+pub(crate) async fn until_due(due: Option<chrono::DateTime<Utc>>) {
+    match due {
+        Some(due) => {
+            let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            sleep(wait.max(MIN_RENDER_INTERVAL)).await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits until no event arrived for `debounce` (bounded, see [`MAX_DEBOUNCE_PERIODS`]).

@@ -5,21 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use dynalert_config::Loader;
 use dynalert_store::{Document, Store, StoreError};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, watch};
-use tokio::time::{MissedTickBehavior, sleep};
+
 use tracing::{debug, error, info, warn};
 
 use crate::options::ServeOptions;
+use crate::reload::{periodic, until_due};
 use crate::state::{AppState, ReloadOutcome};
-
-/// Shortest wait between two timer-driven renders.
-const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What changed in the store since the loader last saw it.
 #[derive(Default)]
@@ -70,19 +68,9 @@ pub(crate) async fn run(
         dynalert_store::StoreSpec::Postgres(_) => opts.poll_interval,
         _ => opts.reload_interval,
     };
-    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut poll = periodic(period);
     loop {
-        let due = sync.state.served().next_due;
-        let until_due = async {
-            match due {
-                Some(due) => {
-                    let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                    sleep(wait.max(MIN_RENDER_INTERVAL)).await
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let until_due = until_due(sync.state.served().next_due);
         tokio::select! {
             first = changes.recv() => match drain(first, &mut changes) {
                 Some(paths) => sync.apply_paths(paths).await,
