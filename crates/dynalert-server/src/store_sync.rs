@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dynalert_config::Loader;
@@ -72,7 +72,7 @@ pub(crate) async fn run(
     loop {
         let until_due = until_due(sync.state.served().next_due);
         tokio::select! {
-            first = changes.recv() => match drain(first, &mut changes) {
+            first = changes.recv() => match collect(first, &mut changes).await {
                 Some(paths) => sync.apply_paths(paths).await,
                 None => sync.resync("notifications lagged").await,
             },
@@ -87,13 +87,20 @@ pub(crate) async fn run(
     debug!("store sync stopped");
 }
 
-/// The first announced path and every other one already queued; `None` when some were
-/// missed (the receiver lagged, or an empty path asked for a full re-read).
-fn drain(
+/// How long announcements are gathered after the first one before they are applied together:
+/// under a stream of API writes one reload then covers many of them, instead of the server
+/// spending its CPU re-rendering once per write.
+const GATHER: Duration = Duration::from_millis(15);
+
+/// The first announced path and every other one announced within [`GATHER`]; `None` when
+/// some were missed (the receiver lagged, or an empty path asked for a full re-read).
+async fn collect(
     first: Result<String, broadcast::error::RecvError>,
     changes: &mut broadcast::Receiver<String>,
 ) -> Option<Vec<String>> {
-    let mut paths = vec![first.ok()?];
+    let first = first.ok()?;
+    tokio::time::sleep(GATHER).await;
+    let mut paths = vec![first];
     loop {
         match changes.try_recv() {
             Ok(path) => paths.push(path),
@@ -137,21 +144,24 @@ impl Sync {
         Ok(Delta { upserts, removed })
     }
 
-    /// Reads the announced paths and applies what changed.
+    /// Reads the announced paths (one query) and applies what changed.
     async fn apply_paths(&mut self, paths: Vec<String>) {
-        let mut delta = Delta::default();
-        for path in paths {
-            match self.store.get(&path).await {
-                Ok(Some(doc)) if self.known.get(&path) != Some(&doc.revision) => {
-                    delta.upserts.push(doc)
-                }
-                Ok(Some(_)) => {}
-                Ok(None) if self.known.contains_key(&path) => delta.removed.push(path),
-                Ok(None) => {}
-                Err(e) => return self.failed(e, "change"),
-            }
-        }
-        self.apply(delta, "change").await;
+        let docs = match self.store.get_many(&paths).await {
+            Ok(docs) => docs,
+            Err(e) => return self.failed(e, "change"),
+        };
+        let found: std::collections::BTreeSet<&str> =
+            docs.iter().map(|d| d.path.as_str()).collect();
+        let removed = paths
+            .iter()
+            .filter(|p| !found.contains(p.as_str()) && self.known.contains_key(*p))
+            .cloned()
+            .collect();
+        let upserts = docs
+            .into_iter()
+            .filter(|d| self.known.get(&d.path) != Some(&d.revision))
+            .collect();
+        self.apply(Delta { upserts, removed }, "change").await;
     }
 
     async fn apply(&mut self, delta: Delta, reason: &'static str) {

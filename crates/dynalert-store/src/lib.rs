@@ -197,6 +197,24 @@ impl Store {
         }
     }
 
+    /// The documents among `paths` that exist (one query on a database).
+    pub async fn get_many(&self, paths: &[String]) -> Result<Vec<Document>, StoreError> {
+        for path in paths {
+            check_path(path)?;
+        }
+        match self {
+            Store::Dir(s) => Ok(paths
+                .iter()
+                .map(|p| s.get(p))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect()),
+            Store::Sqlite(s) => s.get_many(paths).await,
+            Store::Postgres(s) => s.get_many(paths).await,
+        }
+    }
+
     /// Writes `path` atomically: `decide` sees the current document (locked against other
     /// writers of this store) and returns the new content, a removal, or a refusal that
     /// leaves everything as it was. A write that changes something is audited with `meta`.

@@ -98,6 +98,16 @@ impl PgStore {
         Ok(row.as_ref().map(document_of))
     }
 
+    pub async fn get_many(&self, paths: &[String]) -> Result<Vec<Document>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, content, revision FROM documents WHERE path = ANY($1) ORDER BY path",
+        )
+        .bind(paths)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(document_of).collect())
+    }
+
     pub async fn update<E, F>(
         &self,
         path: &str,

@@ -92,6 +92,19 @@ impl SqliteStore {
         Ok(row.as_ref().map(document_of))
     }
 
+    pub async fn get_many(&self, paths: &[String]) -> Result<Vec<Document>, StoreError> {
+        // One statement; SQLite has no array parameter, JSON carries the list.
+        let list = serde_json::to_string(paths).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT path, content, revision FROM documents \
+             WHERE path IN (SELECT value FROM json_each(?1)) ORDER BY path",
+        )
+        .bind(list)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(document_of).collect())
+    }
+
     pub async fn update<E, F>(
         &self,
         path: &str,
