@@ -1,6 +1,7 @@
 //! Project automation for dynalert, run as `cargo xtask <command>` (the alias is in
 //! `.cargo/config.toml`). `main` only parses arguments; each command lives in its own module.
 
+mod bench_api;
 mod bench_exporter;
 mod bench_rules;
 mod bench_support;
@@ -30,6 +31,8 @@ enum Command {
     BenchExporter(bench_exporter::BenchExporterArgs),
     /// Rule packs vs. hand-written per-tenant rules on a real Prometheus, at N tenants.
     BenchRules(bench_rules::BenchRulesArgs),
+    /// Management API writes (PATCH) and write → /metrics times, on SQLite and PostgreSQL.
+    BenchApi(bench_api::BenchApiArgs),
     // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
 }
 
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::GenTenants(args) => gen_tenants::run(&args),
         Command::BenchExporter(args) => bench_exporter::run(&args),
         Command::BenchRules(args) => bench_rules::run(&args),
+        Command::BenchApi(args) => bench_api::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
