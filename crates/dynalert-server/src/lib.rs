@@ -25,6 +25,7 @@ mod watch;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use dynalert_store::{Store, StoreSpec};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -154,6 +155,13 @@ async fn serve_prepared(
         state,
         store,
         auth: prepared.auth,
+    });
+    // Without TCP_NODELAY a large /metrics response on a reused connection (Prometheus keeps
+    // its scrape connections) waits ~40 ms for the peer's delayed ACK (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!("cannot set TCP_NODELAY: {e}");
+        }
     });
     let served = axum::serve(listener, http::router(api))
         .with_graceful_shutdown(async move {

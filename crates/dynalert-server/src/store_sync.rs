@@ -133,14 +133,16 @@ impl Sync {
             .filter(|p| !revisions.contains_key(*p))
             .cloned()
             .collect();
-        let mut upserts = Vec::new();
-        for (path, revision) in &revisions {
-            if self.known.get(path) != Some(revision)
-                && let Some(doc) = self.store.get(path).await?
-            {
-                upserts.push(doc);
-            }
-        }
+        let changed: Vec<String> = revisions
+            .iter()
+            .filter(|(path, revision)| self.known.get(*path) != Some(*revision))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let upserts = if changed.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_many(&changed).await?
+        };
         Ok(Delta { upserts, removed })
     }
 

@@ -135,16 +135,19 @@ pub async fn put(
         }
     };
     let what = format!("tenant {name:?}");
-    let (updated, existed) = write(&api, &caller, &name, &path, |current| {
+    let mut existed = false;
+    let updated = write(&api, &caller, &name, &path, |current| {
         if let Some(doc) = current {
             document::check_sole_tenant(&doc.content, &doc.path, &name)?;
         }
-        if_match.allows(current.filter(|d| defines(d, &name)), &what)?;
+        let defined = current.filter(|d| defines(d, &name));
+        existed = defined.is_some();
+        if_match.allows(defined, &what)?;
         Ok(Decision::Write(content))
     })
     .await
     .map_err(into_problem)?;
-    respond_written(updated, &name, &path, warnings, !existed)
+    respond_written(updated, &name, &path, None, warnings, !existed)
 }
 
 /// `PATCH /tenants/{tenant}`: a JSON merge patch of its settings (`null` removes a key),
@@ -181,7 +184,11 @@ pub async fn patch(
     // this one's validation. A writer that keeps losing the race does it under the lock.
     for _ in 0..OPTIMISTIC_ATTEMPTS {
         let current = api.store.get(&path).await?;
-        let (content, warnings) = job.apply(current.as_ref())?;
+        let Patched {
+            content,
+            settings,
+            warnings,
+        } = job.apply(current.as_ref())?;
         let based_on = current.map(|d| d.revision);
         let result = write(&api, &caller, &name, &path, |now| {
             if now.map(|d| &d.revision) == based_on.as_ref() {
@@ -192,24 +199,34 @@ pub async fn patch(
         })
         .await;
         match result {
-            Ok((updated, _)) => return respond_written(updated, &name, &path, warnings, false),
+            Ok(updated) => {
+                return respond_written(updated, &name, &path, Some(settings), warnings, false);
+            }
             Err(UpdateError::Refused(Lost)) => continue,
             Err(UpdateError::Store(e)) => return Err(e.into()),
         }
     }
-    let mut warnings = Vec::new();
-    let (updated, _) = write(&api, &caller, &name, &path, |current| {
-        let (content, found) = job.apply(current)?;
-        warnings = found;
-        Ok(Decision::Write(content))
+    let mut outcome = (Map::new(), Vec::new());
+    let updated = write(&api, &caller, &name, &path, |current| {
+        let patched = job.apply(current)?;
+        outcome = (patched.settings, patched.warnings);
+        Ok(Decision::Write(patched.content))
     })
     .await
     .map_err(into_problem)?;
-    respond_written(updated, &name, &path, warnings, false)
+    let (settings, warnings) = outcome;
+    respond_written(updated, &name, &path, Some(settings), warnings, false)
 }
 
 /// How often a PATCH is tried outside the write lock before it takes the lock to validate.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// A patched tenant file: its content, the settings in it, and the model's warnings.
+struct Patched {
+    content: String,
+    settings: Map<String, Value>,
+    warnings: Vec<Finding>,
+}
 
 /// Another write came between reading a document and writing it.
 struct Lost;
@@ -224,8 +241,9 @@ struct PatchJob<'a> {
 }
 
 impl PatchJob<'_> {
-    /// The patched file content and its warnings, or why the patch cannot apply.
-    fn apply(&self, current: Option<&Document>) -> Result<(String, Vec<Finding>), Problem> {
+    /// The patched file content, the settings in it and its warnings, or why the patch
+    /// cannot apply.
+    fn apply(&self, current: Option<&Document>) -> Result<Patched, Problem> {
         let name = self.name;
         let file = current
             .map(|d| document::TenantFile::parse(&d.content, name))
@@ -245,7 +263,11 @@ impl PatchJob<'_> {
         };
         let content = document::tenant_file_from_map(name, &merged);
         let warnings = validate(self.model, self.path, Some(&content)).map_err(Problem::invalid)?;
-        Ok((content, warnings))
+        Ok(Patched {
+            content,
+            settings: merged,
+            warnings,
+        })
     }
 }
 
@@ -383,14 +405,14 @@ pub fn validate(
     }
 }
 
-/// Stores a tenant write; returns the result and whether the tenant existed before.
+/// Stores a tenant write, audited as the caller's.
 async fn write<F, E>(
     api: &Api,
     caller: &Caller,
     name: &str,
     path: &str,
     decide: F,
-) -> Result<(Updated, bool), UpdateError<E>>
+) -> Result<Updated, UpdateError<E>>
 where
     F: FnOnce(Option<&Document>) -> Result<Decision, E> + Send,
     E: Send,
@@ -399,21 +421,15 @@ where
         actor: caller.actor(),
         object: object(name),
     };
-    let mut existed = false;
-    let updated = api
-        .store
-        .update(path, &meta, |current| {
-            existed = current.is_some_and(|d| defines(d, name));
-            decide(current)
-        })
-        .await?;
-    Ok((updated, existed))
+    api.store.update(path, &meta, decide).await
 }
 
+/// The written tenant; `settings` when the caller has them already (else read from the file).
 fn respond_written(
     updated: Updated,
     name: &str,
     path: &str,
+    settings: Option<Map<String, Value>>,
     warnings: Vec<Finding>,
     created: bool,
 ) -> Result<Response, Problem> {
@@ -421,7 +437,10 @@ fn respond_written(
         Updated::Written(doc) | Updated::Unchanged(doc) => doc,
         Updated::Removed => return Ok(StatusCode::NO_CONTENT.into_response()),
     };
-    let settings = document::tenant_settings(&doc.content, name)?.unwrap_or_default();
+    let settings = match settings {
+        Some(settings) => settings,
+        None => document::tenant_settings(&doc.content, name)?.unwrap_or_default(),
+    };
     let status = if created {
         StatusCode::CREATED
     } else {
