@@ -49,7 +49,11 @@ async fn writes_reads_and_audits(store: &Store) {
     assert_eq!(paths, ["a.yaml", "sub/_defaults.yaml"]);
     let revisions = store.revisions().await.unwrap();
     assert_eq!(revisions["a.yaml"], second.revision);
-    let wanted = ["sub/_defaults.yaml".to_string(), "gone.yaml".into(), "a.yaml".into()];
+    let wanted = [
+        "sub/_defaults.yaml".to_string(),
+        "gone.yaml".into(),
+        "a.yaml".into(),
+    ];
     let many = store.get_many(&wanted).await.unwrap();
     assert_eq!(many.len(), 2, "{many:?}");
     assert!(many.contains(&second));
