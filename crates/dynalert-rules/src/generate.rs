@@ -4,14 +4,21 @@
 //!
 //! ```text
 //! ( signal  > on(tenant) group_left()  max by(tenant) (user_threshold{component, metric, severity})
-//!   unless on(tenant) max by(tenant) (user_state_filter{filter="maintenance"}) )
+//!   unless on(tenant) (user_state_filter{filter="maintenance"} == 1) )
 //! * on(tenant) group_left(owner, runbook_url, tier) max by(tenant, owner, runbook_url, tier) (tenant_metadata_info)
 //! ```
 //!
-//! The threshold is looked up inline (no recording rule per threshold: that costs a series
-//! per tenant and key, and the reference layout that did it was only 2-3x cheaper than
+//! The signal is the key's normalization expression written inline, or the series a recording
+//! rule of the pack records when several keys share it (a recorded series costs a head series
+//! per tenant). The threshold is looked up inline too (a recording rule per threshold costs a
+//! series per tenant and key, and the reference layout that did it was only 2-3x cheaper than
 //! per-tenant rules). `max`, never `sum`: replicas of the exporter serve identical series. A
 //! disabled key has no `user_threshold` row, so the comparison is empty and nothing fires.
+//! Maintenance and metadata apply to the comparison's result, the firing rows only.
+//!
+//! Every active alert costs Prometheus a template expansion per label and annotation on every
+//! evaluation, so annotations hold only `$labels`/`$value` templates: no `query` (it ran a
+//! PromQL query per active alert and evaluation to print the threshold).
 
 use std::collections::BTreeMap;
 
@@ -60,11 +67,11 @@ fn alert_rule(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> Rule {
         (
             "description".to_string(),
             format!(
-                "{}: tenant {{{{ $labels.tenant }}}}{dimension} is at {{{{ $value | humanize }}}} {}, {} its {severity} threshold {}.",
+                "{}: tenant {{{{ $labels.tenant }}}}{dimension} is at {{{{ $value | humanize }}}} {}, {} its {severity} threshold ({}).",
                 decl.alert.description,
                 decl.unit,
                 if decl.op == "<" { "below" } else { "above" },
-                threshold_template(key, severity),
+                threshold_reference(key, severity, decl.dimension.as_deref()),
             ),
         ),
         (
@@ -90,7 +97,7 @@ fn alert_rule(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> Rule {
 /// Pseudo-tenant packs skip the join: they must fire when dynalert serves nothing at all.
 pub fn alert_expr(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String {
     let guarded = format!(
-        "(\n  {}\n  unless on(tenant) max by(tenant) (user_state_filter{{filter=\"maintenance\"}})\n)",
+        "(\n  {}\n  unless on(tenant) ({MAINTENANCE} == 1)\n)",
         indent(&comparison(pack, key, decl, severity), "  ").trim_start()
     );
     if pack.pseudo_tenant.is_some() {
@@ -102,10 +109,29 @@ pub fn alert_expr(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> Str
     )
 }
 
+/// The state filter that silences every alert of a tenant (served only while active).
+const MAINTENANCE: &str = "user_state_filter{filter=\"maintenance\"}";
+
+/// The key's signal as an operand: a recorded series as it is, an inline expression in
+/// parentheses (it may hold operators that bind looser than the comparison, such as `or`).
+pub fn signal_operand(decl: &KeyDecl) -> String {
+    let signal = decl.signal.trim();
+    if signal
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
+        signal.to_string()
+    } else if signal.contains('\n') {
+        format!("(\n{}\n)", indent(signal, "  "))
+    } else {
+        format!("({signal})")
+    }
+}
+
 /// `signal OP threshold`, matched per tenant; with a dimension, per (tenant, label value)
 /// first, falling back to the tenant-wide threshold for label values without their own row.
 fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String {
-    let (signal, op) = (decl.signal.trim(), decl.op.as_str());
+    let (signal, op) = (signal_operand(decl), decl.op.as_str());
     match &decl.dimension {
         None => {
             let mut wide = threshold(key, severity, "tenant", "");
@@ -134,10 +160,12 @@ fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String 
                 &format!(", {d}!=\"\""),
             );
             let wide = threshold(key, severity, "tenant", &format!(", {d}=\"\""));
+            let (first, second) = (indent(&signal, "    "), indent(&signal, "      "));
             // Parenthesized as a whole: `or` binds looser than the `unless` that follows.
             format!(
-                "(\n  (\n    {signal}\n      {op} on(tenant, {d}) group_left()\n    {own}\n  )\n  or\n  (\n    \
-                 ({signal} unless on(tenant, {d}) {own})\n      {op} on(tenant) group_left()\n    {wide}\n  )\n)"
+                "(\n  (\n{first}\n      {op} on(tenant, {d}) group_left()\n    {own}\n  )\n  or\n  (\n    \
+                 (\n{second}\n      unless on(tenant, {d}) {own}\n    )\n      {op} on(tenant) group_left()\n    \
+                 {wide}\n  )\n)"
             )
         }
     }
@@ -151,11 +179,15 @@ pub fn threshold(key: &str, severity: &str, by: &str, extra_matchers: &str) -> S
     )
 }
 
-/// A template that shows the tenant's threshold in the alert's description.
-fn threshold_template(key: &str, severity: &str) -> String {
+/// Where the alert's description tells the reader to find the threshold: the series to query,
+/// with the alert's tenant filled in (a plain `$labels` template, no query per evaluation).
+fn threshold_reference(key: &str, severity: &str, dimension: Option<&str>) -> String {
     let (component, metric) = split_key(key);
+    let dimension = dimension
+        .map(|d| format!(" with {d}=\"{{{{ $labels.{d} }}}}\", or else without {d}"))
+        .unwrap_or_default();
     format!(
-        "{{{{ with printf `max(user_threshold{{tenant=%q,component=\"{component}\",metric=\"{metric}\",severity=\"{severity}\"}})` $labels.tenant | query }}}}{{{{ . | first | value | humanize }}}}{{{{ end }}}}"
+        "user_threshold{{tenant=\"{{{{ $labels.tenant }}}}\", component=\"{component}\", metric=\"{metric}\", severity=\"{severity}\"}}{dimension}"
     )
 }
 

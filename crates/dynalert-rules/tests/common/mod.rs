@@ -416,16 +416,21 @@ pub fn write_unit_tests(pack: &Pack, dir: &Path) {
         .pseudo_tenant
         .clone()
         .unwrap_or_else(|| "t1".to_string());
-    let (_, mut alerts) = pack_groups(pack, &RenderOptions::default());
+    // The same pack with every key's signal (inline expression or recorded series) replaced
+    // by the injected series: the alerts are generated exactly as for the real pack.
+    let mut injected = pack.clone();
+    for (key, decl) in injected.keys.iter_mut() {
+        decl.signal = format!("test_signal:{key}");
+    }
+    let (_, mut alerts) = pack_groups(&injected, &RenderOptions::default());
     for rule in alerts.iter_mut().flat_map(|g| &mut g.rules) {
         rule.annotations.clear();
-        for (key, decl) in &pack.keys {
-            let rendered = decl
-                .signal
-                .trim()
-                .replace(dynalert_rules::render::EXPORTER_JOB_PLACEHOLDER, "dynalert");
-            rule.expr = rule.expr.replace(&rendered, &format!("test_signal:{key}"));
-        }
+        assert!(
+            rule.expr.contains("test_signal:"),
+            "{}: no signal in {}",
+            pack.pack,
+            rule.expr
+        );
     }
     let rules = serde_saphyr::to_string(&RuleFile {
         groups: alerts.clone(),
