@@ -26,10 +26,14 @@ fn main() {
         memory(&dir);
         return;
     }
+    if std::env::var_os("WRITES").is_some() {
+        writes(&dir);
+        return;
+    }
     if std::env::var_os("PHASES").is_some() {
         phases(&dir);
     }
-    let runs = 11;
+    let runs = 31;
     let mut cold = Vec::new();
     let mut parse_only = Vec::new();
     let mut body_len = (0, 0);
@@ -55,6 +59,7 @@ fn main() {
     let original = std::fs::read_to_string(&victim).expect("tenant-00042.yaml exists");
     let mut incremental = Vec::new();
     let mut reload_part = Vec::new();
+    let mut update_part = Vec::new();
     for i in 0..runs {
         std::fs::write(
             &victim,
@@ -67,7 +72,9 @@ fn main() {
         let start = Instant::now();
         loader.reload_paths(std::slice::from_ref(&victim)).unwrap();
         reload_part.push(start.elapsed());
+        let before_update = Instant::now();
         let stats = exposition.update(&loader.model(), chrono::Utc::now());
+        update_part.push(before_update.elapsed());
         let _ = exposition.snapshot().gzip_body(b"");
         incremental.push(start.elapsed());
         assert!(stats.shards_rebuilt <= 1, "{stats:?}");
@@ -95,6 +102,10 @@ fn main() {
     println!(
         "  of which reload (read, parse, compile): median {:?}",
         median(reload_part)
+    );
+    println!(
+        "  of which rendering update:              median {:?}",
+        median(update_part)
     );
 }
 
@@ -138,4 +149,34 @@ fn memory(dir: &std::path::Path) {
     let mut exposition = Exposition::new();
     exposition.update(&loader.model(), chrono::Utc::now());
     println!("after render: {}", rss());
+}
+
+/// What an API write costs the server after the store: the changed document applied (parse,
+/// compile) and the rendering brought up to date, one tenant after another.
+#[allow(dead_code)]
+fn writes(dir: &std::path::Path) {
+    let mut loader = Loader::new(dir);
+    loader.reload().unwrap();
+    let mut exposition = Exposition::new();
+    exposition.update(&loader.model(), chrono::Utc::now());
+    let names: Vec<String> = loader.model().tenants.keys().cloned().collect();
+    let (mut apply, mut update) = (Vec::new(), Vec::new());
+    for (i, name) in names.iter().cycle().take(3000).enumerate() {
+        let path = format!("{name}.yaml");
+        let content = std::fs::read_to_string(dir.join(&path)).expect("one file per tenant");
+        let content = content
+            .replacen("tenants:", &format!("# write {i}\ntenants:"), 1)
+            .replace(": 8", &format!(": {}", 8 + i % 7));
+        let start = Instant::now();
+        loader.apply_documents(vec![(path, content)], vec![]);
+        apply.push(start.elapsed());
+        let start = Instant::now();
+        exposition.update(&loader.model(), chrono::Utc::now());
+        update.push(start.elapsed());
+    }
+    println!(
+        "per write: apply_documents median {:?}, rendering update median {:?}",
+        median(apply),
+        median(update)
+    );
 }

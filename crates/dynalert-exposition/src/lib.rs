@@ -6,6 +6,7 @@
 //! whose text actually changed. Serving is then a matter of handing out shared byte buffers.
 
 pub mod gzip;
+mod shard;
 pub mod text;
 
 use std::collections::HashMap;
@@ -14,48 +15,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use dynalert_config::doc::TenantDoc;
-use dynalert_config::resolve::resolve_tenant;
-use dynalert_config::{EffectivePlatform, Model, TenantEntry};
+use dynalert_config::Model;
 
 use gzip::Piece;
 use rayon::prelude::*;
-use text::{FAMILIES, family_header, render_tenant};
-use xxhash_rust::xxh3::Xxh3;
+use shard::{FAMILY_COUNT, Shard, ShardInputs, ShardUpdate, TenantMemo, update_shard};
+use text::family_header;
 
-const FAMILY_COUNT: usize = FAMILIES.len();
-/// Below this many tenants one shard is cheap enough and keeps the output sorted by tenant.
-const SHARDING_THRESHOLD: usize = 256;
-const SHARDS: usize = 64;
-/// Rough text size of one tenant per family, to size buffers up front.
-const TYPICAL_BYTES_PER_TENANT: [usize; FAMILY_COUNT] = [3500, 2500, 100, 60, 70, 100, 80];
-
-/// What the cache remembers of a tenant to know whether it must be rendered again. Holding
-/// the `Arc`s (not raw pointers) keeps identity comparisons sound.
-struct TenantMemo {
-    doc: Arc<TenantDoc>,
-    platform: Arc<EffectivePlatform>,
-    valid_until: Option<DateTime<Utc>>,
-    text_hash: u64,
-}
-
-impl TenantMemo {
-    /// Same inputs, and no schedule boundary or expiry passed since it was rendered.
-    fn is_fresh(&self, entry: &TenantEntry, now: DateTime<Utc>) -> bool {
-        Arc::ptr_eq(&self.doc, &entry.doc)
-            && Arc::ptr_eq(&self.platform, &entry.platform)
-            && self.valid_until.is_none_or(|u| now < u)
-    }
-}
-
-#[derive(Clone, Default)]
-struct Shard {
-    families: Vec<Piece>,
-    rows: usize,
-}
+/// Tenants per shard aimed at (a shard holds up to this many, and more than half). A write
+/// recompresses its tenant's whole shard; fewer tenants per shard means more, smaller gzip
+/// pieces: a worse compression ratio and more pieces to stitch per scrape.
+const TENANTS_PER_SHARD: usize = 8;
+/// Up to this many tenants one shard is cheap enough and keeps the output sorted by tenant.
+const SINGLE_SHARD_UP_TO: usize = 2 * TENANTS_PER_SHARD;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RenderStats {
+    /// Tenants resolved and rendered again (the others' lines were reused).
     pub tenants_rendered: usize,
     pub shards_rebuilt: usize,
 }
@@ -64,7 +40,6 @@ pub struct RenderStats {
 /// [`Exposition::next_due`] has passed; hand [`Exposition::snapshot`] to readers.
 pub struct Exposition {
     memos: HashMap<String, TenantMemo>,
-    shard_count: usize,
     shards: Vec<Shard>,
     headers: Vec<Piece>,
     snapshot: Arc<Snapshot>,
@@ -82,14 +57,9 @@ impl Exposition {
         let headers: Vec<Piece> = (0..FAMILY_COUNT)
             .map(|i| Piece::compress(family_header(i).as_bytes()))
             .collect();
-        let empty_shard = Shard {
-            families: vec![Piece::compress(b""); FAMILY_COUNT],
-            rows: 0,
-        };
         let mut exposition = Exposition {
             memos: HashMap::new(),
-            shard_count: 1,
-            shards: vec![empty_shard],
+            shards: vec![Shard::default()],
             headers,
             snapshot: Arc::new(Snapshot::default()),
             next_due: None,
@@ -100,73 +70,61 @@ impl Exposition {
 
     /// Brings the rendering up to date with `model` at `now`.
     pub fn update(&mut self, model: &Arc<Model>, now: DateTime<Utc>) -> RenderStats {
-        let shard_count = if model.tenants.len() < SHARDING_THRESHOLD {
-            1
-        } else {
-            SHARDS
-        };
-        // Shards whose membership changed must be rebuilt; shards holding a tenant whose
-        // inputs changed or whose time-dependent rows are due must be rendered, and are
-        // rebuilt only if some text actually changed.
-        let mut rebuild = vec![shard_count != self.shard_count; shard_count];
-        let mut render = rebuild.clone();
-        if shard_count != self.shard_count {
-            self.shard_count = shard_count;
+        let shard_count = shard_count_for(model.tenants.len(), self.shards.len());
+        let relayout = shard_count != self.shards.len();
+        if relayout {
             self.shards = vec![Shard::default(); shard_count];
         }
-        self.memos.retain(|name, _| {
-            let kept = model.tenants.contains_key(name);
-            if !kept {
-                rebuild[shard_of(name, shard_count)] = true;
+        let mut inputs: Vec<ShardInputs> = self
+            .shards
+            .iter()
+            .map(|shard| ShardInputs {
+                members: Vec::new(),
+                previous: (!relayout).then_some(shard),
+                membership_changed: relayout,
+            })
+            .collect();
+        // A shard needs work when its membership changed, or one of its tenants' inputs
+        // changed or has time-dependent rows that are due.
+        let mut needs_work = vec![relayout; shard_count];
+        for name in self.memos.keys() {
+            if !model.tenants.contains_key(name) {
+                let shard = shard_of(name, shard_count);
+                inputs[shard].membership_changed = true;
+                needs_work[shard] = true;
             }
-            kept
-        });
-        let mut members: Vec<Vec<(&String, &TenantEntry)>> = vec![Vec::new(); shard_count];
+        }
         for (name, entry) in &model.tenants {
             let shard = shard_of(name, shard_count);
-            members[shard].push((name, entry));
+            inputs[shard].members.push((name, entry));
             match self.memos.get(name) {
-                None => rebuild[shard] = true,
-                Some(m) if !m.is_fresh(entry, now) => render[shard] = true,
+                None => {
+                    inputs[shard].membership_changed = true;
+                    needs_work[shard] = true;
+                }
+                Some(m) if !m.is_fresh(entry, now) => needs_work[shard] = true,
                 Some(_) => {}
             }
         }
-        // Render, compare and compress each shard on the worker that rendered it, so only
-        // one shard's plain text per thread is alive at a time (a 5,000-tenant body is ~35 MB
-        // of text but ~3 MB compressed).
+        // Each shard is rendered, compared and compressed on one worker, so only one shard's
+        // plain text per thread is alive at a time (a 5,000-tenant body is ~35 MB of text but
+        // ~3 MB compressed).
         let memos = &self.memos;
-        let rendered: Vec<ShardUpdate> = members
+        let updates: Vec<(usize, ShardUpdate)> = inputs
             .into_par_iter()
             .enumerate()
-            .filter(|(i, _)| rebuild[*i] || render[*i])
-            .map(|(i, tenants)| {
-                let shard = render_shard(&tenants, now);
-                let changed = rebuild[i]
-                    || shard.memos.iter().any(|(name, m)| {
-                        memos
-                            .get(*name)
-                            .is_none_or(|old| old.text_hash != m.text_hash)
-                    });
-                let compressed = changed.then(|| shard.compress());
-                ShardUpdate {
-                    index: i,
-                    memos: shard.memos,
-                    compressed,
-                }
-            })
+            .filter(|(i, _)| needs_work[*i])
+            .map(|(i, shard)| (i, update_shard(shard, memos, now)))
             .collect();
+        self.memos
+            .retain(|name, _| model.tenants.contains_key(name));
         let mut stats = RenderStats::default();
-        for ShardUpdate {
-            index,
-            memos,
-            compressed,
-        } in rendered
-        {
-            stats.tenants_rendered += memos.len();
-            for (name, memo) in memos {
+        for (index, update) in updates {
+            stats.tenants_rendered += update.tenants_rendered;
+            for (name, memo) in update.memos {
                 self.memos.insert(name.clone(), memo);
             }
-            if let Some(shard) = compressed {
+            if let Some(shard) = update.compressed {
                 stats.shards_rebuilt += 1;
                 self.shards[index] = shard;
             }
@@ -179,7 +137,7 @@ impl Exposition {
     }
 
     fn publish(&mut self) {
-        let mut pieces = Vec::with_capacity(FAMILY_COUNT * (self.shard_count + 1));
+        let mut pieces = Vec::with_capacity(FAMILY_COUNT * (self.shards.len() + 1));
         for family in 0..FAMILY_COUNT {
             pieces.push(self.headers[family].clone());
             pieces.extend(self.shards.iter().map(|s| s.families[family].clone()));
@@ -201,6 +159,20 @@ impl Exposition {
     }
 }
 
+/// How many shards `tenants` tenants get, given the current count. Changing the count rebuilds
+/// every shard, so the count stays put until shards hold a quarter or twice the tenants aimed
+/// at: a tenant added and removed at a boundary does not rebuild everything each time.
+fn shard_count_for(tenants: usize, current: usize) -> usize {
+    if tenants <= SINGLE_SHARD_UP_TO {
+        return 1;
+    }
+    let per_shard = tenants.div_ceil(current);
+    if current > 1 && (TENANTS_PER_SHARD / 4..=TENANTS_PER_SHARD * 2).contains(&per_shard) {
+        return current;
+    }
+    (tenants / TENANTS_PER_SHARD).next_power_of_two()
+}
+
 fn shard_of(name: &str, shard_count: usize) -> usize {
     if shard_count == 1 {
         return 0;
@@ -208,67 +180,6 @@ fn shard_of(name: &str, shard_count: usize) -> usize {
     let mut h = DefaultHasher::new();
     name.hash(&mut h);
     (h.finish() % shard_count as u64) as usize
-}
-
-/// What rendering one shard produced: fresh memos, and new pieces if its text changed.
-struct ShardUpdate<'a> {
-    index: usize,
-    memos: Vec<(&'a String, TenantMemo)>,
-    compressed: Option<Shard>,
-}
-
-/// One shard's text, before compression, with what was learnt about each tenant.
-struct RenderedShard<'a> {
-    texts: [String; FAMILY_COUNT],
-    rows: usize,
-    memos: Vec<(&'a String, TenantMemo)>,
-}
-
-impl RenderedShard<'_> {
-    fn compress(&self) -> Shard {
-        Shard {
-            families: self
-                .texts
-                .iter()
-                .map(|t| Piece::compress(t.as_bytes()))
-                .collect(),
-            rows: self.rows,
-        }
-    }
-}
-
-fn render_shard<'a>(
-    tenants: &[(&'a String, &TenantEntry)],
-    now: DateTime<Utc>,
-) -> RenderedShard<'a> {
-    let mut texts: [String; FAMILY_COUNT] = Default::default();
-    // Typical sizes per tenant (30 keys): growing the buffers by doubling cost more than
-    // formatting them.
-    for (text, per_tenant) in texts.iter_mut().zip(TYPICAL_BYTES_PER_TENANT) {
-        text.reserve(tenants.len() * per_tenant);
-    }
-    let mut rows = 0;
-    let mut memos = Vec::with_capacity(tenants.len());
-    for (name, entry) in tenants {
-        let resolved = resolve_tenant(entry, now);
-        rows += resolved.rows.len();
-        let starts: [usize; FAMILY_COUNT] = std::array::from_fn(|f| texts[f].len());
-        render_tenant(&resolved, &mut texts);
-        // The tenant's own text is what was appended; its hash tells whether it changed.
-        let mut h = Xxh3::new();
-        for (text, start) in texts.iter().zip(starts) {
-            h.update(&text.as_bytes()[start..]);
-            h.update(&[0xff]); // family separator
-        }
-        let memo = TenantMemo {
-            doc: entry.doc.clone(),
-            platform: entry.platform.clone(),
-            valid_until: resolved.valid_until,
-            text_hash: h.finish(),
-        };
-        memos.push((*name, memo));
-    }
-    RenderedShard { texts, rows, memos }
 }
 
 /// An immutable rendering, shared by concurrent scrapes.
@@ -335,4 +246,23 @@ pub fn render_once(model: &Arc<Model>, at: DateTime<Utc>) -> String {
     let mut e = Exposition::new();
     e.update(model, at);
     e.snapshot().to_text()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_count_follows_the_tenant_count_with_slack() {
+        assert_eq!(shard_count_for(0, 1), 1);
+        assert_eq!(shard_count_for(SINGLE_SHARD_UP_TO, 1), 1);
+        assert_eq!(shard_count_for(1000, 1), 128);
+        // Near the boundary the count stays where it is, either way.
+        assert_eq!(shard_count_for(1030, 128), 128);
+        assert_eq!(shard_count_for(1000, 256), 256);
+        // Far off, it moves.
+        assert_eq!(shard_count_for(5000, 128), 1024);
+        assert_eq!(shard_count_for(100, 128), 16);
+        assert_eq!(shard_count_for(5, 16), 1);
+    }
 }
