@@ -51,6 +51,10 @@ pub struct BenchApiArgs {
     /// Concurrent writers, each with its own keep-alive connection.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Writes per second offered in the paced run (spread evenly over the clients, sent on a
+    /// fixed schedule whether or not the previous write has been answered).
+    #[arg(long, default_value_t = 1000.0)]
+    paced_rate: f64,
     /// Seconds of load before a measured period starts.
     #[arg(long, default_value_t = 3)]
     warmup_secs: u64,
@@ -292,6 +296,7 @@ struct StoreResult {
     ready: Duration,
     own: Throughput,
     same: Throughput,
+    paced: Throughput,
     lag_idle: Lag,
     lag_loaded: Lag,
     /// PostgreSQL only: written on one replica, read on another.
@@ -332,8 +337,9 @@ impl Setup<'_> {
         let same_sets = vec![vec![load_tenants[0].clone()]; args.clients];
         self.check_visible(port, port, lag_tenant)?;
 
-        let own = self.throughput(port, &own_sets, pid, "own tenants")?;
-        let same = self.throughput(port, &same_sets, pid, "one tenant")?;
+        let own = self.throughput(port, &own_sets, pid, None, "own tenants")?;
+        let same = self.throughput(port, &same_sets, pid, None, "one tenant")?;
+        let paced = self.throughput(port, &own_sets, pid, Some(args.paced_rate), "paced")?;
         let lag_idle = self.lag(port, port, lag_tenant, None, "idle")?;
         let lag_loaded = self.lag(port, port, lag_tenant, Some(&own_sets), "under load")?;
         let mut memories = vec![memory(pid)?];
@@ -357,6 +363,7 @@ impl Setup<'_> {
             ready,
             own,
             same,
+            paced,
             lag_idle,
             lag_loaded,
             replicas,
@@ -407,16 +414,19 @@ impl Setup<'_> {
         )
     }
 
-    /// Clients PATCH the tenants of their set in turn: a warm-up, then a measured period.
+    /// Clients PATCH the tenants of their set in turn, as fast as answered or at `rate`
+    /// writes/s all together: a warm-up, then a measured period.
     fn throughput(
         &self,
         port: u16,
         sets: &[Vec<String>],
         pid: u32,
+        rate: Option<f64>,
         what: &str,
     ) -> Result<Throughput> {
         let args = self.args;
-        let load = Load::start(port, sets, &self.patch_headers(), &self.counter);
+        let pace = rate.map(|r| Duration::from_secs_f64(sets.len() as f64 / r));
+        let load = Load::start(port, sets, &self.patch_headers(), &self.counter, pace);
         thread::sleep(Duration::from_secs(args.warmup_secs));
         let cpu_before = CpuTimes::sample(pid);
         let from = Instant::now();
@@ -451,7 +461,7 @@ impl Setup<'_> {
     ) -> Result<Lag> {
         let args = self.args;
         let headers = self.patch_headers();
-        let load = load.map(|sets| Load::start(write_port, sets, &headers, &self.counter));
+        let load = load.map(|sets| Load::start(write_port, sets, &headers, &self.counter, None));
         if load.is_some() {
             thread::sleep(Duration::from_secs(args.warmup_secs));
         }
@@ -589,7 +599,9 @@ fn first_errors(errors: &[String]) -> String {
     }
 }
 
-/// One write as a load client saw it.
+/// One write as a load client saw it. A paced client's write counts from when it was due,
+/// not from when it could be sent: a slow answer delays the next writes, and their wait is
+/// part of their latency (no coordinated omission).
 struct Sample {
     sent: Instant,
     took: Duration,
@@ -610,14 +622,29 @@ struct Load {
 }
 
 impl Load {
-    fn start(port: u16, sets: &[Vec<String>], headers: &str, counter: &Arc<AtomicU64>) -> Load {
+    /// One client per set; with `pace`, each client sends one write per `pace`, the clients'
+    /// schedules staggered evenly.
+    fn start(
+        port: u16,
+        sets: &[Vec<String>],
+        headers: &str,
+        counter: &Arc<AtomicU64>,
+        pace: Option<Duration>,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let clients = sets.len() as u32;
         let threads = sets
             .iter()
-            .map(|set| {
+            .enumerate()
+            .map(|(i, set)| {
                 let (set, headers) = (set.clone(), headers.to_owned());
                 let (stop, counter) = (stop.clone(), counter.clone());
-                thread::spawn(move || client(port, &set, &headers, &stop, &counter))
+                let schedule = pace.map(|every| Schedule {
+                    next: start + every * i as u32 / clients,
+                    every,
+                });
+                thread::spawn(move || client(port, &set, &headers, &stop, &counter, schedule))
             })
             .collect();
         Load { stop, threads }
@@ -644,13 +671,33 @@ impl Load {
     }
 }
 
-/// One load client: PATCHes the tenants of `set` in turn on one keep-alive connection.
+/// When a paced client's next write is due, and the time between two.
+struct Schedule {
+    next: Instant,
+    every: Duration,
+}
+
+impl Schedule {
+    /// Waits until the next write is due and returns when that was.
+    fn wait(&mut self) -> Instant {
+        let due = self.next;
+        self.next += self.every;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        due
+    }
+}
+
+/// One load client: PATCHes the tenants of `set` in turn on one keep-alive connection, as
+/// soon as the previous one was answered or on `schedule`.
 fn client(
     port: u16,
     set: &[String],
     headers: &str,
     stop: &AtomicBool,
     counter: &AtomicU64,
+    mut schedule: Option<Schedule>,
 ) -> Outcome {
     let mut conn = Conn::new(port);
     let mut outcome = Outcome::default();
@@ -665,8 +712,11 @@ fn client(
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        let sent = match &mut schedule {
+            Some(schedule) => schedule.wait(),
+            None => Instant::now(),
+        };
         let value = counter.fetch_add(1, Ordering::Relaxed);
-        let sent = Instant::now();
         match conn.request("PATCH", path, headers, &patch_body(value)) {
             Ok(response) if response.status == 200 => outcome.samples.push(Sample {
                 sent,
@@ -1300,17 +1350,30 @@ impl Report<'_> {
             r.map_or_else(|| "not run".to_owned(), f)
         };
         let none = || "–".to_owned();
-        for (label, pick) in [
+        for (label, pick, targeted) in [
             (
-                format!("{} clients, each on its own tenants", args.clients),
+                format!(
+                    "{} clients, each on its own tenants, as fast as answered",
+                    args.clients
+                ),
                 (|r: &StoreResult| &r.own) as fn(&StoreResult) -> &Throughput,
+                true,
+            ),
+            (
+                format!(
+                    "{} clients, each on its own tenants, {:.0} writes/s offered (paced)",
+                    args.clients, args.paced_rate
+                ),
+                |r: &StoreResult| &r.paced,
+                true,
             ),
             (
                 format!("{} clients, all on one tenant", args.clients),
                 |r: &StoreResult| &r.same,
+                false,
             ),
         ] {
-            let own = label.contains("own");
+            let own = targeted;
             row(
                 &format!("PATCH throughput, {label}"),
                 cell(s, &|r| format!("{:.0} writes/s", pick(r).per_sec)),
@@ -1471,7 +1534,11 @@ impl Report<'_> {
         let _ = write!(
             md,
             "\nLatencies are measured by the clients on 127.0.0.1, from sending a request to the \
-             last byte of its response. Throughput counts the 200s of writes sent and answered \
+             last byte of its response; a paced write from when it was due (each client sends one \
+             every {clients}/{rate} s on a fixed schedule, so a slow answer delays the next \
+             writes and that wait counts in their latency). \"As fast as answered\" runs the \
+             server at saturation: with {clients} clients always waiting, its mean latency is \
+             {clients} ÷ throughput. Throughput counts the 200s of writes sent and answered \
              within the measured period. A write's time to `/metrics` runs from its 200 to the \
              sending of the first `/metrics` request whose response has the new value (the \
              server takes its snapshot as a request arrives): an upper bound; in brackets the \
@@ -1483,7 +1550,9 @@ impl Report<'_> {
              (both replicas' on PostgreSQL, the second one started for the replica rows only).\n",
             args.poll_ms,
             LAG_TIMEOUT.as_secs(),
-            LAG_TIMEOUT.as_secs()
+            LAG_TIMEOUT.as_secs(),
+            clients = args.clients,
+            rate = args.paced_rate,
         );
         md
     }

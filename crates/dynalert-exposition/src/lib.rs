@@ -87,13 +87,7 @@ impl Exposition {
         // A shard needs work when its membership changed, or one of its tenants' inputs
         // changed or has time-dependent rows that are due.
         let mut needs_work = vec![relayout; shard_count];
-        for name in self.memos.keys() {
-            if !model.tenants.contains_key(name) {
-                let shard = shard_of(name, shard_count);
-                inputs[shard].membership_changed = true;
-                needs_work[shard] = true;
-            }
-        }
+        let mut known = 0;
         for (name, entry) in &model.tenants {
             let shard = shard_of(name, shard_count);
             inputs[shard].members.push((name, entry));
@@ -102,8 +96,21 @@ impl Exposition {
                     inputs[shard].membership_changed = true;
                     needs_work[shard] = true;
                 }
-                Some(m) if !m.is_fresh(entry, now) => needs_work[shard] = true,
-                Some(_) => {}
+                Some(m) => {
+                    known += 1;
+                    needs_work[shard] |= !m.is_fresh(entry, now);
+                }
+            }
+        }
+        // Every remembered tenant still in the model was counted: any other was removed.
+        let removed = known < self.memos.len();
+        if removed {
+            for name in self.memos.keys() {
+                if !model.tenants.contains_key(name) {
+                    let shard = shard_of(name, shard_count);
+                    inputs[shard].membership_changed = true;
+                    needs_work[shard] = true;
+                }
             }
         }
         // Each shard is rendered, compared and compressed on one worker, so only one shard's
@@ -116,8 +123,10 @@ impl Exposition {
             .filter(|(i, _)| needs_work[*i])
             .map(|(i, shard)| (i, update_shard(shard, memos, now)))
             .collect();
-        self.memos
-            .retain(|name, _| model.tenants.contains_key(name));
+        if removed {
+            self.memos
+                .retain(|name, _| model.tenants.contains_key(name));
+        }
         let mut stats = RenderStats::default();
         for (index, update) in updates {
             stats.tenants_rendered += update.tenants_rendered;
