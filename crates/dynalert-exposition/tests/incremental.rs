@@ -14,13 +14,13 @@ const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n  mysql_connections_
 fn tenant_doc(name: &str, connections: u32) -> (String, String) {
     let mut body = format!("tenants:\n  {name}:\n    mysql_connections: {connections}\n");
     // Some tenants carry a schedule, so time-dependent rows take part too.
-    if connections % 3 == 0 {
+    if connections.is_multiple_of(3) {
         body.push_str(
             "    redis_memory_usage:\n      default: 70\n      timezone: UTC\n      \
              overrides:\n        - {window: \"22:00-06:00\", value: 95}\n",
         );
     }
-    if connections % 5 == 0 {
+    if connections.is_multiple_of(5) {
         body.push_str("    kafka_disk_usage: disable\n");
     }
     (format!("{name}.yaml"), body)
