@@ -181,6 +181,7 @@ mod tests {
             state: Arc::new(AppState::new()),
             store: Arc::new(dynalert_store::Store::Dir(store)),
             auth: crate::api::Auth::none(),
+            parsed: Default::default(),
         }));
         assert_eq!(
             get(app.clone(), "/health").await,

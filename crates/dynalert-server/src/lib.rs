@@ -155,6 +155,7 @@ async fn serve_prepared(
         state,
         store,
         auth: prepared.auth,
+        parsed: Default::default(),
     });
     // Without TCP_NODELAY a large /metrics response on a reused connection (Prometheus keeps
     // its scrape connections) waits ~40 ms for the peer's delayed ACK (Nagle).

@@ -361,6 +361,20 @@ async fn tenant_lifecycle(s: &ApiServer) {
         .patch("db-a", json!({"mysql_connections": 1}), Some(&tag2))
         .await;
     assert_eq!(stale_patch.status, 412);
+    // A PATCH after another kind of write starts from what that write stored, not from what
+    // the previous PATCH wrote.
+    let current = s.get("/tenants/db-a").await.etag.unwrap();
+    let put = s
+        .put_yaml("db-a", "redis_memory_usage: 70\n", Some(&current))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    let after_put = s
+        .patch("db-a", json!({"mysql_connections": 44}), None)
+        .await;
+    assert_eq!(
+        after_put.json["document"],
+        json!({"redis_memory_usage": 70, "mysql_connections": 44})
+    );
 
     // Delete needs If-Match too.
     let current = s.get("/tenants/db-a").await.etag.unwrap();

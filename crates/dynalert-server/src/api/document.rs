@@ -119,6 +119,14 @@ impl TenantFile {
         Ok(TenantFile { settings, sole })
     }
 
+    /// A file that holds only this tenant, with these settings (what PATCH writes).
+    pub fn sole(settings: Map<String, Value>) -> TenantFile {
+        TenantFile {
+            settings: Some(settings),
+            sole: true,
+        }
+    }
+
     /// `409` unless the file holds only this tenant (see [`check_sole_tenant`]).
     pub fn check_sole(&self, path: &str, name: &str) -> Result<(), Problem> {
         if self.sole {

@@ -13,6 +13,7 @@ pub mod auth;
 mod document;
 mod emit;
 mod openapi;
+mod parsed;
 mod platform;
 mod problem;
 mod request;
@@ -40,6 +41,8 @@ pub struct Api {
     pub state: Arc<AppState>,
     pub store: Arc<Store>,
     pub auth: Auth,
+    /// Tenant files as PATCH last wrote them, so the next PATCH need not parse them.
+    pub parsed: parsed::ParsedFiles,
 }
 
 impl Api {

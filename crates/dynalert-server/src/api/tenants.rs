@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use super::Api;
 use super::auth::Caller;
 use super::document::{self, FieldChange};
+use super::parsed::ParsedFiles;
 use super::problem::{Finding, Problem};
 use super::request::{Format, IfMatch, TenantPath, body_text, etag, json_object, tenant_name};
 
@@ -178,6 +179,7 @@ pub async fn patch(
         patch: &patch,
         if_match: &if_match,
         model: &model,
+        parsed: &api.parsed,
     };
     // Optimistically: read, patch and validate outside the store's write lock, then write
     // only if nobody wrote in between, so concurrent writers of other tenants never wait for
@@ -200,6 +202,7 @@ pub async fn patch(
         .await;
         match result {
             Ok(updated) => {
+                remember(&api.parsed, &updated, &name, &settings);
                 return respond_written(updated, &name, &path, Some(settings), warnings, false);
             }
             Err(UpdateError::Refused(Lost)) => continue,
@@ -215,7 +218,16 @@ pub async fn patch(
     .await
     .map_err(into_problem)?;
     let (settings, warnings) = outcome;
+    remember(&api.parsed, &updated, &name, &settings);
     respond_written(updated, &name, &path, Some(settings), warnings, false)
+}
+
+/// Keeps what a PATCH wrote parsed for the next PATCH of the tenant.
+fn remember(parsed: &ParsedFiles, updated: &Updated, name: &str, settings: &Map<String, Value>) {
+    if let Updated::Written(doc) | Updated::Unchanged(doc) = updated {
+        let file = document::TenantFile::sole(settings.clone());
+        parsed.remember(&doc.path, &doc.revision, name, file);
+    }
 }
 
 /// How often a PATCH is tried outside the write lock before it takes the lock to validate.
@@ -238,6 +250,7 @@ struct PatchJob<'a> {
     patch: &'a Value,
     if_match: &'a IfMatch,
     model: &'a Model,
+    parsed: &'a ParsedFiles,
 }
 
 impl PatchJob<'_> {
@@ -245,17 +258,18 @@ impl PatchJob<'_> {
     /// cannot apply.
     fn apply(&self, current: Option<&Document>) -> Result<Patched, Problem> {
         let name = self.name;
-        let file = current
-            .map(|d| document::TenantFile::parse(&d.content, name))
-            .transpose()?;
-        let (doc, settings) = match (current, file) {
-            (Some(doc), Some(file)) if file.settings.is_some() => (doc, file),
+        let file = current.map(|d| self.parsed.parse(d, name)).transpose()?;
+        let (doc, file, settings) = match (current, file) {
+            (Some(doc), Some(file)) => match &file.settings {
+                Some(settings) => (doc, file.clone(), settings.clone()),
+                None => return Err(Problem::not_found(format!("no tenant {name:?}"))),
+            },
             _ => return Err(Problem::not_found(format!("no tenant {name:?}"))),
         };
         self.if_match
             .allows_optional(Some(doc), &format!("tenant {name:?}"))?;
-        settings.check_sole(&doc.path, name)?;
-        let mut merged = Value::Object(settings.settings.unwrap_or_default());
+        file.check_sole(&doc.path, name)?;
+        let mut merged = Value::Object(settings);
         document::merge_patch(&mut merged, self.patch);
         let merged = match merged {
             Value::Object(map) => map,
