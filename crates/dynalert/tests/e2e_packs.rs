@@ -184,7 +184,7 @@ fn pack_alerts_follow_each_tenants_thresholds_end_to_end() {
 
     // Everything is wired: both tenants have a live signal and thresholds in Prometheus.
     for query in [
-        "tenant:mysql_threads_connected:max",
+        "max by(tenant) (mysql_global_status_threads_connected)",
         "user_threshold{component=\"mysql\", metric=\"connections\", severity=\"warning\"}",
         "tenant_metadata_info",
     ] {

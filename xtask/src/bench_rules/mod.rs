@@ -405,7 +405,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         warm_up(args, &instances, history)?;
         let mut watched: Vec<u32> = instances.iter().map(|i| i.guard.child.id()).collect();
         watched.push(dynalert.child.id());
-        results = concurrent(args, &instances, &CpuWatch::new(watched))?;
+        results = concurrent(args, n, &instances, &CpuWatch::new(watched))?;
     } else {
         // One Prometheus at a time, from its start to its last reload: nothing else of the
         // benchmark competes with it, and nothing pauses it.

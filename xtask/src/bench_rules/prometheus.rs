@@ -423,9 +423,11 @@ pub(super) fn measured(instance: &Instance, window: Window) -> Result<Measured> 
     })
 }
 
-/// `--concurrent`: every instance sampled at the same time for `--settle-secs`, in one piece.
+/// `--concurrent`: every instance sampled at the same time for `--settle-secs`, in one piece;
+/// then, if asked, a CPU profile of each over the same seconds, all at once.
 pub(super) fn concurrent(
     args: &BenchRulesArgs,
+    tenants: usize,
     instances: &[Instance],
     cpu: &CpuWatch,
 ) -> Result<Vec<Measured>> {
@@ -438,6 +440,20 @@ pub(super) fn concurrent(
     let all: Vec<&Instance> = instances.iter().collect();
     let mut windows: Vec<Window> = instances.iter().map(|_| Window::default()).collect();
     slice(args, &all, ticks, cpu, &mut windows)?;
+    if let Some(dir) = &args.pprof {
+        let profiles: Vec<_> = instances
+            .iter()
+            .map(|instance| {
+                let path = dir.join(format!("{tenants}-{}.pprof", instance.variant.name()));
+                instance.profile(ticks * args.interval_secs, path)
+            })
+            .collect();
+        for profile in profiles {
+            profile
+                .join()
+                .map_err(|_| anyhow::anyhow!("the profile thread panicked"))??;
+        }
+    }
     let mut results = Vec::new();
     for (instance, window) in instances.iter().zip(windows) {
         let mut result = measured(instance, window)?;
