@@ -253,6 +253,36 @@ async fn sqlite_store() {
     .await;
 }
 
+/// Commits only append to the WAL (the writer never checkpoints); the checkpointer copies them
+/// into the database file on its own, without anyone reading or closing the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_writes_reach_the_database_file_without_a_writer_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dynalert.db");
+    let store = Store::open(&StoreSpec::Sqlite(db.clone())).await.unwrap();
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let before = size();
+    let padding = "# padding\n".repeat(400);
+    for i in 0..50 {
+        put(
+            &store,
+            &format!("t{i}.yaml"),
+            &format!("{padding}tenants:\n  t{i}: {{}}\n"),
+        )
+        .await;
+    }
+    let written = 50 * padding.len() as u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + written && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        size() >= before + written,
+        "the database file stayed at {} bytes (from {before}) while {written} bytes were committed",
+        size()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
