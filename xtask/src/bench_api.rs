@@ -1350,14 +1350,16 @@ impl Report<'_> {
             r.map_or_else(|| "not run".to_owned(), f)
         };
         let none = || "–".to_owned();
-        for (label, pick, targeted) in [
+        // Which targets a row is held to: (throughput, p99 latency). The paced run's throughput
+        // is what it offers; its latency is the p99 at the target rate.
+        for (label, pick, (throughput_target, latency_target)) in [
             (
                 format!(
                     "{} clients, each on its own tenants, as fast as answered",
                     args.clients
                 ),
                 (|r: &StoreResult| &r.own) as fn(&StoreResult) -> &Throughput,
-                true,
+                (true, true),
             ),
             (
                 format!(
@@ -1365,20 +1367,19 @@ impl Report<'_> {
                     args.clients, args.paced_rate
                 ),
                 |r: &StoreResult| &r.paced,
-                true,
+                (false, true),
             ),
             (
                 format!("{} clients, all on one tenant", args.clients),
                 |r: &StoreResult| &r.same,
-                false,
+                (false, false),
             ),
         ] {
-            let own = targeted;
             row(
                 &format!("PATCH throughput, {label}"),
                 cell(s, &|r| format!("{:.0} writes/s", pick(r).per_sec)),
                 cell(p, &|r| format!("{:.0} writes/s", pick(r).per_sec)),
-                if own {
+                if throughput_target {
                     at_least(
                         s.map(|r| pick(r).per_sec),
                         TARGET_WRITES_PER_SEC,
@@ -1398,7 +1399,7 @@ impl Report<'_> {
                 "… latency p99",
                 cell(s, &|r| ms(quantile(&pick(r).latencies, 0.99))),
                 cell(p, &|r| ms(quantile(&pick(r).latencies, 0.99))),
-                if own {
+                if latency_target {
                     at_most_both(
                         s.map(|r| to_ms(quantile(&pick(r).latencies, 0.99))),
                         p.map(|r| to_ms(quantile(&pick(r).latencies, 0.99))),
