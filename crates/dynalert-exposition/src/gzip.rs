@@ -21,7 +21,9 @@ const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 impl Piece {
     pub fn compress(plain: &[u8]) -> Piece {
         Piece {
-            deflate: Bytes::from(deflate(plain, FlushCompress::Full)),
+            // The buffer was sized for the worst case; thousands of small pieces would each
+            // keep that slack alive for as long as they are served.
+            deflate: Bytes::from(shrunk(deflate(plain, FlushCompress::Full))),
             crc: crc32fast::hash(plain),
             len: plain.len() as u64,
         }
@@ -63,6 +65,11 @@ thread_local! {
     /// The same for a plain-text scrape, which inflates every piece (thousands at 5,000 tenants).
     static DECOMPRESSOR: std::cell::RefCell<Decompress> =
         std::cell::RefCell::new(Decompress::new(false));
+}
+
+fn shrunk(mut buffer: Vec<u8>) -> Vec<u8> {
+    buffer.shrink_to_fit();
+    buffer
 }
 
 /// Raw deflate of `plain` at a fast level; `flush` decides whether the stream is finished.
