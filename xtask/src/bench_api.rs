@@ -29,13 +29,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, ValueEnum};
 
 use crate::bench_support::{
-    ChildGuard, HTTP_TIMEOUT, date, free_port, load_average, machine, start, target_dir,
+    ChildGuard, HTTP_TIMEOUT, WorkDir, date, free_port, load_average, machine, start, target_dir,
     write_section,
 };
 use crate::gen_tenants::{self, GenTenantsArgs};
@@ -1662,35 +1662,6 @@ fn at_most_both(sqlite: Option<f64>, postgres: Option<f64>, target: f64, unit: &
         format!("≤ {target} {unit}")
     } else {
         format!("≤ {target} {unit}: {}", outcomes.join(", "))
-    }
-}
-
-/// A directory under the system temp dir, removed on drop unless kept.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn new(prefix: &str, keep: bool) -> Result<Self> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path, keep })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_dir_all(&self.path);
-        }
     }
 }
 
