@@ -35,8 +35,8 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, ValueEnum};
 
 use crate::bench_support::{
-    ChildGuard, HTTP_TIMEOUT, WorkDir, date, free_port, load_average, machine, start, target_dir,
-    write_section,
+    ChildGuard, HTTP_TIMEOUT, Memory, WorkDir, date, free_port, load_average, machine, memory,
+    start, target_dir, write_section,
 };
 use crate::gen_tenants::{self, GenTenantsArgs};
 
@@ -1027,29 +1027,6 @@ fn postgres_cpu() -> f64 {
         }
     }
     total
-}
-
-/// Resident memory now and at its peak, in KiB.
-#[derive(Clone, Copy)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-fn memory(pid: u32) -> Result<Memory> {
-    let path = format!("/proc/{pid}/status");
-    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no {name} in {path}"))
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
-    })
 }
 
 /// A throw-away PostgreSQL cluster on a free port, shut down immediately on drop.

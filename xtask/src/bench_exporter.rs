@@ -19,7 +19,8 @@ use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser};
 
 use crate::bench_support::{
-    count_series, date, free_port, load_average, machine, request, start, target_dir, write_section,
+    Memory, count_series, date, free_port, load_average, machine, memory, request, start,
+    target_dir, write_section,
 };
 use crate::gen_tenants::{self, GenTenantsArgs};
 
@@ -293,28 +294,6 @@ fn scrape(port: u16, count: usize) -> Result<Scrapes> {
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     let index = ((sorted.len() as f64 * q) as usize).min(sorted.len() - 1);
     sorted[index]
-}
-
-/// Resident memory now and at its peak, in KiB.
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-fn memory(pid: u32) -> Result<Memory> {
-    let path = format!("/proc/{pid}/status");
-    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no {name} in {path}"))
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
-    })
 }
 
 /// The lines of `body` that belong to a threshold family, their HELP and TYPE included.

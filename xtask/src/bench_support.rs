@@ -65,17 +65,7 @@ pub(crate) fn machine() -> String {
         .and_then(|rest| rest.split_once(':'))
         .map_or("unknown CPU", |(_, name)| name.trim());
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let mem_gib = kib_field(&meminfo, "MemTotal:").map_or(0.0, |kib| kib as f64 / 1024.0 / 1024.0);
     format!("{cpus} CPUs ({model}), {mem_gib:.1} GiB RAM")
 }
 
@@ -285,4 +275,30 @@ impl Drop for WorkDir {
             let _ = fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// Resident memory now and at its peak, in KiB.
+#[derive(Clone, Copy)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+/// `VmRSS` and `VmHWM` of process `pid`.
+pub fn memory(pid: u32) -> Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field =
+        |name: &str| kib_field(&status, name).with_context(|| format!("no {name} in {path}"));
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+/// A `Name:   1234 kB` line of a `/proc` file, in KiB.
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }

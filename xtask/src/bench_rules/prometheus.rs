@@ -678,20 +678,7 @@ pub(super) fn url_encode(text: &str) -> String {
 }
 
 pub(super) fn rss_bytes(pid: u32) -> Result<f64> {
-    let path = format!("/proc/{pid}/status");
-    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024.0)
-        .with_context(|| format!("no VmRSS in {path}"))
+    Ok(crate::bench_support::memory(pid)?.rss_kib as f64 * 1024.0)
 }
 
 #[cfg(test)]
