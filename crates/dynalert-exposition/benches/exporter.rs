@@ -30,6 +30,10 @@ fn main() {
         writes(&dir);
         return;
     }
+    if std::env::var_os("RENDER").is_some() {
+        first_render(&dir);
+        return;
+    }
     if std::env::var_os("PHASES").is_some() {
         phases(&dir);
     }
@@ -129,6 +133,23 @@ fn phases(dir: &std::path::Path) {
         let _ = dynalert_exposition::gzip::Piece::compress(text.as_bytes());
     }
     println!("compress: {:?}", t.elapsed());
+}
+
+/// The first render alone (a loaded model to a servable gzip body), to tell rendering
+/// changes apart from the parser's noise.
+fn first_render(dir: &std::path::Path) {
+    let mut loader = Loader::new(dir);
+    loader.reload().expect("tree loads");
+    let model = loader.model();
+    let mut times = Vec::new();
+    for _ in 0..31 {
+        let start = Instant::now();
+        let mut exposition = Exposition::new();
+        exposition.update(&model, chrono::Utc::now());
+        let _ = exposition.snapshot().gzip_body(b"");
+        times.push(start.elapsed());
+    }
+    println!("first render: median {:?}", median(times));
 }
 
 fn rss() -> String {

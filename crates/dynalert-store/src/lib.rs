@@ -13,6 +13,7 @@
 //! [`AuditEntry`]. The store does not validate YAML: the caller runs the model first.
 
 pub mod dir;
+mod group_commit;
 mod path;
 pub mod postgres;
 mod spec;
@@ -60,7 +61,7 @@ pub struct AuditEntry {
 }
 
 /// What an update closure decides.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Store this content (nothing is written when it equals the current content).
     Write(String),
@@ -140,6 +141,9 @@ impl<E: fmt::Display> fmt::Display for UpdateError<E> {
         }
     }
 }
+
+/// A conditional write found another revision than the one it was based on.
+struct RevisionMoved;
 
 /// A store of any backend.
 pub enum Store {
@@ -233,6 +237,41 @@ impl Store {
             Store::Dir(s) => s.update(path, meta, decide).await,
             Store::Sqlite(s) => s.update(path, meta, decide).await,
             Store::Postgres(s) => s.update(path, meta, decide).await,
+        }
+    }
+
+    /// Writes `decision` to `path` only if the document still has revision `based_on`
+    /// (`None`: only if it does not exist), audited with `meta`. This is the write of an
+    /// optimistic writer that decided without holding a lock; `Ok(None)` means another write
+    /// came first and nothing was written. On a database, such writes that arrive together
+    /// share one transaction.
+    pub async fn write_if(
+        &self,
+        path: &str,
+        meta: &WriteMeta,
+        based_on: Option<&str>,
+        decision: Decision,
+    ) -> Result<Option<Updated>, StoreError> {
+        check_path(path)?;
+        let job = group_commit::Job {
+            path: path.to_string(),
+            meta: meta.clone(),
+            based_on: based_on.map(str::to_string),
+            decision,
+        };
+        match self {
+            Store::Dir(s) => {
+                let written = s
+                    .update(path, meta, |now| job.decide(now).ok_or(RevisionMoved))
+                    .await;
+                match written {
+                    Ok(updated) => Ok(Some(updated)),
+                    Err(UpdateError::Refused(RevisionMoved)) => Ok(None),
+                    Err(UpdateError::Store(e)) => Err(e),
+                }
+            }
+            Store::Sqlite(s) => s.write_if(job).await,
+            Store::Postgres(s) => s.write_if(job).await,
         }
     }
 

@@ -6,6 +6,9 @@
 //! path; PostgreSQL delivers it on commit, and every replica's listener passes it on to its
 //! subscribers. Notifications are lost while a listener reconnects, so readers also poll
 //! [`PgStore::revisions`].
+//!
+//! PATCHes (conditional writes) share transactions, and so `fsync`s: see
+//! [`crate::group_commit`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use sqlx::{PgPool, Row};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use crate::group_commit::{Batches, GroupCommit, Job};
 use crate::{
     AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
     audit_now, document_object, format_time, notifier, parse_time,
@@ -28,6 +32,10 @@ const CHANNEL: &str = "dynalert_documents";
 /// Connections per replica.
 const CONNECTIONS: u32 = 16;
 
+/// Transactions committing batches of conditional writes at once: while one waits for its
+/// `fsync`, the next batch gathers and runs.
+const BATCH_WORKERS: usize = 4;
+
 /// How long the listener waits before reconnecting after losing its connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
@@ -36,6 +44,7 @@ pub struct PgStore {
     pool: PgPool,
     changes: broadcast::Sender<String>,
     listener: tokio::task::JoinHandle<()>,
+    batches: GroupCommit,
 }
 
 impl Drop for PgStore {
@@ -59,6 +68,7 @@ impl PgStore {
         let listener = tokio::spawn(forward_notifications(listener, changes.clone()));
         Ok(PgStore {
             url: url.to_string(),
+            batches: GroupCommit::start(Writer { pool: pool.clone() }, BATCH_WORKERS),
             pool,
             changes,
             listener,
@@ -124,6 +134,10 @@ impl PgStore {
         let updated = apply(&mut tx, path, current, decision, meta).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(updated)
+    }
+
+    pub(crate) async fn write_if(&self, job: Job) -> Result<Option<Updated>, StoreError> {
+        self.batches.write(job).await
     }
 
     pub async fn history(
@@ -197,6 +211,32 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(stats)
+    }
+}
+
+/// The pool, as the group commit uses it.
+struct Writer {
+    pool: PgPool,
+}
+
+impl Batches for Writer {
+    async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
+        // Path locks taken in path order, so that two batches (of this replica or another)
+        // cannot each wait for a lock the other holds.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| &jobs[i].path);
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes: Vec<Option<Updated>> = jobs.iter().map(|_| None).collect();
+        for i in order {
+            let job = &jobs[i];
+            lock_path(&mut tx, &job.path).await?;
+            let current = select_current(&mut tx, &job.path).await?;
+            if let Some(decision) = job.decide(current.as_ref()) {
+                outcomes[i] = Some(apply(&mut tx, &job.path, current, decision, &job.meta).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 }
 

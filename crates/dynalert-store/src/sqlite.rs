@@ -6,6 +6,8 @@
 //! across a crash of the process (what `kill -9` does); a power loss may lose the last
 //! commits before a checkpoint, which is SQLite's documented trade-off for this mode.
 //!
+//! PATCHes (conditional writes) share transactions: see [`crate::group_commit`].
+//!
 //! Checkpoints (copying the WAL into the database file, with an `fsync` of each) run on a
 //! connection of their own a few times a second, not in the writer's commits: under a stream
 //! of writes the automatic checkpoint ran several times a second inside a commit, and a slow
@@ -20,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::broadcast;
 
+use crate::group_commit::{Batches, GroupCommit, Job};
 use crate::{
     AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
     audit_now, document_object, format_time, notifier, parse_time,
@@ -39,6 +42,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     changes: broadcast::Sender<String>,
     checkpointer: tokio::task::JoinHandle<()>,
+    /// Conditional writes, committed in batches on the writer connection.
+    batches: GroupCommit,
 }
 
 impl Drop for SqliteStore {
@@ -73,12 +78,22 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
+        let changes = notifier();
+        // One worker: there is one writer connection.
+        let batches = GroupCommit::start(
+            Writer {
+                pool: writer.clone(),
+                changes: changes.clone(),
+            },
+            1,
+        );
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer,
             reader,
-            changes: notifier(),
+            changes,
             checkpointer: tokio::spawn(checkpoint_periodically(checkpointer)),
+            batches,
         })
     }
 
@@ -146,6 +161,10 @@ impl SqliteStore {
             let _ = self.changes.send(path.to_string());
         }
         Ok(updated)
+    }
+
+    pub(crate) async fn write_if(&self, job: Job) -> Result<Option<Updated>, StoreError> {
+        self.batches.write(job).await
     }
 
     pub async fn history(
@@ -221,6 +240,35 @@ impl SqliteStore {
             let _ = self.changes.send(path);
         }
         Ok(stats)
+    }
+}
+
+/// The writer connection, as the group commit uses it.
+struct Writer {
+    pool: SqlitePool,
+    changes: broadcast::Sender<String>,
+}
+
+impl Batches for Writer {
+    async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let current = select_current(&mut tx, &job.path).await?;
+            outcomes.push(match job.decide(current.as_ref()) {
+                Some(decision) => {
+                    Some(apply(&mut tx, &job.path, current, decision, &job.meta).await?)
+                }
+                None => None,
+            });
+        }
+        tx.commit().await?;
+        for (job, outcome) in jobs.iter().zip(&outcomes) {
+            if matches!(outcome, Some(Updated::Written(_) | Updated::Removed)) {
+                let _ = self.changes.send(job.path.clone());
+            }
+        }
+        Ok(outcomes)
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use sqlx::Connection;
+
 use dynalert_store::{Decision, Store, StoreSpec, UpdateError, Updated, WriteMeta};
 
 fn meta(actor: &str, object: &str) -> WriteMeta {
@@ -168,6 +170,111 @@ async fn concurrent_updates_lose_nothing(store: Arc<Store>) {
     );
 }
 
+/// A conditional write happens only on the revision it was based on; of writers racing on
+/// one revision exactly one wins, and writers of other documents are not disturbed.
+async fn conditional_writes_apply_only_on_their_revision(store: Arc<Store>) {
+    let first = match put(&store, "c.yaml", "1").await {
+        Updated::Written(doc) => doc,
+        other => panic!("{other:?}"),
+    };
+    let m = meta("w", "tenant:c");
+    let second = match store
+        .write_if(
+            "c.yaml",
+            &m,
+            Some(&first.revision),
+            Decision::Write("2".into()),
+        )
+        .await
+        .unwrap()
+    {
+        Some(Updated::Written(doc)) => doc,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(second.revision, first.revision);
+    let stale = store
+        .write_if(
+            "c.yaml",
+            &m,
+            Some(&first.revision),
+            Decision::Write("3".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stale, None,
+        "a write based on a replaced revision went through"
+    );
+    assert_eq!(store.get("c.yaml").await.unwrap().unwrap().content, "2");
+    let create =
+        |content: &str| store.write_if("fresh.yaml", &m, None, Decision::Write(content.into()));
+    assert!(matches!(
+        create("a").await.unwrap(),
+        Some(Updated::Written(_))
+    ));
+    assert_eq!(
+        create("b").await.unwrap(),
+        None,
+        "created over an existing document"
+    );
+
+    // Racing: 16 writers of one revision of shared.yaml, 16 of their own documents.
+    let shared = match put(&store, "shared.yaml", "0").await {
+        Updated::Written(doc) => doc.revision,
+        other => panic!("{other:?}"),
+    };
+    let mut changes = store.subscribe();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (store, shared) = (store.clone(), shared.clone());
+        tasks.push(tokio::spawn(async move {
+            let (path, based_on) = if i % 2 == 0 {
+                ("shared.yaml".to_string(), Some(shared))
+            } else {
+                (format!("own-{i}.yaml"), None)
+            };
+            let m = meta(&format!("w{i}"), &format!("tenant:{path}"));
+            let outcome = store
+                .write_if(
+                    &path,
+                    &m,
+                    based_on.as_deref(),
+                    Decision::Write(format!("v{i}")),
+                )
+                .await
+                .unwrap();
+            (path, outcome.is_some())
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        let (path, written) = t.await.unwrap();
+        if path == "shared.yaml" {
+            won.extend(written.then_some(path));
+        } else {
+            assert!(written, "{path} was not written");
+        }
+    }
+    assert_eq!(
+        won.len(),
+        1,
+        "writers of one revision that went through: {won:?}"
+    );
+    let history = store.history("-", "shared.yaml", 100).await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    let winner = store.get("shared.yaml").await.unwrap().unwrap().content;
+    assert_eq!(history[1].after.as_deref(), Some(winner.as_str()));
+    let mut announced = std::collections::BTreeSet::new();
+    while announced.len() < 17 {
+        let path = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
+            .await
+            .expect("every conditional write announced within 5 s")
+            .unwrap();
+        announced.insert(path);
+    }
+    assert!(announced.contains("shared.yaml") && announced.contains("own-31.yaml"));
+}
+
 async fn import_upserts_and_prunes(store: &Store) {
     put(store, "old.yaml", "tenants:\n  old: {}\n").await;
     put(store, "same.yaml", "tenants:\n  same: {}\n").await;
@@ -225,6 +332,7 @@ where
     removal_and_recreation(&open().await).await;
     paths_are_checked(&open().await).await;
     concurrent_updates_lose_nothing(Arc::new(open().await)).await;
+    conditional_writes_apply_only_on_their_revision(Arc::new(open().await)).await;
     import_upserts_and_prunes(&open().await).await;
     writes_are_announced(&open().await).await;
 }
@@ -281,6 +389,56 @@ async fn sqlite_writes_reach_the_database_file_without_a_writer_checkpoint() {
         "the database file stayed at {} bytes (from {before}) while {written} bytes were committed",
         size()
     );
+}
+
+/// Conditional writes that arrive together share a transaction; one of them failing in the
+/// database (here a trigger refuses its audit entry) must fail that write alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_failing_conditional_write_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dynalert.db");
+    let store = Arc::new(Store::open(&StoreSpec::Sqlite(db.clone())).await.unwrap());
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_bad BEFORE INSERT ON audit WHEN NEW.path = 'bad.yaml' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    for round in 0..5 {
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = if i == 12 {
+                    "bad.yaml".to_string()
+                } else {
+                    format!("r{round}-{i}.yaml")
+                };
+                let m = meta("w", &format!("tenant:{path}"));
+                let outcome = store
+                    .write_if(&path, &m, None, Decision::Write("x".into()))
+                    .await;
+                (path, outcome)
+            }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                (path, outcome) if path == "bad.yaml" => {
+                    assert!(outcome.is_err(), "the refused write succeeded: {outcome:?}")
+                }
+                (path, outcome) => assert!(
+                    matches!(outcome, Ok(Some(Updated::Written(_)))),
+                    "{path}: {outcome:?}"
+                ),
+            }
+        }
+    }
+    assert_eq!(store.list().await.unwrap().len(), 5 * 23);
+    assert!(store.get("bad.yaml").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

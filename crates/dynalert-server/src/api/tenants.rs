@@ -192,21 +192,14 @@ pub async fn patch(
             warnings,
         } = job.apply(current.as_ref())?;
         let based_on = current.map(|d| d.revision);
-        let result = write(&api, &caller, &name, &path, |now| {
-            if now.map(|d| &d.revision) == based_on.as_ref() {
-                Ok(Decision::Write(content))
-            } else {
-                Err(Lost)
-            }
-        })
-        .await;
-        match result {
-            Ok(updated) => {
-                remember(&api.parsed, &updated, &name, &settings);
-                return respond_written(updated, &name, &path, Some(settings), warnings, false);
-            }
-            Err(UpdateError::Refused(Lost)) => continue,
-            Err(UpdateError::Store(e)) => return Err(e.into()),
+        let meta = write_meta(&caller, &name);
+        let written = api
+            .store
+            .write_if(&path, &meta, based_on.as_deref(), Decision::Write(content))
+            .await?;
+        if let Some(updated) = written {
+            remember(&api.parsed, &updated, &name, &settings);
+            return respond_written(updated, &name, &path, Some(settings), warnings, false);
         }
     }
     let mut outcome = (Map::new(), Vec::new());
@@ -239,9 +232,6 @@ struct Patched {
     settings: Map<String, Value>,
     warnings: Vec<Finding>,
 }
-
-/// Another write came between reading a document and writing it.
-struct Lost;
 
 /// One PATCH request, applied to whatever the tenant's document is when it runs.
 struct PatchJob<'a> {
@@ -431,11 +421,17 @@ where
     F: FnOnce(Option<&Document>) -> Result<Decision, E> + Send,
     E: Send,
 {
-    let meta = WriteMeta {
+    api.store
+        .update(path, &write_meta(caller, name), decide)
+        .await
+}
+
+/// A write of tenant `name`, audited as the caller's.
+fn write_meta(caller: &Caller, name: &str) -> WriteMeta {
+    WriteMeta {
         actor: caller.actor(),
         object: object(name),
-    };
-    api.store.update(path, &meta, decide).await
+    }
 }
 
 /// The written tenant; `settings` when the caller has them already (else read from the file).
