@@ -34,6 +34,8 @@ pub struct RenderStats {
     /// Tenants resolved and rendered again (the others' lines were reused).
     pub tenants_rendered: usize,
     pub shards_rebuilt: usize,
+    /// Family pieces of those shards compressed again (a shard has one per family).
+    pub pieces_compressed: usize,
 }
 
 /// The rendering cache. Call [`Exposition::update`] after every reload and when
@@ -130,6 +132,7 @@ impl Exposition {
         let mut stats = RenderStats::default();
         for (index, update) in updates {
             stats.tenants_rendered += update.tenants_rendered;
+            stats.pieces_compressed += update.pieces_compressed;
             for (name, memo) in update.memos {
                 self.memos.insert(name.clone(), memo);
             }

@@ -2,8 +2,11 @@
 //! shard is brought up to date when some of its tenants changed.
 //!
 //! Resolving a tenant costs about twice as much as rendering and compressing its text, so a
-//! shard is not rendered from scratch for one changed tenant: its old text is inflated, the
-//! unchanged tenants' lines are copied from it, and only the changed tenants are resolved.
+//! shard is not rendered from scratch for one changed tenant: only the changed tenants are
+//! resolved and rendered, and only the families whose text they changed are rebuilt (a new
+//! threshold value changes `user_threshold` and leaves the other six pieces as they were).
+//! A family that is rebuilt gets its old text inflated and the unchanged tenants' lines
+//! copied from it.
 
 use std::collections::HashMap;
 use std::hash::Hasher as _;
@@ -22,6 +25,9 @@ pub(crate) const FAMILY_COUNT: usize = FAMILIES.len();
 /// Rough text size of one tenant per family, to size buffers up front.
 const TYPICAL_BYTES_PER_TENANT: [usize; FAMILY_COUNT] = [3500, 2500, 100, 60, 70, 100, 80];
 
+type Texts = [String; FAMILY_COUNT];
+type Spans = [(usize, usize); FAMILY_COUNT];
+
 /// What the cache remembers of a tenant: whether it must be resolved again, and where its
 /// lines are in its shard's text. Holding the `Arc`s (not raw pointers) keeps identity
 /// comparisons sound.
@@ -30,10 +36,11 @@ pub(crate) struct TenantMemo {
     doc: Arc<TenantDoc>,
     platform: Arc<EffectivePlatform>,
     pub valid_until: Option<DateTime<Utc>>,
-    text_hash: u64,
+    /// Hash of the tenant's lines, per family: tells which families a new rendering changed.
+    hashes: [u64; FAMILY_COUNT],
     rows: usize,
     /// Byte range of the tenant's lines in its shard's text, per family.
-    spans: [(usize, usize); FAMILY_COUNT],
+    spans: Spans,
 }
 
 impl TenantMemo {
@@ -66,6 +73,8 @@ pub(crate) struct ShardUpdate<'a> {
     pub memos: Vec<(&'a String, TenantMemo)>,
     pub compressed: Option<Shard>,
     pub tenants_rendered: usize,
+    /// Family pieces compressed again (the others were kept).
+    pub pieces_compressed: usize,
 }
 
 /// The inputs of one shard's update.
@@ -80,86 +89,150 @@ pub(crate) struct ShardInputs<'a, 'm> {
     pub membership_changed: bool,
 }
 
-/// Renders the shard's text from its members, copying the lines of tenants whose memo is
-/// fresh from the previous text, and compresses it if it changed.
+/// Brings one shard up to date: resolves and renders the members whose memo is stale, and
+/// rebuilds the families whose text that changed.
 pub(crate) fn update_shard<'a>(
     inputs: ShardInputs<'a, '_>,
     memos: &HashMap<String, TenantMemo>,
     now: DateTime<Utc>,
 ) -> ShardUpdate<'a> {
-    let previous = inputs.previous.map(|shard| -> [String; FAMILY_COUNT] {
-        std::array::from_fn(|f| {
-            String::from_utf8(shard.families[f].decompress()).expect("rendered text is UTF-8")
-        })
-    });
-    let mut texts: [String; FAMILY_COUNT] = std::array::from_fn(|f| {
-        let expected = previous
-            .as_ref()
-            .map_or(inputs.members.len() * TYPICAL_BYTES_PER_TENANT[f], |p| {
-                p[f].len() + TYPICAL_BYTES_PER_TENANT[f]
-            });
-        String::with_capacity(expected)
-    });
-    let mut changed = inputs.membership_changed;
-    let mut rendered = 0;
-    let mut fresh_memos = Vec::with_capacity(inputs.members.len());
-    for (name, entry) in inputs.members {
-        let known = memos.get(name.as_str());
-        let starts: [usize; FAMILY_COUNT] = std::array::from_fn(|f| texts[f].len());
-        let memo = match (known, &previous) {
-            (Some(memo), Some(old)) if memo.is_fresh(entry, now) => {
-                for (f, text) in texts.iter_mut().enumerate() {
-                    let (start, end) = memo.spans[f];
-                    text.push_str(&old[f][start..end]);
-                }
-                TenantMemo {
-                    spans: std::array::from_fn(|f| (starts[f], texts[f].len())),
-                    ..memo.clone()
-                }
-            }
-            _ => {
-                rendered += 1;
-                let memo = render_member(entry, &mut texts, now);
-                changed |= known.is_none_or(|k| k.text_hash != memo.text_hash);
-                memo
-            }
-        };
-        fresh_memos.push((name, memo));
-    }
-    let compressed = changed.then(|| Shard {
-        families: texts
-            .iter()
-            .map(|t| Piece::compress(t.as_bytes()))
-            .collect(),
-        rows: fresh_memos.iter().map(|(_, m)| m.rows).sum(),
-    });
-    ShardUpdate {
-        memos: fresh_memos,
-        compressed,
-        tenants_rendered: rendered,
+    match inputs.previous {
+        Some(previous) => patch_shard(
+            inputs.members,
+            previous,
+            inputs.membership_changed,
+            memos,
+            now,
+        ),
+        None => render_shard(inputs.members, now),
     }
 }
 
-/// Resolves one tenant at `now` and appends its lines to `texts`.
-fn render_member(
-    entry: &TenantEntry,
-    texts: &mut [String; FAMILY_COUNT],
+/// Renders every member straight into the shard's text (a first render, or a new layout).
+fn render_shard<'a>(
+    members: Vec<(&'a String, &'a TenantEntry)>,
     now: DateTime<Utc>,
-) -> TenantMemo {
+) -> ShardUpdate<'a> {
+    let mut texts: Texts =
+        std::array::from_fn(|f| String::with_capacity(members.len() * TYPICAL_BYTES_PER_TENANT[f]));
+    let tenants_rendered = members.len();
+    let memos: Vec<(&String, TenantMemo)> = members
+        .into_iter()
+        .map(|(name, entry)| (name, render_member(entry, &mut texts, now)))
+        .collect();
+    ShardUpdate {
+        compressed: Some(Shard {
+            families: texts
+                .iter()
+                .map(|t| Piece::compress(t.as_bytes()))
+                .collect(),
+            rows: memos.iter().map(|(_, m)| m.rows).sum(),
+        }),
+        memos,
+        tenants_rendered,
+        pieces_compressed: FAMILY_COUNT,
+    }
+}
+
+/// Updates a shard laid out as before: stale members are rendered on their own, and a family
+/// is rebuilt only when the membership changed or a rendering changed its lines.
+fn patch_shard<'a>(
+    members: Vec<(&'a String, &'a TenantEntry)>,
+    previous: &Shard,
+    membership_changed: bool,
+    memos: &HashMap<String, TenantMemo>,
+    now: DateTime<Utc>,
+) -> ShardUpdate<'a> {
+    let members: Vec<Member> = members
+        .into_iter()
+        .map(|(name, entry)| {
+            let old = memos.get(name.as_str());
+            let new = old.filter(|m| m.is_fresh(entry, now)).is_none().then(|| {
+                let mut texts = Texts::default();
+                (render_member(entry, &mut texts, now), texts)
+            });
+            Member { name, old, new }
+        })
+        .collect();
+    let changed: [bool; FAMILY_COUNT] = std::array::from_fn(|f| {
+        membership_changed
+            || members.iter().any(|m| {
+                m.new
+                    .as_ref()
+                    .is_some_and(|(memo, _)| m.old.is_none_or(|o| o.hashes[f] != memo.hashes[f]))
+            })
+    });
+    let mut spans: Vec<Spans> = members
+        .iter()
+        .map(|m| m.old.map_or([(0, 0); FAMILY_COUNT], |o| o.spans))
+        .collect();
+    let mut families = previous.families.clone();
+    for f in (0..FAMILY_COUNT).filter(|&f| changed[f]) {
+        let old =
+            String::from_utf8(previous.families[f].decompress()).expect("rendered text is UTF-8");
+        let mut text = String::with_capacity(old.len() + TYPICAL_BYTES_PER_TENANT[f]);
+        for (member, span) in members.iter().zip(spans.iter_mut()) {
+            let start = text.len();
+            match (&member.new, member.old) {
+                (Some((_, texts)), _) => text.push_str(&texts[f]),
+                (None, Some(memo)) => text.push_str(&old[memo.spans[f].0..memo.spans[f].1]),
+                (None, None) => unreachable!("a member without a fresh memo was rendered"),
+            }
+            span[f] = (start, text.len());
+        }
+        families[f] = Piece::compress(text.as_bytes());
+    }
+    let tenants_rendered = members.iter().filter(|m| m.new.is_some()).count();
+    let any_changed = changed.contains(&true);
+    let memos: Vec<(&String, TenantMemo)> = members
+        .into_iter()
+        .zip(spans)
+        .map(|(member, spans)| {
+            let memo = match member.new {
+                Some((memo, _)) => memo,
+                None => member
+                    .old
+                    .expect("a member without a fresh memo was rendered")
+                    .clone(),
+            };
+            (member.name, TenantMemo { spans, ..memo })
+        })
+        .collect();
+    ShardUpdate {
+        compressed: any_changed.then(|| Shard {
+            families,
+            rows: memos.iter().map(|(_, m)| m.rows).sum(),
+        }),
+        memos,
+        tenants_rendered,
+        pieces_compressed: changed.iter().filter(|c| **c).count(),
+    }
+}
+
+/// A tenant of a shard being patched: its memo, and its new rendering (in texts of its own)
+/// when the memo was not fresh.
+struct Member<'a, 'm> {
+    name: &'a String,
+    old: Option<&'m TenantMemo>,
+    new: Option<(TenantMemo, Texts)>,
+}
+
+/// Resolves one tenant at `now` and appends its lines to `texts`.
+fn render_member(entry: &TenantEntry, texts: &mut Texts, now: DateTime<Utc>) -> TenantMemo {
     let resolved = resolve_tenant(entry, now);
     let starts: [usize; FAMILY_COUNT] = std::array::from_fn(|f| texts[f].len());
     render_tenant(&resolved, texts);
-    // The tenant's own text is what was appended; its hash tells whether it changed.
-    let mut h = Xxh3::new();
-    for (text, start) in texts.iter().zip(starts) {
-        h.update(&text.as_bytes()[start..]);
-        h.update(&[0xff]); // family separator
-    }
+    // The tenant's own text is what was appended; its hashes tell which families changed.
+    let hashes = std::array::from_fn(|f| {
+        let mut h = Xxh3::new();
+        h.update(&texts[f].as_bytes()[starts[f]..]);
+        h.finish()
+    });
     TenantMemo {
         doc: entry.doc.clone(),
         platform: entry.platform.clone(),
         valid_until: resolved.valid_until,
-        text_hash: h.finish(),
+        hashes,
         rows: resolved.rows.len(),
         spans: std::array::from_fn(|f| (starts[f], texts[f].len())),
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use dynalert_config::Loader;
-use dynalert_exposition::{Exposition, render_once};
+use dynalert_exposition::{Exposition, RenderStats, render_once};
 
 const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n  mysql_connections_critical: 100\n  \
                         redis_memory_usage: 85\n  kafka_disk_usage: 85\n";
@@ -67,6 +67,16 @@ impl Fixture {
         removed: Vec<String>,
         at: DateTime<Utc>,
     ) -> usize {
+        self.step_stats(upserts, removed, at).tenants_rendered
+    }
+
+    /// [`Fixture::step`], returning everything the update reports.
+    fn step_stats(
+        &mut self,
+        upserts: Vec<(String, String)>,
+        removed: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> RenderStats {
         self.loader.apply_documents(upserts, removed);
         let model = self.loader.model();
         assert!(model.diagnostics.is_empty(), "{:?}", model.diagnostics);
@@ -80,7 +90,7 @@ impl Fixture {
                 .filter(|l| l.starts_with("user_threshold{"))
                 .count()
         );
-        stats.tenants_rendered
+        stats
     }
 }
 
@@ -99,6 +109,11 @@ fn incremental_rendering_matches_a_fresh_render_through_every_kind_of_change() {
 
     // One tenant edited: only it is resolved again, the rest of its shard is reused.
     assert_eq!(f.step(vec![tenant_doc(&name(7), 61)], vec![], noon), 1);
+    // A new value for a key the tenant already set changes one family's lines: only that
+    // piece of the shard is compressed again.
+    let stats = f.step_stats(vec![tenant_doc(&name(1), 54)], vec![], noon);
+    assert_eq!((stats.tenants_rendered, stats.shards_rebuilt), (1, 1));
+    assert_eq!(stats.pieces_compressed, 1, "{stats:?}");
     // An edit that changes nothing in the output.
     let unchanged = tenant_doc(&name(8), 58);
     assert_eq!(
