@@ -297,50 +297,52 @@ async fn apply(
         Decision::Remove if current.is_none() => return Ok(Updated::Removed),
         Decision::Remove => None,
     };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit (at, actor, object, path, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(format_time(audit_now()))
-    .bind(&meta.actor)
-    .bind(&meta.object)
-    .bind(path)
-    .bind(current.as_ref().map(|d| d.content.as_str()))
-    .bind(after)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
+    // One statement: the audit entry, the document written (or removed) with the entry's id
+    // as its revision, and the notification (one round trip instead of three).
+    let statement = match after {
+        Some(_) => WRITE_AUDITED,
+        None => REMOVE_AUDITED,
+    };
+    let id: i64 = sqlx::query_scalar(statement)
+        .bind(format_time(audit_now()))
+        .bind(&meta.actor)
+        .bind(&meta.object)
         .bind(path)
-        .execute(&mut **tx)
+        .bind(current.as_ref().map(|d| d.content.as_str()))
+        .bind(after)
+        .bind(CHANNEL)
+        .fetch_one(&mut **tx)
         .await?;
-    match after {
-        Some(content) => {
-            sqlx::query(
-                "INSERT INTO documents (path, content, revision) VALUES ($1, $2, $3) \
-                 ON CONFLICT (path) DO UPDATE SET content = excluded.content, \
-                 revision = excluded.revision",
-            )
-            .bind(path)
-            .bind(content)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-            Ok(Updated::Written(Document {
-                path: path.to_string(),
-                content: content.to_string(),
-                revision: id.to_string(),
-            }))
-        }
-        None => {
-            sqlx::query("DELETE FROM documents WHERE path = $1")
-                .bind(path)
-                .execute(&mut **tx)
-                .await?;
-            Ok(Updated::Removed)
-        }
-    }
+    Ok(match after {
+        Some(content) => Updated::Written(Document {
+            path: path.to_string(),
+            content: content.to_string(),
+            revision: id.to_string(),
+        }),
+        None => Updated::Removed,
+    })
 }
+
+/// Audits a write of `$6` to `$4`, writes it with the entry's id as revision, notifies `$7`.
+const WRITE_AUDITED: &str = "\
+    WITH entry AS ( \
+        INSERT INTO audit (at, actor, object, path, before, after) \
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id \
+    ), written AS ( \
+        INSERT INTO documents (path, content, revision) SELECT $4, $6, id FROM entry \
+        ON CONFLICT (path) DO UPDATE SET content = excluded.content, revision = excluded.revision \
+    ) \
+    SELECT entry.id FROM entry CROSS JOIN pg_notify($7, $4)";
+
+/// Audits the removal of `$4` (`$6` is NULL), removes it, notifies `$7`.
+const REMOVE_AUDITED: &str = "\
+    WITH entry AS ( \
+        INSERT INTO audit (at, actor, object, path, before, after) \
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id \
+    ), removed AS ( \
+        DELETE FROM documents WHERE path = $4 \
+    ) \
+    SELECT entry.id FROM entry CROSS JOIN pg_notify($7, $4)";
 
 fn document_of(row: &sqlx::postgres::PgRow) -> Document {
     Document {
