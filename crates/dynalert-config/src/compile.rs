@@ -138,15 +138,23 @@ pub fn compile(
         .collect();
     all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let mut tenants = Vec::with_capacity(all.len());
+    // Both lists are sorted by name: the previous entries are walked alongside, not looked up.
+    let mut previous = previous_tenants.iter().peekable();
+    // Tenants of one directory come together: its platform is looked up once per run.
+    let mut last_platform: Option<(&str, Arc<EffectivePlatform>)> = None;
     for copies in all.chunk_by(|a, b| a.0.name == b.0.name) {
         let name = copies[0].0.name.as_str();
+        while previous.next_if(|(p, _)| p.as_str() < name).is_some() {}
+        let prev = previous
+            .next_if(|(p, _)| p.as_str() == name)
+            .map(|(_, e)| e);
         let (doc, platform) = if copies.len() > 1 {
             report_duplicate(
                 &copies.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
                 &mut diags,
             );
             // Neither copy replaces the one served before.
-            match previous_tenants.get(name) {
+            match prev {
                 Some(prev) => (
                     prev.doc.clone(),
                     platform_for(&platforms, &dir_of(&prev.doc.file)),
@@ -154,13 +162,21 @@ pub fn compile(
                 None => continue,
             }
         } else {
-            (copies[0].0.clone(), platform_for(&platforms, copies[0].1))
+            let dir = copies[0].1;
+            let platform = match &last_platform {
+                Some((last, platform)) if *last == dir => platform.clone(),
+                _ => {
+                    let platform = platform_for(&platforms, dir);
+                    last_platform = Some((dir, platform.clone()));
+                    platform
+                }
+            };
+            (copies[0].0.clone(), platform)
         };
         // Same document against the same platform as last time, and it was clean then
         // (a document with errors is served as a cleaned copy, so it is never the same).
-        let unchanged = previous_tenants
-            .get(name)
-            .is_some_and(|p| Arc::ptr_eq(&p.doc, &doc) && Arc::ptr_eq(&p.platform, &platform));
+        let unchanged =
+            prev.is_some_and(|p| Arc::ptr_eq(&p.doc, &doc) && Arc::ptr_eq(&p.platform, &platform));
         tenants.push((name, doc, platform, unchanged));
     }
     // The checks are independent per tenant: run them on every core.
@@ -211,11 +227,16 @@ fn build_platforms(
 ) -> BTreeMap<String, Arc<EffectivePlatform>> {
     let mut own: BTreeMap<&str, Vec<&ParsedFile>> = BTreeMap::new();
     let mut dirs: BTreeSet<String> = BTreeSet::from([String::new()]);
+    let mut last_dir = None;
     for f in files {
         if f.is_platform {
             own.entry(f.dir.as_str()).or_default().push(f);
         }
-        dirs.insert(f.dir.clone());
+        // Files come in path order, so a directory's files are together.
+        if last_dir != Some(f.dir.as_str()) {
+            dirs.insert(f.dir.clone());
+            last_dir = Some(f.dir.as_str());
+        }
     }
     let mut out = BTreeMap::new();
     for dir in dirs {

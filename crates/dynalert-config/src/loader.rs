@@ -303,8 +303,9 @@ impl Loader {
             self.slots.values().map(|s| s.current.clone()).collect();
         let checked = compile(&current, &self.builtin_keys, &prev.platforms, &prev.tenants);
         let mut diagnostics = checked.diagnostics;
-        let mut serve: BTreeMap<String, Arc<ParsedFile>> = BTreeMap::new();
-        let mut files = BTreeMap::new();
+        // Slots are in path order: both maps are built from sorted lists in one pass.
+        let mut serve: Vec<(String, Arc<ParsedFile>)> = Vec::with_capacity(self.slots.len());
+        let mut files = Vec::with_capacity(self.slots.len());
         for (path, slot) in self.slots.iter_mut() {
             diagnostics.extend(slot.current.diagnostics.iter().cloned());
             let accepted = !slot.current.rejected && !checked.files_with_errors.contains(path);
@@ -333,10 +334,12 @@ impl Loader {
                 (None, FileStatus::NotServed)
             };
             if let Some(f) = served {
-                serve.insert(path.clone(), f);
+                serve.push((path.clone(), f));
             }
-            files.insert(path.clone(), status);
+            files.push((path.clone(), status));
         }
+        let serve: BTreeMap<String, Arc<ParsedFile>> = serve.into_iter().collect();
+        let files: BTreeMap<String, FileStatus> = files.into_iter().collect();
         let all_current = serve.len() == current.len()
             && serve.values().zip(&current).all(|(a, b)| Arc::ptr_eq(a, b));
         let (platforms, tenants) = if all_current {

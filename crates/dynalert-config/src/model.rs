@@ -1,7 +1,7 @@
 //! The served model: what every surface (exporter, API, linter, `show`) reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -20,9 +20,9 @@ pub struct Model {
     /// Every finding of the current files (not of last-good copies still served).
     pub diagnostics: Vec<Diagnostic>,
     pub files: BTreeMap<String, FileStatus>,
-    /// SHA-256 of the served configuration in a canonical form: formatting, comments and
-    /// file layout do not change it, values do.
-    pub hash: String,
+    /// See [`Model::hash`]; computed when first asked for (a burst of API writes builds
+    /// many models that nobody asks for it).
+    hash: OnceLock<String>,
     /// The parsed files served (last good copies where the current one has errors), by path:
     /// what [`crate::validate::check_change`] compiles a proposed change against.
     pub sources: BTreeMap<String, Arc<ParsedFile>>,
@@ -48,14 +48,13 @@ impl Model {
         diagnostics: Vec<Diagnostic>,
         files: BTreeMap<String, FileStatus>,
     ) -> Self {
-        let hash = canonical_hash(&tenants);
         Model {
             generation,
             platforms,
             tenants,
             diagnostics,
             files,
-            hash,
+            hash: OnceLock::new(),
             sources: BTreeMap::new(),
             builtin_keys: Arc::default(),
         }
@@ -70,6 +69,12 @@ impl Model {
         self.sources = sources;
         self.builtin_keys = builtin_keys;
         self
+    }
+
+    /// SHA-256 of the served configuration in a canonical form: formatting, comments and
+    /// file layout do not change it, values do.
+    pub fn hash(&self) -> &str {
+        self.hash.get_or_init(|| canonical_hash(&self.tenants))
     }
 
     pub fn error_count(&self) -> usize {

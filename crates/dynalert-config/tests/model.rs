@@ -365,15 +365,15 @@ fn canonical_hash_ignores_formatting_but_not_values() {
     write(dir.path(), "_d.yaml", "defaults:\n  a_b: 1\n");
     write(dir.path(), "t.yaml", "tenants:\n  t:\n    a_b: 5\n");
     let mut l = loaded(dir.path());
-    let h1 = l.model().hash.clone();
+    let h1 = l.model().hash().to_string();
     write(
         dir.path(),
         "t.yaml",
         "# a comment\ntenants:\n  t: {a_b: \"5\"}\n",
     );
     l.reload().unwrap();
-    assert_eq!(l.model().hash, h1);
+    assert_eq!(l.model().hash(), h1);
     write(dir.path(), "t.yaml", "tenants:\n  t: {a_b: 6}\n");
     l.reload().unwrap();
-    assert_ne!(l.model().hash, h1);
+    assert_ne!(l.model().hash(), h1);
 }

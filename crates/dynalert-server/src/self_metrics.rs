@@ -72,7 +72,7 @@ pub(crate) fn render(served: &Served) -> String {
         &mut out,
         "dynalert_config_hash_info",
         "Canonical hash of the served configuration; always 1.",
-        &[(&[("hash", model.hash.as_str())], 1.0)],
+        &[(&[("hash", model.hash())], 1.0)],
     );
     gauge(
         &mut out,

@@ -271,7 +271,7 @@ pub async fn config(
         },
         store: api.store.describe(),
         generation: model.generation,
-        hash: &model.hash,
+        hash: model.hash(),
         loaded_at: status.loaded_at,
         reload_ok: status.last_reload_ok,
         reload_error: status.dir_error.as_deref(),
