@@ -9,8 +9,11 @@
 //! Every document has a revision, opaque to callers, that changes with every write. Writes go
 //! through [`Store::update`], which hands the current document to a closure deciding the new
 //! content (or refusing) while the document is locked, so a check of `If-Match` and the
-//! validation of the new content happen atomically with the write. Every write appends an
-//! [`AuditEntry`]. The store does not validate YAML: the caller runs the model first.
+//! validation of the new content happen atomically with the write; or through
+//! [`Store::write_if`], for a writer that decided without a lock and only needs its content
+//! stored if the revision it read is still current (databases commit such writes in
+//! batches, see `group_commit.rs`). Every write appends an [`AuditEntry`]. The store does not
+//! validate YAML: the caller runs the model first.
 
 pub mod dir;
 mod group_commit;

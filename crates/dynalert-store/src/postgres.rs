@@ -8,7 +8,7 @@
 //! [`PgStore::revisions`].
 //!
 //! PATCHes (conditional writes) share transactions, and so `fsync`s: see
-//! [`crate::group_commit`].
+//! `group_commit.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! across a crash of the process (what `kill -9` does); a power loss may lose the last
 //! commits before a checkpoint, which is SQLite's documented trade-off for this mode.
 //!
-//! PATCHes (conditional writes) share transactions: see [`crate::group_commit`].
+//! PATCHes (conditional writes) share transactions: see `group_commit.rs`.
 //!
 //! Checkpoints (copying the WAL into the database file, with an `fsync` of each) run on a
 //! connection of their own a few times a second, not in the writer's commits: under a stream
