@@ -21,7 +21,7 @@ pub mod yaml;
 
 pub use compile::{EffectivePlatform, TenantEntry};
 pub use diag::{Diagnostic, Level};
-pub use loader::{FileStatus, Loader, ReloadStats};
+pub use loader::{FileStatus, Loader, ReloadStats, Upsert};
 pub use model::Model;
 pub use resolve::{ConfigEvent, KeyState, KeyView, Origin, ResolvedTenant, ThresholdRow};
 pub use value::Severity;

@@ -78,6 +78,14 @@ struct FileSlot {
     good: Option<Arc<ParsedFile>>,
 }
 
+/// A document to apply: its content, and its parse when the caller has it (it must be
+/// `parse_file(path, content)`, as [`crate::validate::check_write`] returns).
+pub struct Upsert {
+    pub path: String,
+    pub content: String,
+    pub parsed: Option<Arc<ParsedFile>>,
+}
+
 /// Summary of one reload.
 #[derive(Clone, Debug, Default)]
 pub struct ReloadStats {
@@ -193,19 +201,38 @@ impl Loader {
         upserts: Vec<(String, String)>,
         removed: Vec<String>,
     ) -> ReloadStats {
+        let upserts = upserts
+            .into_iter()
+            .map(|(path, content)| Upsert {
+                path,
+                content,
+                parsed: None,
+            })
+            .collect();
+        self.apply_upserts(upserts, removed)
+    }
+
+    /// [`Loader::apply_documents`], taking documents some of which come parsed already (by
+    /// [`crate::validate::check_write`], before they were stored).
+    pub fn apply_upserts(&mut self, upserts: Vec<Upsert>, removed: Vec<String>) -> ReloadStats {
         let mut stats = ReloadStats::default();
         for path in &removed {
             if self.slots.remove(path).is_some() {
                 stats.removed += 1;
             }
         }
-        let parsed: Vec<(String, u64, Option<ParsedFile>)> = upserts
+        let parsed: Vec<(String, u64, Option<Arc<ParsedFile>>)> = upserts
             .into_par_iter()
-            .map(|(path, content)| {
-                let hash = content_hash(content.as_bytes());
-                let parsed = (self.slots.get(&path).map(|s| s.content_hash) != Some(hash))
-                    .then(|| parse_file(&path, &content));
-                (path, hash, parsed)
+            .map(|upsert| {
+                let hash = content_hash(upsert.content.as_bytes());
+                let changed = self.slots.get(&upsert.path).map(|s| s.content_hash) != Some(hash);
+                let parsed = changed.then(|| {
+                    upsert
+                        .parsed
+                        .filter(|p| p.path == upsert.path)
+                        .unwrap_or_else(|| Arc::new(parse_file(&upsert.path, &upsert.content)))
+                });
+                (upsert.path, hash, parsed)
             })
             .collect();
         for (path, content_hash, parsed) in parsed {
@@ -229,13 +256,13 @@ impl Loader {
         path: String,
         fingerprint: Fingerprint,
         content_hash: u64,
-        parsed: ParsedFile,
+        parsed: Arc<ParsedFile>,
     ) {
         let good = self.slots.get_mut(&path).and_then(|slot| slot.good.take());
         let slot = FileSlot {
             fingerprint,
             content_hash,
-            current: Arc::new(parsed),
+            current: parsed,
             good,
         };
         self.slots.insert(path, slot);
@@ -276,7 +303,7 @@ impl Loader {
             match parsed {
                 Some(parsed) => {
                     stats.parsed += 1;
-                    self.store_parsed(rel, fingerprint, content_hash, parsed);
+                    self.store_parsed(rel, fingerprint, content_hash, Arc::new(parsed));
                 }
                 None => {
                     if let Some(slot) = self.slots.get_mut(&rel) {

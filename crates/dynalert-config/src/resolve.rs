@@ -173,8 +173,17 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
     let mut keys = Vec::with_capacity(universe.len() + doc.thresholds.len());
     let mut rows: Vec<(ThresholdRow<'_>, Layer)> = Vec::with_capacity(universe.len());
     let mut key_states = Vec::with_capacity(universe.len());
+    // The universe is in key order, and so are the tenant's values, the profile and the
+    // defaults: each is walked alongside it rather than searched for every key.
+    let mut own_values = tenant_values.iter().map(|(k, t)| (*k, *t)).peekable();
+    let mut profile_values = profile.map(|p| p.iter().map(|(k, v)| (k.as_str(), v)).peekable());
+    let mut default_values = platform
+        .defaults
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .peekable();
     for key in universe {
-        let own = tenant_value(key);
+        let own = seek(&mut own_values, key);
         let tenant = own.map(|t| Candidate {
             layer: Layer::Tenant,
             value: &t.value,
@@ -183,13 +192,12 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
                 line: t.pos.line,
             },
         });
-        let from_profile = profile
-            .and_then(|p| p.get(key))
+        let from_profile = profile_values
+            .as_mut()
+            .and_then(|values| seek(values, key))
             .map(|v| platform_candidate(Layer::Profile, v));
-        let from_default = platform
-            .defaults
-            .get(key)
-            .map(|v| platform_candidate(Layer::Default, v));
+        let from_default =
+            seek(&mut default_values, key).map(|v| platform_candidate(Layer::Default, v));
         let tier_base = platform.tier_base(key);
         let view = resolve_key(
             key,
@@ -246,6 +254,16 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         events,
         valid_until: horizon.until,
     }
+}
+
+/// The value of `key` in a list sorted by key, advanced past every key before it: called with
+/// ascending keys, it walks the list once.
+fn seek<'a, V>(
+    values: &mut std::iter::Peekable<impl Iterator<Item = (&'a str, V)>>,
+    key: &str,
+) -> Option<V> {
+    while values.next_if(|(k, _)| *k < key).is_some() {}
+    values.next_if(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 /// Merges two sorted lists of keys into one sorted list without duplicates.

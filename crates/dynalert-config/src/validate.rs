@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::compile::{check_tenant_file, compile};
 use crate::diag::Diagnostic;
+use crate::doc::ParsedFile;
 use crate::model::Model;
 use crate::parse::{is_platform_path, parse_file};
 
@@ -16,17 +17,26 @@ use crate::parse::{is_platform_path, parse_file};
 /// Warnings of the document itself are returned too; the change is acceptable when none of
 /// the returned diagnostics is an error.
 pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diagnostic> {
+    match source {
+        Some(source) => check_write(model, path, source).0,
+        None if is_platform_path(path) => changed_model(model, path, None).0,
+        // Removing a tenant file changes nothing for other files.
+        None => Vec::new(),
+    }
+}
+
+/// [`check_change`] of writing `source` to `path`, with the document as parsed for the check:
+/// what the loader would parse again when the write is applied.
+pub fn check_write(model: &Model, path: &str, source: &str) -> (Vec<Diagnostic>, Arc<ParsedFile>) {
+    let parsed = Arc::new(parse_file(path, source));
     if !is_platform_path(path) {
         // A tenant file changes nothing for other files: check it alone.
-        let Some(source) = source else {
-            return Vec::new();
-        };
-        let parsed = parse_file(path, source);
         if let Some(found) = check_tenant_file(&parsed, &model.platforms, &model.tenants) {
-            return select(parsed.diagnostics.into_iter().chain(found), model, path);
+            let found = select(parsed.diagnostics.iter().cloned().chain(found), model, path);
+            return (found, parsed);
         }
     }
-    apply_change(model, path, source).0
+    (changed_model(model, path, Some(parsed.clone())).0, parsed)
 }
 
 /// The findings a change is judged by: all of the changed document's, and errors elsewhere
@@ -44,7 +54,19 @@ fn select(found: impl Iterator<Item = Diagnostic>, model: &Model, path: &str) ->
 /// [`check_change`], plus the model as it would be with the change: what a simulation
 /// resolves. The model carries no diagnostics of its own.
 pub fn apply_change(model: &Model, path: &str, source: Option<&str>) -> (Vec<Diagnostic>, Model) {
-    let proposed = source.map(|text| Arc::new(parse_file(path, text)));
+    changed_model(
+        model,
+        path,
+        source.map(|text| Arc::new(parse_file(path, text))),
+    )
+}
+
+/// [`apply_change`] with the proposed document parsed already (`None`: removed).
+fn changed_model(
+    model: &Model,
+    path: &str,
+    proposed: Option<Arc<ParsedFile>>,
+) -> (Vec<Diagnostic>, Model) {
     let mut files: Vec<_> = model
         .sources
         .iter()

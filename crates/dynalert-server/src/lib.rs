@@ -12,6 +12,7 @@
 //! management API), `self_metrics` (`dynalert_*` and `process_*` series), [`error`](mod@error).
 
 mod api;
+mod checked;
 pub mod error;
 mod http;
 mod memory;

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use dynalert_config::Model;
 use dynalert_exposition::{Exposition, RenderStats, Snapshot};
 
+use crate::checked::CheckedDocuments;
+
 /// What handlers see: everything from one consistent moment.
 #[derive(Clone)]
 pub(crate) struct Served {
@@ -61,6 +63,8 @@ struct Renderer {
 pub(crate) struct AppState {
     served: RwLock<Served>,
     renderer: Mutex<Renderer>,
+    /// Documents the API validated, parsed, for the store sync to apply without parsing.
+    pub checked: CheckedDocuments,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
         AppState {
             served: RwLock::new(served),
             renderer: Mutex::new(Renderer { exposition, model }),
+            checked: CheckedDocuments::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dynalert_config::Loader;
+use dynalert_config::{Loader, Upsert};
 use dynalert_store::{Document, Store, StoreError};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, watch};
@@ -197,9 +197,13 @@ impl Sync {
             let upserts = delta
                 .upserts
                 .into_iter()
-                .map(|d| (d.path, d.content))
+                .map(|d| Upsert {
+                    parsed: state.checked.take(&d.path, &d.content),
+                    path: d.path,
+                    content: d.content,
+                })
                 .collect();
-            let stats = loader.apply_documents(upserts, delta.removed);
+            let stats = loader.apply_upserts(upserts, delta.removed);
             let model = loader.model();
             let outcome = ReloadOutcome::Loaded {
                 model: model.clone(),

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use dynalert_config::validate::check_change;
-use dynalert_config::{Level, Model};
+use dynalert_config::doc::ParsedFile;
+use dynalert_config::validate::{check_change, check_write};
+use dynalert_config::{Diagnostic, Level, Model};
 use dynalert_store::{Decision, Document, UpdateError, Updated, WriteMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -190,7 +191,9 @@ pub async fn patch(
             content,
             settings,
             warnings,
+            parsed,
         } = job.apply(current.as_ref())?;
+        api.state.checked.offer(&path, &content, parsed);
         let based_on = current.map(|d| d.revision);
         let meta = write_meta(&caller, &name);
         let written = api
@@ -226,11 +229,13 @@ fn remember(parsed: &ParsedFiles, updated: &Updated, name: &str, settings: &Map<
 /// How often a PATCH is tried outside the write lock before it takes the lock to validate.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
 
-/// A patched tenant file: its content, the settings in it, and the model's warnings.
+/// A patched tenant file: its content, the settings in it, the model's warnings, and the
+/// content as parsed for the check.
 struct Patched {
     content: String,
     settings: Map<String, Value>,
     warnings: Vec<Finding>,
+    parsed: Arc<ParsedFile>,
 }
 
 /// One PATCH request, applied to whatever the tenant's document is when it runs.
@@ -266,11 +271,13 @@ impl PatchJob<'_> {
             _ => Map::new(),
         };
         let content = document::tenant_file_from_map(name, &merged);
-        let warnings = validate(self.model, self.path, Some(&content)).map_err(Problem::invalid)?;
+        let (warnings, parsed) =
+            validate_write(self.model, self.path, &content).map_err(Problem::invalid)?;
         Ok(Patched {
             content,
             settings: merged,
             warnings,
+            parsed,
         })
     }
 }
@@ -398,10 +405,23 @@ pub fn validate(
     path: &str,
     content: Option<&str>,
 ) -> Result<Vec<Finding>, Vec<Finding>> {
-    let found: Vec<Finding> = check_change(model, path, content)
-        .iter()
-        .map(Finding::from_diagnostic)
-        .collect();
+    judged(&check_change(model, path, content))
+}
+
+/// [`validate`] of writing `content`, with the document as parsed for the check (the loader
+/// can apply it without parsing it again).
+fn validate_write(
+    model: &Model,
+    path: &str,
+    content: &str,
+) -> Result<(Vec<Finding>, Arc<ParsedFile>), Vec<Finding>> {
+    let (found, parsed) = check_write(model, path, content);
+    judged(&found).map(|warnings| (warnings, parsed))
+}
+
+/// The findings as warnings of an acceptable change, or all of them when one is an error.
+fn judged(found: &[Diagnostic]) -> Result<Vec<Finding>, Vec<Finding>> {
+    let found: Vec<Finding> = found.iter().map(Finding::from_diagnostic).collect();
     if found.iter().any(|f| f.level == Level::Error) {
         Err(found)
     } else {
