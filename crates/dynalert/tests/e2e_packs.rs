@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,6 +39,18 @@ const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(500);
 /// The `for:` the test gives every alert instead of the packs' minutes.
 const TEST_FOR: &str = "5s";
+/// Exporter series the packs read that this setup (one MariaDB primary, one Redis primary)
+/// cannot have, and why. Every other series a pack reads must be served by the real exporters.
+const NOT_ON_THIS_SETUP: &[(&str, &str)] = &[
+    (
+        "mysql_info_schema_innodb_metrics_lock_lock_deadlocks_total",
+        "MySQL's deadlock counter; MariaDB's is mysql_global_status_innodb_deadlocks",
+    ),
+    ("mysql_slave_status_seconds_behind_master", "replicas only"),
+    ("mysql_slave_status_slave_io_running", "replicas only"),
+    ("mysql_slave_status_slave_sql_running", "replicas only"),
+    ("redis_master_link_up", "replicas only"),
+];
 
 const TENANT_A_FILE: &str = "\
 tenants:
@@ -231,6 +244,8 @@ fn pack_alerts_follow_each_tenants_thresholds_end_to_end() {
              value): {alerts}"
         );
     }
+    assert_packs_read_what_the_exporters_serve(&prom, &rule_files);
+    progress("every exporter series the packs read is served by the real exporters");
     let connections_alert = find_alert(&alerts, CONNECTIONS_ALERT, TENANT_A);
     assert_eq!(connections_alert["labels"]["severity"], "warning");
     assert_eq!(connections_alert["labels"]["pack"], "mariadb");
@@ -398,6 +413,73 @@ fn shorten_for_durations(rules_dir: &Path) -> Vec<PathBuf> {
     assert!(rewritten > 0, "no `for:` found in {}", rules_dir.display());
     files.sort();
     files
+}
+
+/// Every `mysql_*` and `redis_*` series the rendered packs select is one the real exporters
+/// serve (apart from [`NOT_ON_THIS_SETUP`]): a misspelt or renamed metric would leave its alert
+/// silent forever, which no threshold test can see.
+fn assert_packs_read_what_the_exporters_serve(prom: &Prometheus, rule_files: &[PathBuf]) {
+    let read = exporter_series_read(rule_files);
+    assert!(read.len() > 10, "too few exporter series found: {read:?}");
+    for (name, _) in NOT_ON_THIS_SETUP {
+        assert!(read.contains(*name), "{name} is excused but no pack reads it");
+    }
+    let names = prom.api_get("/api/v1/label/__name__/values", &[]).unwrap();
+    let served: BTreeSet<&str> = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let missing: Vec<&String> = read
+        .iter()
+        .filter(|name| !served.contains(name.as_str()))
+        .filter(|name| !NOT_ON_THIS_SETUP.iter().any(|(n, _)| n == name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the packs read series the real exporters do not serve: {missing:?}"
+    );
+}
+
+/// Names of the `mysql_*` and `redis_*` series selected by the rules of `rule_files`.
+fn exporter_series_read(rule_files: &[PathBuf]) -> BTreeSet<String> {
+    struct Names(BTreeSet<String>);
+    impl promql_parser::util::ExprVisitor for Names {
+        type Error = String;
+        fn pre_visit(&mut self, expr: &promql_parser::parser::Expr) -> Result<bool, String> {
+            use promql_parser::parser::Expr;
+            let selector = match expr {
+                Expr::VectorSelector(vs) => Some(vs),
+                Expr::MatrixSelector(ms) => Some(&ms.vs),
+                _ => None,
+            };
+            if let Some(name) = selector.and_then(|vs| vs.name.as_ref()) {
+                self.0.insert(name.clone());
+            }
+            Ok(true)
+        }
+    }
+    let mut names = Names(BTreeSet::new());
+    for file in rule_files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        for rule in doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().iter())
+        {
+            let expr = rule["expr"].as_str().unwrap();
+            let parsed = promql_parser::parser::parse(expr).unwrap();
+            promql_parser::util::walk_expr(&mut names, &parsed).unwrap();
+        }
+    }
+    names
+        .0
+        .into_iter()
+        .filter(|name| name.starts_with("mysql_") || name.starts_with("redis_"))
+        .collect()
 }
 
 /// `tenant → value` of a query's samples, for progress messages.

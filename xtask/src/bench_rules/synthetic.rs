@@ -231,16 +231,14 @@ impl Synthetic {
         // Calls per second per command, and the instance's mean latency in ms.
         let calls = |i, j, k: usize| level(i, j, 41 + k as u64, (50.0, 500.0), (50.0, 500.0));
         let latency_ms = |i, j| level(i, j, 50, (0.01, 2.0), (22.0, 30.0));
+        // INFO's total_commands_processed: the calls of every command.
         self.family(
             out,
-            ("redis_commands_total", "counter", s),
-            &COMMANDS,
-            |i, j, k| {
-                live(
-                    i,
-                    j,
-                    counter(i, j, 41 + k as u64, calls(i, j, k), t).floor(),
-                )
+            ("redis_commands_processed_total", "counter", s),
+            &[],
+            |i, j, _| {
+                let all_calls = (0..COMMANDS.len()).map(|k| calls(i, j, k)).sum();
+                live(i, j, counter(i, j, 41, all_calls, t).floor())
             },
         );
         self.family(
@@ -261,29 +259,15 @@ impl Synthetic {
                 )
             },
         );
+        // INFO's total_error_replies (failed and rejected commands of every command).
         self.family(
             out,
-            ("redis_commands_failed_calls_total", "counter", s),
-            &COMMANDS,
-            |i, j, k| {
-                live(
-                    i,
-                    j,
-                    counter(
-                        i,
-                        j,
-                        60 + k as u64,
-                        level(i, j, 60, (0.0, 0.007), (0.2, 0.5)),
-                        t,
-                    ),
-                )
+            ("redis_total_error_replies", "counter", s),
+            &[],
+            |i, j, _| {
+                let per_second = COMMANDS.len() as f64 * level(i, j, 60, (0.0, 0.007), (0.2, 0.5));
+                live(i, j, counter(i, j, 60, per_second, t))
             },
-        );
-        self.family(
-            out,
-            ("redis_commands_rejected_calls_total", "counter", s),
-            &COMMANDS,
-            |i, j, k| live(i, j, counter(i, j, 65 + k as u64, 0.0, t)),
         );
         self.family(out, ("redis_master_link_up", "gauge", s), &[], |i, j, _| {
             (j == 1 && up(i, j)).then(|| if unit(i, j, 70) < P_HIGH { 0.0 } else { 1.0 })
