@@ -10,7 +10,7 @@
 //! PATCHes (conditional writes) share transactions, and so `fsync`s: see
 //! `group_commit.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -171,9 +171,11 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock(0)")
             .execute(&mut *tx)
             .await?;
+        // Every path's lock up front, in lock-key order like a PATCH batch's.
+        let paths: Vec<&str> = docs.iter().map(|(p, _)| p.as_str()).collect();
+        lock_paths(&mut tx, &paths).await?;
         let mut stats = ImportStats::default();
         for (path, content) in docs {
-            lock_path(&mut tx, path).await?;
             let current = select_current(&mut tx, path).await?;
             let meta = WriteMeta {
                 actor: actor.to_string(),
@@ -198,8 +200,16 @@ impl PgStore {
             let all: Vec<String> = sqlx::query_scalar("SELECT path FROM documents")
                 .fetch_all(&mut *tx)
                 .await?;
-            for path in all.into_iter().filter(|p| !keep.contains(p.as_str())) {
-                lock_path(&mut tx, &path).await?;
+            let gone: Vec<String> = all
+                .into_iter()
+                .filter(|p| !keep.contains(p.as_str()))
+                .collect();
+            lock_paths(
+                &mut tx,
+                &gone.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .await?;
+            for path in gone {
                 let current = select_current(&mut tx, &path).await?;
                 let meta = WriteMeta {
                     actor: actor.to_string(),
@@ -221,23 +231,61 @@ struct Writer {
 
 impl Batches for Writer {
     async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
-        // Path locks taken in path order, so that two batches (of this replica or another)
-        // cannot each wait for a lock the other holds.
+        // Jobs run in path order (a stable sort: one path's jobs keep their queue order).
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&i| &jobs[i].path);
+        let paths: Vec<&str> = order.iter().map(|&i| jobs[i].path.as_str()).collect();
         let mut tx = self.pool.begin().await?;
+        // Two round trips for the whole batch: every path's lock, then every document, read
+        // by a statement that starts after the locks are held.
+        lock_paths(&mut tx, &paths).await?;
+        let mut current = select_documents(&mut tx, &paths).await?;
         let mut outcomes: Vec<Option<Updated>> = jobs.iter().map(|_| None).collect();
         for i in order {
             let job = &jobs[i];
-            lock_path(&mut tx, &job.path).await?;
-            let current = select_current(&mut tx, &job.path).await?;
-            if let Some(decision) = job.decide(current.as_ref()) {
-                outcomes[i] = Some(apply(&mut tx, &job.path, current, decision, &job.meta).await?);
+            let Some(decision) = job.decide(current.get(&job.path)) else {
+                continue;
+            };
+            let before = current.remove(&job.path);
+            let updated = apply(&mut tx, &job.path, before, decision, &job.meta).await?;
+            // The next job on this path starts from what this one left.
+            if let Updated::Written(doc) | Updated::Unchanged(doc) = &updated {
+                current.insert(job.path.clone(), doc.clone());
             }
+            outcomes[i] = Some(updated);
         }
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// Takes the advisory locks of `paths` in one statement, in the order of their lock keys, so
+/// that two batches (of this replica or another) cannot each wait for a lock the other holds.
+async fn lock_paths(tx: &mut Tx, paths: &[&str]) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(1, key) FROM \
+         (SELECT DISTINCT hashtext(path) AS key FROM unnest($1::text[]) AS path ORDER BY key) AS keys",
+    )
+    .bind(paths)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The stored documents among `paths`, by path.
+async fn select_documents(
+    tx: &mut Tx,
+    paths: &[&str],
+) -> Result<HashMap<String, Document>, StoreError> {
+    let rows = sqlx::query("SELECT path, content, revision FROM documents WHERE path = ANY($1)")
+        .bind(paths)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(document_of)
+        .map(|doc| (doc.path.clone(), doc))
+        .collect())
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;

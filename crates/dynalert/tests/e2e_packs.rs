@@ -422,7 +422,10 @@ fn assert_packs_read_what_the_exporters_serve(prom: &Prometheus, rule_files: &[P
     let read = exporter_series_read(rule_files);
     assert!(read.len() > 10, "too few exporter series found: {read:?}");
     for (name, _) in NOT_ON_THIS_SETUP {
-        assert!(read.contains(*name), "{name} is excused but no pack reads it");
+        assert!(
+            read.contains(*name),
+            "{name} is excused but no pack reads it"
+        );
     }
     let names = prom.api_get("/api/v1/label/__name__/values", &[]).unwrap();
     let served: BTreeSet<&str> = names
