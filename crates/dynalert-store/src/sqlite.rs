@@ -13,7 +13,7 @@
 //! of writes the automatic checkpoint ran several times a second inside a commit, and a slow
 //! `fsync` stalled every write queued behind it (the longest PATCHes took 0.3-0.8 s).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -252,15 +252,22 @@ struct Writer {
 impl Batches for Writer {
     async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // One query reads every document of the batch (each query is a hand-off to SQLite's
+        // thread and back).
+        let mut current = select_documents(&mut tx, jobs.iter().map(|j| j.path.as_str())).await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let current = select_current(&mut tx, &job.path).await?;
-            outcomes.push(match job.decide(current.as_ref()) {
-                Some(decision) => {
-                    Some(apply(&mut tx, &job.path, current, decision, &job.meta).await?)
-                }
-                None => None,
-            });
+            let Some(decision) = job.decide(current.get(&job.path)) else {
+                outcomes.push(None);
+                continue;
+            };
+            let before = current.remove(&job.path);
+            let updated = apply(&mut tx, &job.path, before, decision, &job.meta).await?;
+            // The next job on this path starts from what this one left.
+            if let Updated::Written(doc) | Updated::Unchanged(doc) = &updated {
+                current.insert(job.path.clone(), doc.clone());
+            }
+            outcomes.push(Some(updated));
         }
         tx.commit().await?;
         for (job, outcome) in jobs.iter().zip(&outcomes) {
@@ -280,6 +287,26 @@ async fn select_current(tx: &mut Tx, path: &str) -> Result<Option<Document>, Sto
         .fetch_optional(&mut **tx)
         .await?;
     Ok(row.as_ref().map(document_of))
+}
+
+/// The stored documents among `paths`, by path (the paths passed as one JSON array).
+async fn select_documents(
+    tx: &mut Tx,
+    paths: impl Iterator<Item = &str>,
+) -> Result<HashMap<String, Document>, StoreError> {
+    let paths = serde_json::to_string(&paths.collect::<Vec<_>>()).expect("strings serialize");
+    let rows = sqlx::query(
+        "SELECT path, content, revision FROM documents \
+         WHERE path IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(paths)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(document_of)
+        .map(|doc| (doc.path.clone(), doc))
+        .collect())
 }
 
 /// Writes one decision inside `tx`: the audit entry first, whose id becomes the revision.
