@@ -111,6 +111,14 @@ impl Cx {
         self.reject_about(pos, message, s.tenant, s.key);
     }
 
+    /// A finding that does not reject the file.
+    fn warn_in(&mut self, s: Subject<'_>, pos: Pos, message: impl Into<String>) {
+        let mut d = Diagnostic::warning(&self.file, pos, message);
+        d.tenant = s.tenant.map(str::to_string);
+        d.key = s.key.map(str::to_string);
+        self.diags.push(d);
+    }
+
     fn block(
         &mut self,
         is_platform: bool,
@@ -223,6 +231,19 @@ impl Cx {
             Ok(k) => k,
             Err(message) => return self.reject_in(s, key.pos, message),
         };
+        if let Some(dim) = key_ref.dims().iter().find(|d| d.regex) {
+            self.warn_in(
+                s,
+                key.pos,
+                format!(
+                    "served as label {}=\"{}\" for rules of your own: the shipped rule packs \
+                     match exact values only (write {}='<value>' for them)",
+                    dim.label_name(),
+                    dim.value,
+                    dim.label
+                ),
+            );
+        }
         match value::parse_threshold(value) {
             Ok(threshold) => doc.thresholds.push(TenantThreshold {
                 key: key_ref,

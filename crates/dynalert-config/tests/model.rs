@@ -181,6 +181,23 @@ fn dimensions_match_per_label_and_disable_shadows_with_inf() {
         Some(f64::INFINITY)
     );
     assert_eq!(row(&t, "redis_queue_length@warning"), Some(100.0));
+
+    // The regex row is served, with a warning: no shipped pack reads `queue_re`.
+    let m = loaded(dir.path()).model();
+    let warnings: Vec<String> = m.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = &m.diagnostics[0];
+    assert!(!warning.is_error(), "{warning}");
+    assert_eq!((warning.file.as_str(), warning.line), ("t.yaml", 4));
+    assert_eq!(
+        warning.key.as_deref(),
+        Some("redis_queue_length{queue=~'batch-.*'}")
+    );
+    assert!(
+        warning.message.contains("queue_re=\"batch-.*\"")
+            && warning.message.contains("exact values only"),
+        "{warning}"
+    );
 }
 
 #[test]
