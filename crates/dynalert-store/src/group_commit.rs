@@ -7,6 +7,7 @@
 //! and none of the per-write hand-offs of taking the connection. Each write is acknowledged
 //! only after its batch committed, so a crash loses nothing that was acknowledged.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -31,6 +32,31 @@ impl Job {
     pub fn decide(&self, current: Option<&Document>) -> Option<Decision> {
         (current.map(|d| d.revision.as_str()) == self.based_on.as_deref())
             .then(|| self.decision.clone())
+    }
+}
+
+/// The documents of one batch, by path, as the batch's jobs leave them: a job on a path decides
+/// against what the jobs before it in the batch wrote there.
+pub(crate) struct BatchDocuments(HashMap<String, Document>);
+
+impl BatchDocuments {
+    /// The batch's documents as stored when it began (read after its locks were taken).
+    pub fn new(stored: Vec<Document>) -> Self {
+        BatchDocuments(stored.into_iter().map(|d| (d.path.clone(), d)).collect())
+    }
+
+    /// `job`'s decision, with the document it replaces, if that document still has the
+    /// revision the job was based on; the document is taken out until [`Self::record`].
+    pub fn decide(&mut self, job: &Job) -> Option<(Decision, Option<Document>)> {
+        let decision = job.decide(self.0.get(&job.path))?;
+        Some((decision, self.0.remove(&job.path)))
+    }
+
+    /// What a decided job left at its path.
+    pub fn record(&mut self, path: &str, updated: &Updated) {
+        if let Updated::Written(doc) | Updated::Unchanged(doc) = updated {
+            self.0.insert(path.to_string(), doc.clone());
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! PATCHes (conditional writes) share transactions, and so `fsync`s: see
 //! `group_commit.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -18,7 +18,7 @@ use sqlx::{PgPool, Row};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::group_commit::{Batches, GroupCommit, Job};
+use crate::group_commit::{BatchDocuments, Batches, GroupCommit, Job};
 use crate::{
     AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
     audit_now, document_object, format_time, notifier, parse_time,
@@ -231,28 +231,22 @@ struct Writer {
 
 impl Batches for Writer {
     async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
-        // Jobs run in path order (a stable sort: one path's jobs keep their queue order).
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&i| &jobs[i].path);
-        let paths: Vec<&str> = order.iter().map(|&i| jobs[i].path.as_str()).collect();
+        let paths: Vec<&str> = jobs.iter().map(|j| j.path.as_str()).collect();
         let mut tx = self.pool.begin().await?;
         // Two round trips for the whole batch: every path's lock, then every document, read
         // by a statement that starts after the locks are held.
         lock_paths(&mut tx, &paths).await?;
-        let mut current = select_documents(&mut tx, &paths).await?;
-        let mut outcomes: Vec<Option<Updated>> = jobs.iter().map(|_| None).collect();
-        for i in order {
-            let job = &jobs[i];
-            let Some(decision) = job.decide(current.get(&job.path)) else {
+        let mut documents = BatchDocuments::new(select_documents(&mut tx, &paths).await?);
+        // In queue order: the locks, not the order of the writes, keep batches apart.
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some((decision, before)) = documents.decide(job) else {
+                outcomes.push(None);
                 continue;
             };
-            let before = current.remove(&job.path);
             let updated = apply(&mut tx, &job.path, before, decision, &job.meta).await?;
-            // The next job on this path starts from what this one left.
-            if let Updated::Written(doc) | Updated::Unchanged(doc) = &updated {
-                current.insert(job.path.clone(), doc.clone());
-            }
-            outcomes[i] = Some(updated);
+            documents.record(&job.path, &updated);
+            outcomes.push(Some(updated));
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -273,19 +267,12 @@ async fn lock_paths(tx: &mut Tx, paths: &[&str]) -> Result<(), StoreError> {
 }
 
 /// The stored documents among `paths`, by path.
-async fn select_documents(
-    tx: &mut Tx,
-    paths: &[&str],
-) -> Result<HashMap<String, Document>, StoreError> {
+async fn select_documents(tx: &mut Tx, paths: &[&str]) -> Result<Vec<Document>, StoreError> {
     let rows = sqlx::query("SELECT path, content, revision FROM documents WHERE path = ANY($1)")
         .bind(paths)
         .fetch_all(&mut **tx)
         .await?;
-    Ok(rows
-        .iter()
-        .map(document_of)
-        .map(|doc| (doc.path.clone(), doc))
-        .collect())
+    Ok(rows.iter().map(document_of).collect())
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;

@@ -13,7 +13,7 @@
 //! of writes the automatic checkpoint ran several times a second inside a commit, and a slow
 //! `fsync` stalled every write queued behind it (the longest PATCHes took 0.3-0.8 s).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::broadcast;
 
-use crate::group_commit::{Batches, GroupCommit, Job};
+use crate::group_commit::{BatchDocuments, Batches, GroupCommit, Job};
 use crate::{
     AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
     audit_now, document_object, format_time, notifier, parse_time,
@@ -254,19 +254,16 @@ impl Batches for Writer {
         let mut tx = self.pool.begin().await?;
         // One query reads every document of the batch (each query is a hand-off to SQLite's
         // thread and back).
-        let mut current = select_documents(&mut tx, jobs.iter().map(|j| j.path.as_str())).await?;
+        let paths = jobs.iter().map(|j| j.path.as_str());
+        let mut documents = BatchDocuments::new(select_documents(&mut tx, paths).await?);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let Some(decision) = job.decide(current.get(&job.path)) else {
+            let Some((decision, before)) = documents.decide(job) else {
                 outcomes.push(None);
                 continue;
             };
-            let before = current.remove(&job.path);
             let updated = apply(&mut tx, &job.path, before, decision, &job.meta).await?;
-            // The next job on this path starts from what this one left.
-            if let Updated::Written(doc) | Updated::Unchanged(doc) = &updated {
-                current.insert(job.path.clone(), doc.clone());
-            }
+            documents.record(&job.path, &updated);
             outcomes.push(Some(updated));
         }
         tx.commit().await?;
@@ -293,7 +290,7 @@ async fn select_current(tx: &mut Tx, path: &str) -> Result<Option<Document>, Sto
 async fn select_documents(
     tx: &mut Tx,
     paths: impl Iterator<Item = &str>,
-) -> Result<HashMap<String, Document>, StoreError> {
+) -> Result<Vec<Document>, StoreError> {
     let paths = serde_json::to_string(&paths.collect::<Vec<_>>()).expect("strings serialize");
     let rows = sqlx::query(
         "SELECT path, content, revision FROM documents \
@@ -302,11 +299,7 @@ async fn select_documents(
     .bind(paths)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .iter()
-        .map(document_of)
-        .map(|doc| (doc.path.clone(), doc))
-        .collect())
+    Ok(rows.iter().map(document_of).collect())
 }
 
 /// Writes one decision inside `tx`: the audit entry first, whose id becomes the revision.

@@ -218,20 +218,22 @@ async fn conditional_writes_apply_only_on_their_revision(store: Arc<Store>) {
         "created over an existing document"
     );
 
-    // Racing: 16 writers of one revision of shared.yaml, 16 of their own documents.
+    // Racing: 16 writers of one revision of shared.yaml, 16 creators of raced.yaml (which
+    // does not exist) and 16 writers of their own documents. Queued together, they share
+    // batches: a write must see the writes before it in its batch.
     let shared = match put(&store, "shared.yaml", "0").await {
         Updated::Written(doc) => doc.revision,
         other => panic!("{other:?}"),
     };
     let mut changes = store.subscribe();
     let mut tasks = Vec::new();
-    for i in 0..32 {
+    for i in 0..48 {
         let (store, shared) = (store.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
-            let (path, based_on) = if i % 2 == 0 {
-                ("shared.yaml".to_string(), Some(shared))
-            } else {
-                (format!("own-{i}.yaml"), None)
+            let (path, based_on) = match i % 3 {
+                0 => ("shared.yaml".to_string(), Some(shared)),
+                1 => ("raced.yaml".to_string(), None),
+                _ => (format!("own-{i}.yaml"), None),
             };
             let m = meta(&format!("w{i}"), &format!("tenant:{path}"));
             let outcome = store
@@ -249,30 +251,44 @@ async fn conditional_writes_apply_only_on_their_revision(store: Arc<Store>) {
     let mut won = Vec::new();
     for t in tasks {
         let (path, written) = t.await.unwrap();
-        if path == "shared.yaml" {
-            won.extend(written.then_some(path));
-        } else {
+        if path.starts_with("own-") {
             assert!(written, "{path} was not written");
+        } else {
+            won.extend(written.then_some(path));
         }
     }
+    won.sort();
     assert_eq!(
-        won.len(),
-        1,
-        "writers of one revision that went through: {won:?}"
+        won,
+        ["raced.yaml", "shared.yaml"],
+        "one writer of each contested document goes through"
     );
-    let history = store.history("-", "shared.yaml", 100).await.unwrap();
-    assert_eq!(history.len(), 2, "{history:?}");
-    let winner = store.get("shared.yaml").await.unwrap().unwrap().content;
-    assert_eq!(history[1].after.as_deref(), Some(winner.as_str()));
+    for path in ["shared.yaml", "raced.yaml"] {
+        let history = store.history("-", path, 100).await.unwrap();
+        let winner = store.get(path).await.unwrap().unwrap().content;
+        assert_eq!(
+            history.last().unwrap().after.as_deref(),
+            Some(winner.as_str()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        store.history("-", "shared.yaml", 100).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store.history("-", "raced.yaml", 100).await.unwrap().len(),
+        1
+    );
     let mut announced = std::collections::BTreeSet::new();
-    while announced.len() < 17 {
+    while announced.len() < 18 {
         let path = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
             .await
             .expect("every conditional write announced within 5 s")
             .unwrap();
         announced.insert(path);
     }
-    assert!(announced.contains("shared.yaml") && announced.contains("own-31.yaml"));
+    assert!(announced.contains("raced.yaml") && announced.contains("own-47.yaml"));
 }
 
 async fn import_upserts_and_prunes(store: &Store) {
