@@ -100,10 +100,8 @@ impl Cx {
         tenant: Option<&str>,
         key: Option<&str>,
     ) {
-        let mut d = Diagnostic::error(&self.file, pos, message);
-        d.tenant = tenant.map(str::to_string);
-        d.key = key.map(str::to_string);
-        self.diags.push(d);
+        let d = Diagnostic::error(&self.file, pos, message);
+        self.push_about(d, tenant, key);
         self.rejected = true;
     }
 
@@ -113,9 +111,13 @@ impl Cx {
 
     /// A finding that does not reject the file.
     fn warn_in(&mut self, s: Subject<'_>, pos: Pos, message: impl Into<String>) {
-        let mut d = Diagnostic::warning(&self.file, pos, message);
-        d.tenant = s.tenant.map(str::to_string);
-        d.key = s.key.map(str::to_string);
+        let d = Diagnostic::warning(&self.file, pos, message);
+        self.push_about(d, s.tenant, s.key);
+    }
+
+    fn push_about(&mut self, mut d: Diagnostic, tenant: Option<&str>, key: Option<&str>) {
+        d.tenant = tenant.map(str::to_string);
+        d.key = key.map(str::to_string);
         self.diags.push(d);
     }
 
