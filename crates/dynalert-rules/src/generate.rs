@@ -132,7 +132,7 @@ pub fn signal_operand(decl: &KeyDecl) -> String {
 /// first, falling back to the tenant-wide threshold for label values without their own row.
 fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String {
     let (signal, op) = (signal_operand(decl), decl.op.as_str());
-    match &decl.dimension {
+    match decl.dimension.as_deref() {
         None => {
             let mut wide = threshold(key, severity, "tenant", "");
             if let Some(tenant) = &pack.pseudo_tenant {
@@ -152,23 +152,57 @@ fn comparison(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> String 
             }
             format!("{signal}\n  {op} on(tenant) group_left()\n{wide}")
         }
-        Some(d) => {
-            let own = threshold(
-                key,
-                severity,
-                &format!("tenant, {d}"),
-                &format!(", {d}!=\"\""),
-            );
-            let wide = threshold(key, severity, "tenant", &format!(", {d}=\"\""));
-            let (first, second) = (indent(&signal, "    "), indent(&signal, "      "));
-            // Parenthesized as a whole: `or` binds looser than the `unless` that follows.
-            format!(
-                "(\n  (\n{first}\n      {op} on(tenant, {d}) group_left()\n    {own}\n  )\n  or\n  (\n    \
-                 (\n{second}\n      unless on(tenant, {d}) {own}\n    )\n      {op} on(tenant) group_left()\n    \
-                 {wide}\n  )\n)"
-            )
-        }
+        Some(d) => dimensional_comparison(key, decl, severity, d, &signal),
     }
+}
+
+/// The per-label-value match with its tenant-wide fallback:
+///
+/// ```text
+/// (signal > on(tenant, d) own) or ((signal unless on(tenant, d) own) > on(tenant) wide)
+/// ```
+///
+/// When the signal carries the values in another label (`dimension_label`), the threshold
+/// rows are renamed to it for the match and the firing rows back to `d` afterwards: both are
+/// a few series, where renaming the signal would touch every live one.
+fn dimensional_comparison(
+    key: &str,
+    decl: &KeyDecl,
+    severity: &str,
+    d: &str,
+    signal: &str,
+) -> String {
+    let op = decl.op.as_str();
+    let by_value = threshold(
+        key,
+        severity,
+        &format!("tenant, {d}"),
+        &format!(", {d}!=\"\""),
+    );
+    let wide = threshold(key, severity, "tenant", &format!(", {d}=\"\""));
+    let (label, own) = match decl.dimension_label.as_deref() {
+        Some(label) => (label, rename(&by_value, d, label)),
+        None => (d, by_value),
+    };
+    let (first, second) = (indent(signal, "    "), indent(signal, "      "));
+    // Parenthesized as a whole: `or` binds looser than the `unless` that follows.
+    let matched = format!(
+        "(\n  (\n{first}\n      {op} on(tenant, {label}) group_left()\n    {own}\n  )\n  or\n  (\n    \
+         (\n{second}\n      unless on(tenant, {label}) {own}\n    )\n      {op} on(tenant) group_left()\n    \
+         {wide}\n  )\n)"
+    );
+    if label == d {
+        return matched;
+    }
+    format!(
+        "max without({label}) (\n  label_replace(\n{},\n    \"{d}\", \"$1\", \"{label}\", \"(.*)\"\n  )\n)",
+        indent(&matched, "    ")
+    )
+}
+
+/// `expr` with `to` holding the values of its `from` label.
+fn rename(expr: &str, from: &str, to: &str) -> String {
+    format!("label_replace({expr}, \"{to}\", \"$1\", \"{from}\", \"(.*)\")")
 }
 
 /// The threshold lookup for a key: `max by(...) (user_threshold{...})`.

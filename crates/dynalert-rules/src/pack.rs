@@ -34,7 +34,8 @@ pub struct KeyDecl {
     pub default: f64,
     #[serde(default)]
     pub default_critical: Option<f64>,
-    /// PromQL giving one series per tenant (labels: `tenant`, plus `dimension` if declared).
+    /// PromQL giving one series per tenant (labels: `tenant`, plus the dimension's label if
+    /// one is declared: `dimension_label` when given, else `dimension`).
     pub signal: String,
     /// `>` (alert above the threshold) or `<` (alert below it).
     #[serde(default = "greater")]
@@ -42,6 +43,11 @@ pub struct KeyDecl {
     /// A label of the signal that tenants may set per-value thresholds for.
     #[serde(default)]
     pub dimension: Option<String>,
+    /// The signal's label that holds the dimension's values, when the exporter names it
+    /// otherwise (redis_exporter's `key` for a `queue`). The rule renames the few threshold
+    /// rows to it and the firing rows back, instead of renaming every live series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension_label: Option<String>,
     pub alert: AlertDecl,
 }
 

@@ -173,6 +173,30 @@ fn every_recorded_series_is_read() {
 /// Alert annotations are expanded for every active alert on every evaluation: they hold
 /// `$labels` and `$value` templates only, never a `query` (a PromQL query per active alert and
 /// evaluation).
+/// A `dimension_label` names where the signal keeps a declared dimension's values; the
+/// signal must keep that label (its `by` clause names it) for the rule to match on it.
+#[test]
+fn dimension_labels_belong_to_a_dimension_the_signal_keeps() {
+    for pack in catalogue() {
+        for (key, decl) in &pack.keys {
+            let Some(label) = decl.dimension_label.as_deref() else {
+                continue;
+            };
+            assert!(
+                decl.dimension.is_some(),
+                "pack {}, key {key}: dimension_label {label} without a dimension",
+                pack.pack
+            );
+            assert!(
+                decl.signal.contains(&format!("by(tenant, {label})")),
+                "pack {}, key {key}: the signal does not keep `{label}`: {}",
+                pack.pack,
+                decl.signal
+            );
+        }
+    }
+}
+
 #[test]
 fn annotations_run_no_queries() {
     for pack in catalogue() {

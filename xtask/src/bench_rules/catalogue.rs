@@ -11,6 +11,8 @@ pub(super) struct Key {
     pub(super) metric: String,
     pub(super) op: String,
     pub(super) dimension: Option<String>,
+    /// The signal's label holding the dimension's values, when the exporter names it otherwise.
+    pub(super) dimension_label: Option<String>,
     /// The normalization expression the key's signal records (one line).
     pub(super) signal: String,
     pub(super) default: f64,
@@ -76,6 +78,18 @@ impl Catalogue {
                 let signal = recorded
                     .get(signal_name.as_str())
                     .map_or_else(|| signal_name.clone(), |expr| (*expr).to_owned());
+                let dimension = key.get("dimension").and_then(Json::str).map(str::to_owned);
+                let dimension_label = key
+                    .get("dimension_label")
+                    .and_then(Json::str)
+                    .map(str::to_owned);
+                // A per-tenant rule's alerts carry the dimension's label, as the pack's do.
+                let signal = match (&dimension, &dimension_label) {
+                    (Some(d), Some(label)) => {
+                        format!("label_replace({signal}, \"{d}\", \"$1\", \"{label}\", \"(.*)\")")
+                    }
+                    _ => signal,
+                };
                 let nested: Vec<String> = selector_names(&signal)
                     .into_iter()
                     .filter(|name| recorded.contains_key(name.as_str()))
@@ -96,7 +110,8 @@ impl Catalogue {
                     component: component.to_owned(),
                     metric: metric.to_owned(),
                     op: text("op")?,
-                    dimension: key.get("dimension").and_then(Json::str).map(str::to_owned),
+                    dimension,
+                    dimension_label,
                     signal,
                     default: key.get("default").and_then(Json::number).unwrap_or(0.0),
                     default_critical: key.get("default_critical").and_then(Json::number),

@@ -149,16 +149,14 @@ const P_HIGH: f64 = 0.04;
 /// Share of instances that are down (only their `*_up 0` is served).
 const P_DOWN: f64 = 0.02;
 
-/// A key's dimension label, the raw exporter label it is copied from, and the values served.
+/// A key's dimension label and the values served.
 struct Dimension {
     label: &'static str,
-    raw_label: &'static str,
     values: &'static [&'static str],
 }
 
 const DIMENSIONS: &[Dimension] = &[Dimension {
     label: "queue",
-    raw_label: "key",
     values: &["email", "jobs", "reports"],
 }];
 

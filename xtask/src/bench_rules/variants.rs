@@ -84,7 +84,7 @@ pub(super) fn write_per_tenant(
                 }
                 match dimension {
                     Some(label) => {
-                        let raw = dimension_raw_label(label);
+                        let raw = key.dimension_label.as_deref().unwrap_or(label);
                         for (value, threshold) in &per_value {
                             // `disable` on one queue is served as +Inf: nothing to alert on.
                             if threshold.is_finite() {
@@ -120,11 +120,6 @@ pub(super) fn write_per_tenant(
         fs::write(dir.join(format!("{tenant}.yml")), yaml)?;
     }
     Ok(total)
-}
-
-/// The raw exporter label a dimension is copied from (the label itself when not listed).
-pub(super) fn dimension_raw_label(label: &str) -> &str {
-    dimension(label).map_or(label, |d| d.raw_label)
 }
 
 #[allow(clippy::too_many_arguments)]

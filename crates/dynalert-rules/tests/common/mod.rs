@@ -240,11 +240,12 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
         let mut s = Scenario::new("dimension rows and fallback", &body);
         for (k, d) in &dims {
             let dim = d.dimension.clone().unwrap();
+            let label = signal_label(d).to_string();
             let value = breach(&d.op, custom(d));
             s.signals
-                .push((k.to_string(), vec![(dim.clone(), "own".into())], value));
+                .push((k.to_string(), vec![(label.clone(), "own".into())], value));
             s.signals
-                .push((k.to_string(), vec![(dim.clone(), "other".into())], value));
+                .push((k.to_string(), vec![(label, "other".into())], value));
             s.expected
                 .push((d.alert.name.clone(), vec![(dim, "other".into())]));
         }
@@ -272,6 +273,14 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
     out
 }
 
+/// The label a dimensional key's signal carries its values in (the alerts carry the dimension).
+fn signal_label(decl: &KeyDecl) -> &str {
+    decl.dimension_label
+        .as_deref()
+        .or(decl.dimension.as_deref())
+        .expect("a dimensional key")
+}
+
 impl Scenario {
     fn new(name: &str, tenant_body: &str) -> Self {
         Scenario {
@@ -287,10 +296,11 @@ impl Scenario {
     fn signal(&mut self, key: &str, decl: &KeyDecl, value: f64) {
         match &decl.dimension {
             None => self.signals.push((key.to_string(), Vec::new(), value)),
-            Some(dim) => {
+            Some(_) => {
                 for v in ["a", "b"] {
+                    let label = signal_label(decl).to_string();
                     self.signals
-                        .push((key.to_string(), vec![(dim.clone(), v.into())], value));
+                        .push((key.to_string(), vec![(label, v.into())], value));
                 }
             }
         }
