@@ -7,7 +7,7 @@
 //! and none of the per-write hand-offs of taking the connection. Each write is acknowledged
 //! only after its batch committed, so a crash loses nothing that was acknowledged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -37,26 +37,43 @@ impl Job {
 
 /// The documents of one batch, by path, as the batch's jobs leave them: a job on a path decides
 /// against what the jobs before it in the batch wrote there.
-pub(crate) struct BatchDocuments(HashMap<String, Document>);
+pub(crate) struct BatchDocuments {
+    documents: HashMap<String, Document>,
+    /// Paths an earlier job of the batch changes in a write still to come: their new revision
+    /// is unknown until then, and no writer can have read it, so later jobs on them lose.
+    pending: HashSet<String>,
+}
 
 impl BatchDocuments {
     /// The batch's documents as stored when it began (read after its locks were taken).
     pub fn new(stored: Vec<Document>) -> Self {
-        BatchDocuments(stored.into_iter().map(|d| (d.path.clone(), d)).collect())
+        BatchDocuments {
+            documents: stored.into_iter().map(|d| (d.path.clone(), d)).collect(),
+            pending: HashSet::new(),
+        }
     }
 
     /// `job`'s decision, with the document it replaces, if that document still has the
-    /// revision the job was based on; the document is taken out until [`Self::record`].
+    /// revision the job was based on; the document is taken out until [`Self::record`] or
+    /// [`Self::hold`].
     pub fn decide(&mut self, job: &Job) -> Option<(Decision, Option<Document>)> {
-        let decision = job.decide(self.0.get(&job.path))?;
-        Some((decision, self.0.remove(&job.path)))
+        if self.pending.contains(&job.path) {
+            return None;
+        }
+        let decision = job.decide(self.documents.get(&job.path))?;
+        Some((decision, self.documents.remove(&job.path)))
     }
 
     /// What a decided job left at its path.
     pub fn record(&mut self, path: &str, updated: &Updated) {
         if let Updated::Written(doc) | Updated::Unchanged(doc) = updated {
-            self.0.insert(path.to_string(), doc.clone());
+            self.documents.insert(path.to_string(), doc.clone());
         }
+    }
+
+    /// A decided job changes `path` in a write made later for the whole batch.
+    pub fn hold(&mut self, path: &str) {
+        self.pending.insert(path.to_string());
     }
 }
 

@@ -230,27 +230,122 @@ struct Writer {
 }
 
 impl Batches for Writer {
+    /// Four round trips whatever the batch's size: `BEGIN`; every path's lock, then every
+    /// document (one function call); every write; `COMMIT`.
     async fn commit(&self, jobs: &[Job]) -> Result<Vec<Option<Updated>>, StoreError> {
         let paths: Vec<&str> = jobs.iter().map(|j| j.path.as_str()).collect();
         let mut tx = self.pool.begin().await?;
-        // Two round trips for the whole batch: every path's lock, then every document, read
-        // by a statement that starts after the locks are held.
-        lock_paths(&mut tx, &paths).await?;
-        let mut documents = BatchDocuments::new(select_documents(&mut tx, &paths).await?);
-        // In queue order: the locks, not the order of the writes, keep batches apart.
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        let stored = sqlx::query("SELECT path, content, revision FROM dynalert_lock_and_read($1)")
+            .bind(&paths)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut documents = BatchDocuments::new(stored.iter().map(document_of).collect());
+        // Decided in queue order: the locks, not the order of the writes, keep batches apart.
+        let mut outcomes: Vec<Option<Updated>> = jobs.iter().map(|_| None).collect();
+        let mut changes = Vec::new();
+        for (index, job) in jobs.iter().enumerate() {
             let Some((decision, before)) = documents.decide(job) else {
-                outcomes.push(None);
                 continue;
             };
-            let updated = apply(&mut tx, &job.path, before, decision, &job.meta).await?;
-            documents.record(&job.path, &updated);
-            outcomes.push(Some(updated));
+            match Change::of(&job.path, before, decision) {
+                Ok(change) => {
+                    documents.hold(&job.path);
+                    changes.push((index, change));
+                }
+                Err(updated) => {
+                    documents.record(&job.path, &updated);
+                    outcomes[index] = Some(updated);
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let ids = write_changes(&mut tx, jobs, &changes).await?;
+            for ((index, change), id) in changes.into_iter().zip(ids) {
+                outcomes[index] = Some(change.updated(id));
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// What one job writes: the document's content before and after (`None`: absent).
+struct Change {
+    path: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl Change {
+    /// The change `decision` makes to `current`, or (`Err`) its outcome when it changes
+    /// nothing: the same content again, or removing what is not there.
+    fn of(path: &str, current: Option<Document>, decision: Decision) -> Result<Change, Updated> {
+        let after = match decision {
+            Decision::Write(content) => {
+                if let Some(doc) = current.as_ref().filter(|d| d.content == content) {
+                    return Err(Updated::Unchanged(doc.clone()));
+                }
+                Some(content)
+            }
+            Decision::Remove if current.is_none() => return Err(Updated::Removed),
+            Decision::Remove => None,
+        };
+        Ok(Change {
+            path: path.to_string(),
+            before: current.map(|d| d.content),
+            after,
+        })
+    }
+
+    /// The outcome once written with audit entry `id` (the document's new revision).
+    fn updated(self, id: i64) -> Updated {
+        match self.after {
+            Some(content) => Updated::Written(Document {
+                path: self.path,
+                content,
+                revision: id.to_string(),
+            }),
+            None => Updated::Removed,
+        }
+    }
+}
+
+/// Writes every change of a batch in one statement (at most one per path: see
+/// [`BatchDocuments::hold`]) and returns their audit entries' ids, in the changes' order.
+async fn write_changes(
+    tx: &mut Tx,
+    jobs: &[Job],
+    changes: &[(usize, Change)],
+) -> Result<Vec<i64>, StoreError> {
+    let at = format_time(audit_now());
+    let actors: Vec<&str> = changes
+        .iter()
+        .map(|(i, _)| jobs[*i].meta.actor.as_str())
+        .collect();
+    let objects: Vec<&str> = changes
+        .iter()
+        .map(|(i, _)| jobs[*i].meta.object.as_str())
+        .collect();
+    let paths: Vec<&str> = changes.iter().map(|(_, c)| c.path.as_str()).collect();
+    let befores: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.before.as_deref()).collect();
+    let afters: Vec<Option<&str>> = changes.iter().map(|(_, c)| c.after.as_deref()).collect();
+    let rows: Vec<(i64, String)> = sqlx::query_as(WRITE_BATCH_AUDITED)
+        .bind(&at)
+        .bind(&actors)
+        .bind(&objects)
+        .bind(&paths)
+        .bind(&befores)
+        .bind(&afters)
+        .bind(CHANNEL)
+        .fetch_all(&mut **tx)
+        .await?;
+    // Ids follow the insertion order, which is the changes' order; the paths say so too.
+    if rows.len() != changes.len() || rows.iter().zip(&paths).any(|((_, p), path)| p != path) {
+        return Err(StoreError::Io(std::io::Error::other(
+            "the batch's audit entries came back out of order",
+        )));
+    }
+    Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Takes the advisory locks of `paths` in one statement, in the order of their lock keys, so
@@ -264,15 +359,6 @@ async fn lock_paths(tx: &mut Tx, paths: &[&str]) -> Result<(), StoreError> {
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// The stored documents among `paths`, by path.
-async fn select_documents(tx: &mut Tx, paths: &[&str]) -> Result<Vec<Document>, StoreError> {
-    let rows = sqlx::query("SELECT path, content, revision FROM documents WHERE path = ANY($1)")
-        .bind(paths)
-        .fetch_all(&mut **tx)
-        .await?;
-    Ok(rows.iter().map(document_of).collect())
 }
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
@@ -322,19 +408,13 @@ async fn apply(
     decision: Decision,
     meta: &WriteMeta,
 ) -> Result<Updated, StoreError> {
-    let after = match &decision {
-        Decision::Write(content) => {
-            if let Some(doc) = current.as_ref().filter(|d| &d.content == content) {
-                return Ok(Updated::Unchanged(doc.clone()));
-            }
-            Some(content.as_str())
-        }
-        Decision::Remove if current.is_none() => return Ok(Updated::Removed),
-        Decision::Remove => None,
+    let change = match Change::of(path, current, decision) {
+        Ok(change) => change,
+        Err(outcome) => return Ok(outcome),
     };
     // One statement: the audit entry, the document written (or removed) with the entry's id
     // as its revision, and the notification (one round trip instead of three).
-    let statement = match after {
+    let statement = match change.after {
         Some(_) => WRITE_AUDITED,
         None => REMOVE_AUDITED,
     };
@@ -343,19 +423,12 @@ async fn apply(
         .bind(&meta.actor)
         .bind(&meta.object)
         .bind(path)
-        .bind(current.as_ref().map(|d| d.content.as_str()))
-        .bind(after)
+        .bind(change.before.as_deref())
+        .bind(change.after.as_deref())
         .bind(CHANNEL)
         .fetch_one(&mut **tx)
         .await?;
-    Ok(match after {
-        Some(content) => Updated::Written(Document {
-            path: path.to_string(),
-            content: content.to_string(),
-            revision: id.to_string(),
-        }),
-        None => Updated::Removed,
-    })
+    Ok(change.updated(id))
 }
 
 /// Audits a write of `$6` to `$4`, writes it with the entry's id as revision, notifies `$7`.
@@ -368,6 +441,27 @@ const WRITE_AUDITED: &str = "\
         ON CONFLICT (path) DO UPDATE SET content = excluded.content, revision = excluded.revision \
     ) \
     SELECT entry.id FROM entry CROSS JOIN pg_notify($7, $4)";
+
+/// Audits and applies a batch's changes: `$1` the time, then one array element per change
+/// (`$2` actor, `$3` object, `$4` path, `$5` before, `$6` after, NULL when removed), each path
+/// at most once; notifies `$7` of every path. Returns each entry's id with its path, in order.
+const WRITE_BATCH_AUDITED: &str = "\
+    WITH changes AS ( \
+        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+            WITH ORDINALITY AS c(actor, object, path, before, after, n) \
+    ), entries AS ( \
+        INSERT INTO audit (at, actor, object, path, before, after) \
+        SELECT $1, actor, object, path, before, after FROM changes ORDER BY n \
+        RETURNING id, path, after \
+    ), written AS ( \
+        INSERT INTO documents (path, content, revision) \
+        SELECT path, after, id FROM entries WHERE after IS NOT NULL \
+        ON CONFLICT (path) DO UPDATE SET content = excluded.content, revision = excluded.revision \
+    ), removed AS ( \
+        DELETE FROM documents WHERE path IN (SELECT path FROM entries WHERE after IS NULL) \
+    ) \
+    SELECT entries.id, entries.path FROM entries CROSS JOIN LATERAL pg_notify($7, entries.path) \
+    ORDER BY entries.id";
 
 /// Audits the removal of `$4` (`$6` is NULL), removes it, notifies `$7`.
 const REMOVE_AUDITED: &str = "\
