@@ -303,6 +303,7 @@ mod tests {
             metric: metric.into(),
             op: ">".into(),
             dimension: dimension.map(str::to_owned),
+            dimension_label: None,
             signal: signal.into(),
             default: 10.0,
             default_critical: critical.then_some(20.0),
