@@ -294,7 +294,7 @@ mod tests {
         assert!(alerts.contains("`max(user_threshold{tenant=%q})`"));
     }
 
-    fn key(name: &str, signal: &str, dimension: Option<&str>, critical: bool) -> Key {
+    fn key(name: &str, signal: &str, dimension: Option<(&str, &str)>, critical: bool) -> Key {
         let (component, metric) = name.split_once('_').unwrap();
         Key {
             pack: "p".into(),
@@ -302,8 +302,10 @@ mod tests {
             component: component.into(),
             metric: metric.into(),
             op: ">".into(),
-            dimension: dimension.map(str::to_owned),
-            dimension_label: None,
+            dimension: dimension.map(|(label, _)| label.to_owned()),
+            dimension_label: dimension
+                .filter(|(label, raw)| label != raw)
+                .map(|(_, raw)| raw.to_owned()),
             signal: signal.into(),
             default: 10.0,
             default_critical: critical.then_some(20.0),
@@ -322,8 +324,8 @@ mod tests {
             keys: vec![
                 key(
                     "redis_queue_length",
-                    "max by(tenant, queue) (label_replace(redis_key_size, \"queue\", \"$1\", \"key\", \"(.*)\"))",
-                    Some("queue"),
+                    "max by(tenant, key) (redis_key_size)",
+                    Some(("queue", "key")),
                     false,
                 ),
                 key("mysql_connections", "max by(tenant) (c)", None, true),
