@@ -433,6 +433,17 @@ async fn invalid_documents_change_nothing(s: &ApiServer) {
         .put_yaml("db-b", "mysql_connections: [1,\n", Some(&etag))
         .await;
     assert_eq!(syntax.status, 422, "{}", syntax.text);
+    // A lone carriage return is a YAML line break: the line after it must not escape the
+    // tenant's indentation and define another tenant in db-b's file.
+    let escape = s
+        .put_yaml(
+            "db-b",
+            "mysql_connections: 50\r  db-escape:\r    mysql_connections: 1\n",
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(escape.status, 422, "{}", escape.text);
+    assert_eq!(s.get("/tenants/db-escape").await.status, 404);
     let patch = s
         .patch("db-b", json!({"mysql_connections": "5:urgent"}), None)
         .await;

@@ -5,6 +5,7 @@
 //! name; sent as JSON, or changed by a merge patch, it is stored as block YAML. Diagnostics
 //! of a sent document are given in the sender's own lines and columns.
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::emit;
@@ -26,7 +27,9 @@ pub fn tenant_file_from_body(name: &str, body: &str) -> String {
         return format!("tenants:\n  {name}: {{}}\n");
     }
     let mut out = format!("tenants:\n  {name}:\n");
-    for line in body.lines() {
+    // Every YAML line break, a bare `\r` too: `str::lines` keeps a lone `\r` inside a line,
+    // and the parser would then see an unindented line there, a sibling of `{name}`.
+    for line in yaml_lines(body) {
         if !line.trim().is_empty() {
             out.push_str("    ");
             out.push_str(line);
@@ -34,6 +37,37 @@ pub fn tenant_file_from_body(name: &str, body: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `text` split at YAML's line breaks (`\r\n`, `\n` or a lone `\r`), without them.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    text.split('\n')
+        .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'))
+}
+
+/// Refuses a composed tenant file that defines anything besides tenant `name` (a body that
+/// escaped its indentation): a tenant's token may write that tenant only.
+pub fn check_defines_only(content: &str, name: &str) -> Result<(), Problem> {
+    let file = file_value(content)?;
+    let blocks = file.as_object();
+    let only_tenants = blocks.is_some_and(|b| b.keys().all(|k| k == "tenants"));
+    let tenants = blocks
+        .and_then(|b| b.get("tenants"))
+        .and_then(Value::as_object);
+    let only_this = tenants.is_some_and(|t| t.len() == 1 && t.contains_key(name));
+    if only_tenants && only_this {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid document",
+        format!(
+            "the body must hold the settings of tenant {name:?} only; as sent it also \
+             defines other entries (check its line breaks and indentation); nothing was changed"
+        ),
+    ))
 }
 
 /// The conf.d file for tenant `name` with settings `map`, as block YAML.
@@ -230,6 +264,32 @@ mod tests {
             tenant_settings(&tenant_file_from_body("db-a", "  \n"), "db-a").unwrap(),
             Some(Map::new())
         );
+    }
+
+    #[test]
+    fn every_line_break_of_a_body_is_indented() {
+        let escape = "mysql_connections: 1\r  db-b:\r    mysql_connections: 2\r\n";
+        let file = tenant_file_from_body("db-a", escape);
+        assert_eq!(
+            file,
+            "tenants:\n  db-a:\n    mysql_connections: 1\n      db-b:\n        mysql_connections: 2\n"
+        );
+        assert!(check_defines_only(&file, "db-a").is_err());
+        let crlf = tenant_file_from_body("db-a", "a: 1\r\n\r\nb: 2\r\n");
+        assert_eq!(crlf, "tenants:\n  db-a:\n    a: 1\n\n    b: 2\n");
+        assert!(check_defines_only(&crlf, "db-a").is_ok());
+    }
+
+    #[test]
+    fn a_file_with_another_tenant_or_block_is_refused() {
+        for other in [
+            "tenants:\n  db-a: {}\n  db-b: {}\n",
+            "tenants:\n  db-a: {}\ndefaults: {x: 1}\n",
+            "tenants:\n  db-b: {}\n",
+        ] {
+            let problem = check_defines_only(other, "db-a").unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+        }
     }
 
     #[test]

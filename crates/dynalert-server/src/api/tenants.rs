@@ -136,6 +136,7 @@ pub async fn put(
             stored
         }
     };
+    document::check_defines_only(&content, &name)?;
     let what = format!("tenant {name:?}");
     let mut existed = false;
     let updated = write(&api, &caller, &name, &path, |current| {
