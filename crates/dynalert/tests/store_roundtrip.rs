@@ -179,15 +179,20 @@ fn prune_removes_only_documents_missing_from_the_tree() {
     }
 }
 
+/// `serve` with no store argument keeps its documents in `dynalert.db` in the working
+/// directory, seeds it from `--import` on the first start, and serves what `serve` on the
+/// directory serves.
 #[test]
-fn serve_on_sqlite_with_import_serves_what_serve_on_the_directory_serves() {
+fn serve_without_a_store_seeds_dynalert_db_and_serves_what_the_directory_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let from_dir = common::Served::start(&examples(), t);
-    let db = t.join("served.db");
-    let mut serve_args = vec![OsString::from("--store"), spec("sqlite:", &db).into()];
-    serve_args.extend([OsString::from("--import"), examples().into_os_string()]);
-    let from_db = Server::start(&serve_args, &t.join("sqlite.log"));
+    let workdir = t.join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    let db = workdir.join("dynalert.db");
+    let serve_args = [OsString::from("--import"), examples().into_os_string()];
+    let from_db = Server::start_in(&serve_args, &t.join("sqlite.log"), &workdir);
+    assert!(db.is_file(), "the default store is {}", db.display());
 
     // Both render at "now": fetch again if a scheduled window turned between the two.
     let mut attempts = 0;
@@ -219,6 +224,24 @@ fn serve_on_sqlite_with_import_serves_what_serve_on_the_directory_serves() {
     // And the import really went into the database.
     assert_eq!(
         export_files(t, &spec("sqlite:", &db), "served"),
+        files(&examples())
+    );
+
+    // A later start does not import again over what the database holds: seeded on the
+    // first start only, even when --import names another tree.
+    drop(from_db);
+    let other = t.join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("lone.yaml"), "tenants:\n  lone: {}\n").unwrap();
+    let again = [OsString::from("--import"), other.into_os_string()];
+    let restarted = Server::start_in(&again, &t.join("sqlite-again.log"), &workdir);
+    assert_eq!(
+        thresholds(&served_lines(&restarted.metrics())),
+        thresholds(&dir_lines),
+        "after a restart"
+    );
+    assert_eq!(
+        export_files(t, &spec("sqlite:", &db), "served-again"),
         files(&examples())
     );
 }
@@ -432,14 +455,16 @@ struct Server {
 }
 
 impl Server {
-    /// Starts it and waits for `/ready`, on a new port if another process took the first.
-    fn start(args: &[OsString], log: &Path) -> Server {
+    /// Starts it in working directory `cwd` (where the default store lives) and waits for
+    /// `/ready`, on a new port if another process took the first.
+    fn start_in(args: &[OsString], log: &Path, cwd: &Path) -> Server {
         const ATTEMPTS: usize = 3;
         let http = Http::new().unwrap();
         for attempt in 1..=ATTEMPTS {
             let port = free_port();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynalert"));
-            cmd.arg("serve")
+            cmd.current_dir(cwd)
+                .arg("serve")
                 .args(args)
                 .args(["--listen", &format!("127.0.0.1:{port}")]);
             let mut child = ChildGuard::spawn("dynalert", cmd, log).unwrap();
