@@ -508,6 +508,8 @@ async fn history_effective_and_simulate(s: &ApiServer) {
     let entries = history.json["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{}", history.text);
     assert_eq!(entries[0]["actor"], "ops");
+    assert_eq!(entries[0]["object"], "tenant:hist");
+    assert_eq!(entries[1]["object"], "tenant:hist");
     assert_eq!(entries[0]["before"], Value::Null);
     assert_eq!(entries[1]["before"], json!({"mysql_connections": 10}));
     assert_eq!(
@@ -602,6 +604,8 @@ async fn platform_changes(s: &ApiServer) {
         )
         .await
     };
+    let history = "/platform/history?file=_defaults.yaml";
+    let earlier = platform_history(s, history).await;
     assert_eq!(put(raised.clone(), None).await.status, 428);
     // Dropping the profile tenant `hist` uses would break it: refused, naming its file.
     let breaking = put(
@@ -611,9 +615,23 @@ async fn platform_changes(s: &ApiServer) {
     .await;
     assert_eq!(breaking.status, 422, "{}", breaking.text);
     assert!(breaking.text.contains("hist.yaml"), "{}", breaking.text);
-    let ok = put(raised, Some(etag)).await;
+    assert_eq!(
+        platform_history(s, history).await,
+        earlier,
+        "a refused platform write leaves no audit entry"
+    );
+    let started = chrono::Utc::now();
+    let ok = put(raised.clone(), Some(etag)).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     s.await_metrics(&threshold_line("t1", "81"), true).await;
+    platform_history_shows_the_write(s, history, &earlier, started).await;
+    let unchanged = put(raised, ok.etag.clone()).await;
+    assert_eq!(unchanged.status, 200, "{}", unchanged.text);
+    assert_eq!(
+        platform_history(s, history).await.len(),
+        earlier.len() + 1,
+        "an unchanged write is not audited"
+    );
     let not_platform = s
         .call(
             Method::PUT,
@@ -624,6 +642,75 @@ async fn platform_changes(s: &ApiServer) {
         )
         .await;
     assert_eq!(not_platform.status, 400);
+}
+
+/// The entries of a platform history request that must succeed.
+async fn platform_history(s: &ApiServer, path: &str) -> Vec<Value> {
+    let reply = s.get(path).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    assert_eq!(reply.json["file"], "_defaults.yaml", "{}", reply.text);
+    reply.json["entries"].as_array().unwrap().clone()
+}
+
+/// After `platform_changes` raised the default `mysql_connections` 80 -> 81: one entry more
+/// than `earlier`, by the admin, about `platform:_defaults.yaml`, with both whole documents
+/// and the one block that changed. The default file and `limit` work as for tenants.
+async fn platform_history_shows_the_write(
+    s: &ApiServer,
+    path: &str,
+    earlier: &[Value],
+    started: chrono::DateTime<chrono::Utc>,
+) {
+    let entries = platform_history(s, path).await;
+    assert_eq!(entries.len(), earlier.len() + 1, "{entries:#?}");
+    assert_eq!(entries[..earlier.len()], *earlier, "older entries stay");
+    let entry = entries.last().unwrap();
+    let defaults = |connections: u64| {
+        json!({
+            "mysql_connections": connections,
+            "mysql_connections_critical": 95,
+            "redis_memory_usage": 85
+        })
+    };
+    let document = |connections: u64| {
+        json!({
+            "defaults": defaults(connections),
+            "optional": ["mongodb_replication_lag"],
+            "profiles": {"big": {"mysql_connections": 300}}
+        })
+    };
+    assert_eq!(entry["actor"], "ops", "{entry:#}");
+    assert_eq!(entry["object"], "platform:_defaults.yaml", "{entry:#}");
+    assert_eq!(entry["file"], "_defaults.yaml", "{entry:#}");
+    assert_eq!(entry["before"], document(80), "{entry:#}");
+    assert_eq!(entry["after"], document(81), "{entry:#}");
+    assert_eq!(
+        entry["changes"],
+        json!([{"field": "defaults", "before": defaults(80), "after": defaults(81)}])
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(entry["at"].as_str().unwrap()).unwrap();
+    let slack = chrono::Duration::seconds(1);
+    assert!(
+        at >= started - slack && at <= chrono::Utc::now() + slack,
+        "written at {at}, the request started at {started}"
+    );
+    if let Some(previous) = earlier.last() {
+        assert_eq!(previous["after"], entry["before"], "{previous:#}");
+        assert!(previous["id"].as_i64() < entry["id"].as_i64());
+    }
+    let by_default = s.get("/platform/history").await;
+    assert_eq!(
+        by_default.json["entries"],
+        json!(entries),
+        "file defaults to _defaults.yaml"
+    );
+    let newest = platform_history(s, &format!("{path}&limit=1")).await;
+    assert_eq!(newest, std::slice::from_ref(entry));
+    for bad in ["?file=defaults.yaml", "?file=../_x.yaml", "?limit=many"] {
+        let reply = s.get(&format!("/platform/history{bad}")).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text);
+        assert_eq!(reply.content_type, "application/problem+json");
+    }
 }
 
 /// 50 clients write the same tenant, each with the revision it read, retrying on 412.
@@ -968,6 +1055,28 @@ async fn authorization_matrix() {
             expect: [412, 403, 403],
         },
         Case {
+            method: Method::GET,
+            path: "/platform/history",
+            body: None,
+            headers: &[],
+            expect: [200, 200, 403],
+        },
+        Case {
+            method: Method::GET,
+            path: "/platform/history?file=_defaults.yaml&limit=5",
+            body: None,
+            headers: &[],
+            expect: [200, 200, 403],
+        },
+        // The role is checked before the file name.
+        Case {
+            method: Method::GET,
+            path: "/platform/history?file=defaults.yaml",
+            body: None,
+            headers: &[],
+            expect: [400, 400, 403],
+        },
+        Case {
             method: Method::POST,
             path: "/simulate",
             body: Some((
@@ -1044,6 +1153,17 @@ async fn authorization_matrix() {
         ["ops"],
         "unchanged PATCHes are not audited: {table:?}"
     );
+    // A viewer reads the platform history: here the import that seeded the store, as the
+    // whole document it wrote (the refused PUT above left nothing).
+    let platform = s
+        .call(Method::GET, "/platform/history", Some(VIEWER), &[], None)
+        .await;
+    let entries = platform.json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{}", platform.text);
+    assert_eq!(entries[0]["actor"], "import");
+    assert_eq!(entries[0]["object"], "document:_defaults.yaml");
+    assert_eq!(entries[0]["before"], Value::Null);
+    assert_eq!(entries[0]["after"]["defaults"]["mysql_connections"], 80);
     // The openapi document is public.
     assert_eq!(
         s.call(Method::GET, "/openapi.json", None, &[], None)

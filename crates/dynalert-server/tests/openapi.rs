@@ -32,6 +32,7 @@ const TENANT: &str = "/api/v1/tenants/{tenant}";
 const EFFECTIVE: &str = "/api/v1/tenants/{tenant}/effective";
 const HISTORY: &str = "/api/v1/tenants/{tenant}/history";
 const PLATFORM: &str = "/api/v1/platform";
+const PLATFORM_HISTORY: &str = "/api/v1/platform/history";
 const SIMULATE: &str = "/api/v1/simulate";
 const CONFIG: &str = "/api/v1/config";
 const OPENAPI: &str = "/api/v1/openapi.json";
@@ -828,6 +829,7 @@ async fn every_reply_of_a_session_matches_the_document() {
         ("get", HISTORY),
         ("get", PLATFORM),
         ("put", PLATFORM),
+        ("get", PLATFORM_HISTORY),
     ] {
         s.expect(401, method, path, Call::by("wrong").tenant("db-a"))
             .await;
@@ -940,6 +942,56 @@ async fn every_reply_of_a_session_matches_the_document() {
         .await;
     s.expect(403, "put", PLATFORM, team_a().yaml("defaults: {}\n"))
         .await;
+
+    // The platform history: a file's writes, oldest first, with the blocks that changed; a
+    // refused write left none.
+    let history = s
+        .expect(
+            200,
+            "get",
+            PLATFORM_HISTORY,
+            viewer().query("?file=_profiles.yaml"),
+        )
+        .await
+        .json();
+    assert_eq!(history["file"], "_profiles.yaml");
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{history:#}");
+    assert!(entries[0]["before"].is_null(), "{history:#}");
+    assert_eq!(entries[1]["object"], "platform:_profiles.yaml");
+    assert_eq!(entries[1]["actor"], "ops");
+    assert_eq!(entries[1]["after"], replacement);
+    assert_eq!(
+        entries[1]["changes"],
+        json!([{
+            "field": "profiles",
+            "before": {"big": {"mysql_connections": 300}},
+            "after": {"big": {"mysql_connections": 310}}
+        }])
+    );
+    let seeded = s.expect(200, "get", PLATFORM_HISTORY, admin()).await.json();
+    assert_eq!(seeded["file"], "_defaults.yaml");
+    assert_eq!(seeded["entries"][0]["object"], "document:_defaults.yaml");
+    let refused = s
+        .expect(
+            200,
+            "get",
+            PLATFORM_HISTORY,
+            admin().query("?file=_broken.yaml&limit=5"),
+        )
+        .await
+        .json();
+    assert_eq!(refused["entries"], json!([]));
+    s.expect(
+        400,
+        "get",
+        PLATFORM_HISTORY,
+        admin().query("?file=profiles.yaml"),
+    )
+    .await;
+    s.expect(400, "get", PLATFORM_HISTORY, admin().query("?limit=many"))
+        .await;
+    s.expect(403, "get", PLATFORM_HISTORY, team_a()).await;
 
     // Tenants: db-a from YAML, db-b from JSON.
     let created = s
@@ -1215,6 +1267,7 @@ async fn every_reply_of_a_session_matches_the_document() {
     let entries = history["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 4, "{history:#}");
     assert!(entries[0]["before"].is_null() && entries[0]["actor"] == "ops");
+    assert_eq!(entries[0]["object"], "tenant:db-a");
     assert_eq!(entries[3]["actor"], "team-a");
     assert_eq!(
         entries[3]["changes"],
@@ -1403,6 +1456,7 @@ async fn without_an_auth_file_reads_are_open_and_writes_forbidden() {
         .await;
     s.expect(200, "get", HISTORY, anyone().tenant("db-y")).await;
     s.expect(200, "get", PLATFORM, anyone()).await;
+    s.expect(200, "get", PLATFORM_HISTORY, anyone()).await;
     s.expect(200, "get", CONFIG, anyone()).await;
     s.expect(
         200,

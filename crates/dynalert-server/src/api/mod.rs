@@ -1,5 +1,6 @@
 //! The management API under `/api/v1`: tenants, the platform configuration, the effective
-//! view, history, simulation and the load status, described by `openapi.json`.
+//! view, the audit history of tenants and platform files, simulation and the load status,
+//! described by `openapi.json`.
 //!
 //! Every write is checked by the model ([`dynalert_config::validate`]) before it reaches the
 //! store, and stored with [`dynalert_store::Store::update`], which runs the `If-Match` check
@@ -67,6 +68,7 @@ pub const ROUTE_PATHS: &[&str] = &[
     "/tenants/{tenant}/effective",
     "/tenants/{tenant}/history",
     "/platform",
+    "/platform/history",
     "/simulate",
     "/config",
     "/openapi.json",
@@ -85,6 +87,7 @@ pub fn routes() -> Router<Arc<Api>> {
             "/tenants/{tenant}/effective" => get(views::effective),
             "/tenants/{tenant}/history" => get(tenants::history),
             "/platform" => get(platform::get_all).put(platform::put),
+            "/platform/history" => get(platform::history),
             "/simulate" => post(views::simulate),
             "/config" => get(views::config),
             "/openapi.json" => get(openapi::document),

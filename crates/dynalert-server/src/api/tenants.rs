@@ -1,10 +1,11 @@
 //! `/tenants`: list, read, create or replace (PUT), change single keys (PATCH, a JSON merge
-//! patch), delete, and the audit history of one tenant.
+//! patch), delete, and the audit history of one tenant (its entries are shaped here for the
+//! platform history too).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use dynalert_config::doc::ParsedFile;
 use dynalert_config::validate::{check_change, check_write};
 use dynalert_config::{Diagnostic, Level, Model};
-use dynalert_store::{Decision, Document, UpdateError, Updated, WriteMeta};
+use dynalert_store::{AuditEntry, Decision, Document, UpdateError, Updated, WriteMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -317,67 +318,88 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `?limit=N` of a history request (tenant or platform).
 #[derive(Deserialize)]
 pub struct HistoryQuery {
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct HistoryEntry {
-    id: i64,
-    at: DateTime<Utc>,
-    actor: String,
-    file: String,
-    /// Settings before and after; `null` when the tenant did not exist on that side.
-    before: Option<Map<String, Value>>,
-    after: Option<Map<String, Value>>,
-    changes: Vec<FieldChange>,
+impl HistoryQuery {
+    /// How many of the newest entries to return: 100 unless asked, within 1..=[`HISTORY_MAX`].
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(100).clamp(1, HISTORY_MAX)
+    }
 }
 
 /// Most entries one history request returns.
 const HISTORY_MAX: u32 = 1000;
 
+/// One audit entry as a history shows it (tenant and platform alike).
+#[derive(Serialize)]
+pub struct HistoryEntry {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    /// What the write was about: `tenant:<name>`, `platform:<file>`, or `document:<path>` for
+    /// a whole document written outside the API (an import, a change found on disk).
+    object: String,
+    file: String,
+    /// The document before and after; `null` when it did not exist on that side.
+    before: Option<Map<String, Value>>,
+    after: Option<Map<String, Value>>,
+    changes: Vec<FieldChange>,
+}
+
+/// Audit entries as a history shows them, oldest first as given: `document` reads the
+/// history's document out of a stored file content (`None` when that content lacks it).
+pub fn history_entries(
+    entries: Vec<AuditEntry>,
+    document: impl Fn(&str) -> Result<Option<Map<String, Value>>, Problem>,
+) -> Result<Vec<HistoryEntry>, Problem> {
+    let read = |content: Option<&str>| content.map(&document).transpose().map(Option::flatten);
+    let empty = Map::new();
+    entries
+        .into_iter()
+        .map(|e| {
+            let before = read(e.before.as_deref())?;
+            let after = read(e.after.as_deref())?;
+            let changes = document::changed_fields(
+                before.as_ref().unwrap_or(&empty),
+                after.as_ref().unwrap_or(&empty),
+            );
+            Ok(HistoryEntry {
+                id: e.id,
+                at: e.at,
+                actor: e.actor,
+                object: e.object,
+                file: e.path,
+                before,
+                after,
+                changes,
+            })
+        })
+        .collect()
+}
+
 /// `GET /tenants/{tenant}/history?limit=N`: the newest N writes, oldest first, with diffs.
 pub async fn history(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?;
     caller.may_read_tenant(name)?;
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, HISTORY_MAX);
     let model = api.model()?;
     let path = tenant_path(&model, name);
-    let entries = api.store.history(&object(name), &path, limit).await?;
-    let settings = |content: &Option<String>| -> Result<Option<Map<String, Value>>, Problem> {
-        match content {
-            Some(text) => document::tenant_settings(text, name),
-            None => Ok(None),
-        }
-    };
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        let before = settings(&e.before)?;
-        let after = settings(&e.after)?;
-        let empty = Map::new();
-        let changes = document::changed_fields(
-            before.as_ref().unwrap_or(&empty),
-            after.as_ref().unwrap_or(&empty),
-        );
-        out.push(HistoryEntry {
-            id: e.id,
-            at: e.at,
-            actor: e.actor,
-            file: e.path,
-            before,
-            after,
-            changes,
-        });
-    }
-    Ok(Json(serde_json::json!({ "tenant": name, "entries": out })).into_response())
+    let entries = api
+        .store
+        .history(&object(name), &path, query.limit())
+        .await?;
+    let entries = history_entries(entries, |text| document::tenant_settings(text, name))?;
+    Ok(Json(serde_json::json!({ "tenant": name, "entries": entries })).into_response())
 }
 
 /// The audit object of a tenant.
