@@ -51,13 +51,7 @@ fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
 /// escaped its indentation): a tenant's token may write that tenant only.
 pub fn check_defines_only(content: &str, name: &str) -> Result<(), Problem> {
     let file = file_value(content)?;
-    let blocks = file.as_object();
-    let only_tenants = blocks.is_some_and(|b| b.keys().all(|k| k == "tenants"));
-    let tenants = blocks
-        .and_then(|b| b.get("tenants"))
-        .and_then(Value::as_object);
-    let only_this = tenants.is_some_and(|t| t.len() == 1 && t.contains_key(name));
-    if only_tenants && only_this {
+    if tenants_if_sole(&file, name).is_some_and(|t| t.contains_key(name)) {
         return Ok(());
     }
     Err(Problem::new(
@@ -174,20 +168,26 @@ impl TenantFile {
 /// Refuses to edit a file through one tenant's API when it also holds something else: an
 /// edit would have to rewrite the other tenants too.
 pub fn check_sole_tenant(content: &str, path: &str, name: &str) -> Result<(), Problem> {
-    let file = file_value(content)?;
-    let Some(blocks) = file.as_object() else {
-        return Err(shared_file(path, name));
-    };
-    let only_tenants = blocks.keys().all(|k| k == "tenants");
-    let others = blocks
+    match tenants_if_sole(&file_value(content)?, name) {
+        Some(_) => Ok(()),
+        None => Err(shared_file(path, name)),
+    }
+}
+
+/// The `tenants` block of a file that holds nothing but tenant `name` (an empty mapping when
+/// it has none), else `None`.
+fn tenants_if_sole<'a>(file: &'a Value, name: &str) -> Option<&'a Map<String, Value>> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let blocks = file.as_object()?;
+    if !blocks.keys().all(|k| k == "tenants") {
+        return None;
+    }
+    // `tenants:` with no mapping under it holds no tenant.
+    let tenants = blocks
         .get("tenants")
         .and_then(Value::as_object)
-        .is_some_and(|t| t.keys().any(|k| k != name));
-    if only_tenants && !others {
-        Ok(())
-    } else {
-        Err(shared_file(path, name))
-    }
+        .unwrap_or_else(|| EMPTY.get_or_init(Map::new));
+    tenants.keys().all(|k| k == name).then_some(tenants)
 }
 
 fn shared_file(path: &str, name: &str) -> Problem {
