@@ -1,13 +1,13 @@
 //! `dynalert rules`: the rule-pack catalogue, rendered for the ruler a deployment runs.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use dynalert_rules::{Format, Pack, RenderOptions};
+use dynalert_rules::{Format, Pack, RenderOptions, RenderedFile};
 
 use super::Format as OutputFormat;
 
@@ -51,7 +51,7 @@ struct RenderArgs {
     #[arg(long)]
     namespace: Option<String>,
     /// The scrape job name of `dynalert serve` (used by the platform pack).
-    #[arg(long, default_value = "dynalert")]
+    #[arg(long, default_value = "dynalert", value_parser = parse_exporter_job)]
     exporter_job: String,
 }
 
@@ -86,8 +86,9 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
             ]);
             for pack in packs {
                 for (key, decl) in &pack.keys {
+                    // Both names in full, so that grepping for a paged alert finds its key.
                     let alert = match decl.default_critical {
-                        Some(_) => format!("{} (+Critical)", decl.alert.name),
+                        Some(_) => format!("{0}\n{0}Critical", decl.alert.name),
                         None => decl.alert.name.clone(),
                     };
                     table.add_row([
@@ -161,13 +162,54 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for file in dynalert_rules::render(&packs, format, &opts) {
-        let path = args.out.join(&file.name);
-        std::fs::write(&path, &file.content)
-            .with_context(|| format!("writing {}", path.display()))?;
+    for path in write_all(&args.out, &dynalert_rules::render(&packs, format, &opts))? {
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes every file or none: each goes to a hidden temporary file first and is renamed into
+/// place once all of them were written, so a failure (disk full, a directory in the way)
+/// leaves `out` as it was, and a ruler watching `out` never reads half a file.
+fn write_all(out: &Path, files: &[RenderedFile]) -> anyhow::Result<Vec<PathBuf>> {
+    let targets: Vec<PathBuf> = files.iter().map(|f| out.join(&f.name)).collect();
+    // A rename onto a directory fails; find that before anything is written.
+    if let Some(dir) = targets.iter().find(|t| t.is_dir()) {
+        bail!("cannot write {}: it is a directory", dir.display());
+    }
+    let mut staged = Vec::new();
+    for (file, target) in files.iter().zip(&targets) {
+        let tmp = out.join(format!(".{}.tmp", file.name));
+        if let Err(e) = std::fs::write(&tmp, &file.content) {
+            for path in staged.iter().chain([&tmp]) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e).with_context(|| format!("writing {}", target.display()));
+        }
+        staged.push(tmp);
+    }
+    for (tmp, target) in staged.iter().zip(&targets) {
+        std::fs::rename(tmp, target).with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(targets)
+}
+
+/// The platform pack puts the job name inside a PromQL string (`job="NAME"`) as it is: a quote
+/// or backslash would make every platform rule unparsable, and an empty name selects no
+/// target, so the absent alert would page forever.
+fn parse_exporter_job(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the scrape job name must not be empty".into());
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| matches!(c, '"' | '\\') || c.is_control())
+    {
+        return Err(format!(
+            "{text:?}: a scrape job name with {c:?} cannot be rendered into the rules"
+        ));
+    }
+    Ok(text.to_string())
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
