@@ -295,7 +295,10 @@ fn list_table_names_every_pack_key_and_alert() {
                     .map(|_| format!("{}Critical", decl.alert.name)),
             );
             expected.insert((pack.pack.clone(), key.clone()), alerts);
-            let row = rows.iter().find(|r| r.cells[1] == *key).unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r.cells[1] == *key)
+                .unwrap_or_else(|| panic!("key {key} of {} not in the table:\n{out}", pack.pack));
             assert_eq!(
                 row.cells[2],
                 format!("{} {}", decl.op, decl.default),
@@ -369,6 +372,28 @@ fn list_json_is_the_catalogue() {
         let decls: BTreeMap<String, KeyDecl> =
             serde_json::from_value(json["keys"].clone()).unwrap();
         assert_eq!(decls, pack.keys, "{name}");
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `dynalert rules list | head`: the reader is gone before the table is written.
+    let commands: [&[&str]; 3] = [
+        &["rules", "list"],
+        &["rules", "list", "--format", "json"],
+        &["rules", "defaults"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_dynalert"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {}\n{stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
 

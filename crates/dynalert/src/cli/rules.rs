@@ -1,6 +1,7 @@
 //! `dynalert rules`: the rule-pack catalogue, rendered for the ruler a deployment runs.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render(args),
         Command::Defaults { packs } => {
             let packs = dynalert_rules::select(&packs).map_err(anyhow::Error::msg)?;
-            print!("{}", dynalert_rules::defaults::defaults_yaml(&packs));
+            emit(&dynalert_rules::defaults::defaults_yaml(&packs))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -77,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
     let packs = dynalert_rules::catalogue();
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&list_json(packs))?),
+        OutputFormat::Json => emit(&(serde_json::to_string_pretty(&list_json(packs))? + "\n"))?,
         OutputFormat::Text => {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
@@ -104,7 +105,7 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
                     ]);
                 }
             }
-            println!("{table}");
+            emit(&format!("{table}\n"))?;
             let recording: usize = packs
                 .iter()
                 .flat_map(|p| &p.groups)
@@ -114,10 +115,10 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|p| dynalert_rules::generate::alert_group(p).rules.len())
                 .sum();
-            println!(
-                "{} packs, {recording} recording rules, {alerts} alerts",
+            emit(&format!(
+                "{} packs, {recording} recording rules, {alerts} alerts\n",
                 packs.len()
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -162,10 +163,24 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for path in write_all(&args.out, &dynalert_rules::render(&packs, format, &opts))? {
-        println!("{}", path.display());
-    }
+    let written = write_all(&args.out, &dynalert_rules::render(&packs, format, &opts))?;
+    emit(
+        &written
+            .iter()
+            .map(|path| format!("{}\n", path.display()))
+            .collect::<String>(),
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout. A reader that went away (`dynalert rules list | head`) ends the output
+/// quietly: `println!` panics there, with a backtrace where `RUST_BACKTRACE` is set.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to stdout"),
+    }
 }
 
 /// Writes every file or none: each goes to a hidden temporary file first and is renamed into
