@@ -96,19 +96,28 @@ fn to_yaml<T: Serialize>(value: &T) -> String {
     serde_saphyr::to_string(value).expect("rule structures always serialize")
 }
 
+/// Both files of a pack, always: a pack that records nothing still gets a recording file
+/// (`groups: []`), so a deployment mounts and lists the same two files for every pack, and a
+/// pack that starts recording later changes what they hold, not which files exist.
 fn rule_files(pack: &Pack, recording: &[RuleGroup], alerts: &[RuleGroup]) -> Vec<RenderedFile> {
-    let mut files = Vec::new();
-    if !recording.is_empty() {
-        files.push(RenderedFile {
-            name: format!("{}-recording.yml", pack.pack),
-            content: header(pack) + &to_yaml(&RuleFile { groups: recording }),
-        });
+    let mut recording_file = header(pack);
+    if recording.is_empty() {
+        recording_file += &format!(
+            "# The {} pack records nothing: its alerts compute their signals inline.\n",
+            pack.pack
+        );
     }
-    files.push(RenderedFile {
-        name: format!("{}-alert.yml", pack.pack),
-        content: header(pack) + &to_yaml(&RuleFile { groups: alerts }),
-    });
-    files
+    recording_file += &to_yaml(&RuleFile { groups: recording });
+    vec![
+        RenderedFile {
+            name: format!("{}-recording.yml", pack.pack),
+            content: recording_file,
+        },
+        RenderedFile {
+            name: format!("{}-alert.yml", pack.pack),
+            content: header(pack) + &to_yaml(&RuleFile { groups: alerts }),
+        },
+    ]
 }
 
 #[derive(Serialize)]

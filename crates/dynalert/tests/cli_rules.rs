@@ -178,14 +178,13 @@ fn has_recording_rules(pack: &Pack) -> bool {
     pack.groups.iter().any(|g| !g.rules.is_empty())
 }
 
-/// The plain rule files of a pack: `<pack>-recording.yml` only when it has recording rules.
+/// The plain rule files of a pack, sorted: `<pack>-alert.yml` and `<pack>-recording.yml`,
+/// always (a pack that records nothing gets a recording file with no groups).
 fn rule_file_names(pack: &Pack) -> Vec<String> {
-    let mut names = Vec::new();
-    if has_recording_rules(pack) {
-        names.push(format!("{}-recording.yml", pack.pack));
-    }
-    names.push(format!("{}-alert.yml", pack.pack));
-    names
+    vec![
+        format!("{}-alert.yml", pack.pack),
+        format!("{}-recording.yml", pack.pack),
+    ]
 }
 
 fn sorted(mut names: Vec<String>) -> Vec<String> {
@@ -450,14 +449,16 @@ fn render_configmap_is_stable_holds_the_rule_files_and_passes_promtool() {
         assert_eq!(map["metadata"]["namespace"], "monitoring");
         assert_eq!(map["metadata"]["labels"], json!({"team": "sre"}));
         let data = map["data"].as_object().expect("data");
-        // The documented keys are `<pack>-recording.yml` and `<pack>-alert.yml`; a pack that
-        // records nothing (as mariadb and redis, see docs/rule-packs.md) has the alert file
-        // only, as the platform pack's ConfigMap in the setup guide.
+        // The documented keys, `<pack>-recording.yml` and `<pack>-alert.yml`, even for a pack
+        // that records nothing (mariadb and redis): its recording file has no groups.
         assert!(!has_recording_rules(pack), "{} records nothing", pack.pack);
         assert_eq!(
             data.keys().cloned().collect::<Vec<_>>(),
-            vec![format!("{}-alert.yml", pack.pack)]
+            rule_file_names(pack)
         );
+        let recording = &data[&format!("{}-recording.yml", pack.pack)];
+        let recording = yaml(recording.as_str().expect("file content as a string"));
+        assert_eq!(recording, json!({"groups": []}), "{}", pack.pack);
         for (name, content) in data {
             let content = content.as_str().expect("file content as a string");
             assert_eq!(
@@ -615,6 +616,9 @@ fn exporter_job_is_the_job_every_platform_rule_selects() {
         let out = render("platform", format, &dir.path().join(format), &args);
         for (name, bytes) in out {
             let text = String::from_utf8(bytes).unwrap();
+            if name == "platform-recording.yml" {
+                continue; // the platform pack records nothing: no selector at all
+            }
             assert!(text.contains(r#"job="my-dynalert""#), "{format} {name}");
             assert!(
                 !text.contains(r#"job="dynalert""#),
