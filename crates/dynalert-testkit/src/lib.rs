@@ -1,6 +1,7 @@
 //! Test-only helpers for dynalert's integration tests: free loopback ports, finding the real
-//! components (Prometheus, Pushgateway, …) installed from Debian packages, and running them as
-//! child processes on 127.0.0.1 with temporary directories, stopped when the handle drops.
+//! components (Prometheus, Pushgateway, vmalert, …) installed from Debian packages, and running
+//! them as child processes on 127.0.0.1 with temporary directories, stopped when the handle
+//! drops; and a static `/metrics` endpoint for exporters the machine cannot run.
 //!
 //! A component that is not installed makes the test print `SKIPPED: …` and return early on a
 //! developer machine, and panic when `DYNALERT_REQUIRE_COMPONENTS` or `CI` is set
@@ -27,6 +28,8 @@ mod probed;
 mod prometheus;
 mod pushgateway;
 mod redis;
+mod static_exporter;
+mod vmalert;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ pub use postgres::Postgres;
 pub use prometheus::{Prometheus, PrometheusBuilder, Sample, ScrapeTarget};
 pub use pushgateway::Pushgateway;
 pub use redis::Redis;
+pub use static_exporter::StaticExporter;
+pub use vmalert::Vmalert;
 
 /// Environment variable that turns a missing component from a skip into a test failure.
 pub const REQUIRE_COMPONENTS_ENV: &str = "DYNALERT_REQUIRE_COMPONENTS";
