@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod real;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -21,40 +23,40 @@ use dynalert_rules::render::{RenderOptions, pack_groups};
 use serde::Serialize;
 
 #[derive(Serialize)]
-struct TestFile {
+pub struct TestFile {
     rule_files: Vec<String>,
     evaluation_interval: String,
     tests: Vec<TestGroup>,
 }
 
 #[derive(Serialize)]
-struct TestGroup {
+pub struct TestGroup {
     name: String,
     interval: String,
     input_series: Vec<Series>,
     alert_rule_test: Vec<AlertTest>,
 }
 
-#[derive(Serialize)]
-struct Series {
-    series: String,
-    values: String,
+#[derive(Clone, Serialize)]
+pub struct Series {
+    pub series: String,
+    pub values: String,
 }
 
 #[derive(Serialize)]
-struct AlertTest {
+pub struct AlertTest {
     eval_time: String,
     alertname: String,
     exp_alerts: Vec<ExpAlert>,
 }
 
 #[derive(Serialize)]
-struct ExpAlert {
+pub struct ExpAlert {
     exp_labels: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
-struct RuleFile {
+pub struct RuleFile {
     groups: Vec<RuleGroup>,
 }
 
@@ -113,7 +115,7 @@ fn far(op: &str, t: f64) -> f64 {
     }
 }
 
-fn number(v: f64) -> String {
+pub fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -353,17 +355,33 @@ fn dynalert_series(
             }
         }
     }
-    std::fs::write(
-        conf.join("tenant.yaml"),
-        format!("tenants:\n  {tenant}:\n{body}"),
+    served_series(
+        pack,
+        &conf,
+        &format!("tenants:\n  {tenant}:\n{body}"),
+        &scenario.name,
+        "dynalert",
+        samples,
     )
-    .unwrap();
+}
+
+/// Writes `tenants` as the conf.d's tenant file, loads the conf.d (whose `_defaults.yaml` is
+/// already there) with the pack's keys, and returns dynalert's exposition of it as promtool
+/// input series scraped from two replicas of the scrape job `job`.
+pub fn served_series(
+    pack: &Pack,
+    conf: &Path,
+    tenants: &str,
+    what: &str,
+    job: &str,
+    samples: u32,
+) -> Vec<Series> {
+    std::fs::write(conf.join("tenant.yaml"), tenants).unwrap();
     let keys = pack.keys.keys().cloned();
-    let model = dynalert_config::load_dir_with_keys(&conf, keys).unwrap();
+    let model = dynalert_config::load_dir_with_keys(conf, keys).unwrap();
     assert!(
         model.diagnostics.is_empty(),
-        "{}: {:?}",
-        scenario.name,
+        "{what}: {:?}",
         model.diagnostics
     );
     let at = Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap();
@@ -376,11 +394,8 @@ fn dynalert_series(
         let (selector, value) = line.rsplit_once(' ').unwrap();
         let value = if value == "+Inf" { "Inf" } else { value };
         for replica in ["r1", "r2"] {
-            let labelled = selector.replacen(
-                '}',
-                &format!(",job=\"dynalert\",instance=\"{replica}\"}}"),
-                1,
-            );
+            let labelled =
+                selector.replacen('}', &format!(",job=\"{job}\",instance=\"{replica}\"}}"), 1);
             series.push(Series {
                 series: labelled,
                 values: format!("{value}+0x{samples}"),
