@@ -28,6 +28,7 @@ mod probed;
 mod prometheus;
 mod pushgateway;
 mod redis;
+mod rules_api;
 mod static_exporter;
 mod vmalert;
 
@@ -43,6 +44,7 @@ pub use postgres::Postgres;
 pub use prometheus::{Prometheus, PrometheusBuilder, Sample, ScrapeTarget};
 pub use pushgateway::Pushgateway;
 pub use redis::Redis;
+pub use rules_api::{rule_evaluation_failures, wait_for_healthy_rules};
 pub use static_exporter::StaticExporter;
 pub use vmalert::Vmalert;
 

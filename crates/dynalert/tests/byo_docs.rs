@@ -30,7 +30,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Served;
-use dynalert_testkit::{ChildGuard, Http, StaticExporter, free_port, require_binary};
+use dynalert_testkit::{
+    ChildGuard, Http, StaticExporter, free_port, require_binary, rule_evaluation_failures,
+    wait_for_healthy_rules,
+};
 use serde_json::Value;
 
 const DOC: &str = include_str!("../../../docs/byo-prometheus.md");
@@ -454,63 +457,6 @@ fn rules_in(globs: &[String]) -> usize {
         .sum()
 }
 
-/// Every rule of an `/api/v1/rules` answer (Prometheus's or vmalert's) healthy, once every
-/// group has been evaluated twice; returns how many rules there are.
-fn wait_until_all_rules_healthy(http: &Http, url: &str, what: &str) -> usize {
-    let start = Instant::now();
-    let mut first_evaluation: Option<Value> = None;
-    loop {
-        let r = http.get(url, &[]).unwrap();
-        let groups = r.json().unwrap()["data"]["groups"].clone();
-        let evaluations: Value = groups
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["lastEvaluation"].clone())
-            .collect();
-        let evaluated = evaluations
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t.as_str().is_some_and(|t| !t.starts_with("0001")));
-        match &first_evaluation {
-            None if evaluated => first_evaluation = Some(evaluations),
-            // Every group has moved on from the evaluation seen first.
-            Some(first)
-                if first
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .zip(evaluations.as_array().unwrap())
-                    .all(|(a, b)| a != b) =>
-            {
-                let mut rules = 0;
-                for group in groups.as_array().unwrap() {
-                    for rule in group["rules"].as_array().unwrap() {
-                        rules += 1;
-                        assert!(
-                            rule["health"] == "ok"
-                                && rule["lastError"].as_str().unwrap_or("").is_empty(),
-                            "{what}: group {}: rule {}: health {}, lastError {}",
-                            group["name"],
-                            rule["name"],
-                            rule["health"],
-                            rule["lastError"]
-                        );
-                    }
-                }
-                return rules;
-            }
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{what}: rule groups were not evaluated twice: {groups}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// A stand-in for mysqld_exporter on a tenant's MariaDB (real metric names, fixed values).
 fn mariadb_exposition(connections: u32) -> String {
     format!(
@@ -661,22 +607,17 @@ fn every_snippet_of_the_byo_guide_works() {
     }
 
     // Every rule the documented rule_files name is loaded and healthy, in both rulers.
-    let loaded =
-        wait_until_all_rules_healthy(&http, &format!("{prom_url}/api/v1/rules"), "Prometheus");
+    let loaded = wait_for_healthy_rules(&http, &prom_url, WAIT).unwrap();
     assert_eq!(
         loaded,
         rules_in(&rule_globs),
         "every rendered rule is loaded"
     );
-    let metrics = http.get(&format!("{prom_url}/metrics"), &[]).unwrap().body;
-    let failures: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("prometheus_rule_evaluation_failures_total"))
-        .collect();
+    let failures = rule_evaluation_failures(&http, &prom_url).unwrap();
     assert!(!failures.is_empty(), "no rule group reported its failures");
-    assert!(failures.iter().all(|l| l.ends_with(" 0")), "{failures:#?}");
-    let in_vmalert =
-        wait_until_all_rules_healthy(&http, &format!("{vmalert_url}/api/v1/rules"), "vmalert");
+    assert!(failures.iter().all(|(_, n)| *n == 0.0), "{failures:#?}");
+    let in_vmalert = wait_for_healthy_rules(&http, &vmalert_url, WAIT)
+        .unwrap_or_else(|e| panic!("vmalert: {e:#}\n{}", vmalert.log_tail()));
     assert_eq!(in_vmalert, loaded, "vmalert loads the same rules");
     drop(dynalert);
 }

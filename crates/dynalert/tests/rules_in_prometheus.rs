@@ -24,7 +24,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Served;
-use dynalert_testkit::{Http, Prometheus, ScrapeTarget, StaticExporter, Vmalert};
+use dynalert_testkit::{
+    Http, Prometheus, ScrapeTarget, StaticExporter, Vmalert, rule_evaluation_failures,
+    wait_for_healthy_rules,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -221,21 +224,15 @@ fn rendered_packs_evaluate_with_exporter_data_in_prometheus_and_vmalert() {
 
     let prom_alerts = format!("{}/api/v1/alerts", prom.url());
     wait_for_expected_alerts(&http, &prom_alerts, "Prometheus");
-    let loaded =
-        wait_until_all_rules_healthy(&http, &format!("{}/api/v1/rules", prom.url()), "Prometheus");
+    let loaded = wait_for_healthy_rules(&http, prom.url(), WAIT).unwrap();
     assert_eq!(
         loaded,
         rendered_rule_count(),
         "every rendered rule is loaded"
     );
-    let metrics = http.get(&format!("{}/metrics", prom.url()), &[]).unwrap();
-    let failures: Vec<&str> = metrics
-        .body
-        .lines()
-        .filter(|l| l.starts_with("prometheus_rule_evaluation_failures_total"))
-        .collect();
+    let failures = rule_evaluation_failures(&http, prom.url()).unwrap();
     assert!(!failures.is_empty(), "no rule group reported its failures");
-    assert!(failures.iter().all(|l| l.ends_with(" 0")), "{failures:#?}");
+    assert!(failures.iter().all(|(_, n)| *n == 0.0), "{failures:#?}");
     every_series_read_exists(&prom, &rules);
 
     // The same files in vmalert, querying that Prometheus.
@@ -257,8 +254,8 @@ fn rendered_packs_evaluate_with_exporter_data_in_prometheus_and_vmalert() {
     };
     let vm_alerts = format!("{}/api/v1/alerts", vmalert.url());
     wait_for_expected_alerts(&http, &vm_alerts, "vmalert");
-    let in_vmalert =
-        wait_until_all_rules_healthy(&http, &format!("{}/api/v1/rules", vmalert.url()), "vmalert");
+    let in_vmalert = wait_for_healthy_rules(&http, vmalert.url(), WAIT)
+        .unwrap_or_else(|e| panic!("vmalert: {e:#}\n{}", vmalert.log_tail()));
     assert_eq!(in_vmalert, loaded, "vmalert loads every rendered rule");
     // vmalert's recording rules produced series, written to the sink.
     sink.wait_for(
@@ -334,50 +331,6 @@ fn wait_for_expected_alerts(http: &Http, url: &str, what: &str) {
         assert!(
             start.elapsed() < WAIT,
             "{what}: {problems:#?}\nactive alerts: {active:#?}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Every rule of an `/api/v1/rules` answer (Prometheus's or vmalert's) healthy, once every
-/// group has been evaluated again after the first time it was seen evaluated; returns how
-/// many rules there are.
-fn wait_until_all_rules_healthy(http: &Http, url: &str, what: &str) -> usize {
-    let start = Instant::now();
-    let mut first: Option<Vec<Value>> = None;
-    loop {
-        let r = http.get(url, &[]).unwrap();
-        let groups = r.json().unwrap()["data"]["groups"].clone();
-        let groups = groups.as_array().unwrap();
-        let evaluations: Vec<Value> = groups.iter().map(|g| g["lastEvaluation"].clone()).collect();
-        let all_evaluated = evaluations
-            .iter()
-            .all(|t| t.as_str().is_some_and(|t| !t.starts_with("0001")));
-        match &first {
-            None if all_evaluated => first = Some(evaluations),
-            Some(seen) if seen.iter().zip(&evaluations).all(|(a, b)| a != b) => {
-                let mut rules = 0;
-                for group in groups {
-                    for rule in group["rules"].as_array().unwrap() {
-                        rules += 1;
-                        assert!(
-                            rule["health"] == "ok"
-                                && rule["lastError"].as_str().unwrap_or("").is_empty(),
-                            "{what}: group {}: rule {}: health {}, lastError {}",
-                            group["name"],
-                            rule["name"],
-                            rule["health"],
-                            rule["lastError"]
-                        );
-                    }
-                }
-                return rules;
-            }
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{what}: rule groups were not evaluated twice: {groups:?}"
         );
         std::thread::sleep(POLL);
     }
