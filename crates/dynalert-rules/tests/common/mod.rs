@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod exporters;
 pub mod real;
 
 use std::collections::BTreeMap;
