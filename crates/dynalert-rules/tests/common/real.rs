@@ -7,7 +7,7 @@
 //! leaves its alert silent and fails the test. The thresholds come from real dynalert output
 //! ([`super::served_series`]).
 //!
-//! The exporter data is a table, one [`Row`] per key (the tables live in the test file): the
+//! The exporter data is a table, one [`Row`] per key (the tables are in `exporters.rs`): the
 //! signal's value in the warning scenario (`mid`) and the critical one (`high`), and a
 //! function from a signal value to the series two instances of the tenant expose for it.
 
