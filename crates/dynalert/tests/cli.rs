@@ -120,3 +120,38 @@ fn show_unknown_tenant_suggests() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"db-a\""));
 }
+
+#[test]
+fn output_into_a_closed_pipe_keeps_the_exit_code_and_does_not_panic() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    // `dynalert lint conf.d | head`: the reader is gone before anything is written.
+    let show = ["show", "db-a", "--config-dir", "examples/conf.d"];
+    let show_json = [&show[..], &["--format", "json"]].concat();
+    let commands: [(&[&str], i32); 5] = [
+        (&["lint", "examples/broken-conf.d"], 1),
+        (&["lint", "examples/broken-conf.d", "--format", "json"], 1),
+        (&show, 0),
+        (&show_json, 0),
+        (&["token", "hash"], 0),
+    ];
+    for (args, code) in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dynalert"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `token hash` reads its token here; the others never read and see it closed.
+        let _ = child.stdin.take().unwrap().write_all(b"a-token\n");
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error:"), "{args:?}: {stderr}");
+    }
+}

@@ -28,11 +28,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+        Format::Json => {
+            super::stdout::write(&format!("{}\n", serde_json::to_string_pretty(&shown)?))?
+        }
         Format::Text => {
-            for d in &shown {
-                println!("{d}");
-            }
+            super::stdout::write(&shown.iter().map(|d| format!("{d}\n")).collect::<String>())?;
             let errors = shown.iter().filter(|d| d.is_error()).count();
             let files: std::collections::BTreeSet<&str> =
                 shown.iter().map(|d| d.file.as_str()).collect();

@@ -1,7 +1,6 @@
 //! `dynalert rules`: the rule-pack catalogue, rendered for the ruler a deployment runs.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render(args),
         Command::Defaults { packs } => {
             let packs = dynalert_rules::select(&packs).map_err(anyhow::Error::msg)?;
-            emit(&dynalert_rules::defaults::defaults_yaml(&packs))?;
+            super::stdout::write(&dynalert_rules::defaults::defaults_yaml(&packs))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -78,7 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
     let packs = dynalert_rules::catalogue();
     match format {
-        OutputFormat::Json => emit(&(serde_json::to_string_pretty(&list_json(packs))? + "\n"))?,
+        OutputFormat::Json => {
+            super::stdout::write(&(serde_json::to_string_pretty(&list_json(packs))? + "\n"))?
+        }
         OutputFormat::Text => {
             let mut table = Table::new();
             table.load_preset(UTF8_FULL_CONDENSED);
@@ -105,7 +106,7 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
                     ]);
                 }
             }
-            emit(&format!("{table}\n"))?;
+            super::stdout::write(&format!("{table}\n"))?;
             let recording: usize = packs
                 .iter()
                 .flat_map(|p| &p.groups)
@@ -115,7 +116,7 @@ fn list(format: OutputFormat) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|p| dynalert_rules::generate::alert_group(p).rules.len())
                 .sum();
-            emit(&format!(
+            super::stdout::write(&format!(
                 "{} packs, {recording} recording rules, {alerts} alerts\n",
                 packs.len()
             ))?;
@@ -164,23 +165,13 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let written = write_all(&args.out, &dynalert_rules::render(&packs, format, &opts))?;
-    emit(
+    super::stdout::write(
         &written
             .iter()
             .map(|path| format!("{}\n", path.display()))
             .collect::<String>(),
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes to stdout. A reader that went away (`dynalert rules list | head`) ends the output
-/// quietly: `println!` panics there, with a backtrace where `RUST_BACKTRACE` is set.
-fn emit(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("writing to stdout"),
-    }
 }
 
 /// Writes every file or none: each goes to a hidden temporary file first and is renamed into

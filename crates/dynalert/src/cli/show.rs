@@ -44,8 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{d}");
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&resolved)?),
-        Format::Text => print!("{}", render_text(&resolved, at)),
+        Format::Json => {
+            super::stdout::write(&format!("{}\n", serde_json::to_string_pretty(&resolved)?))?
+        }
+        Format::Text => super::stdout::write(&render_text(&resolved, at))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if token.is_empty() {
                 bail!("no token on standard input");
             }
-            println!("{}", dynalert_server::hash_token(token));
+            super::stdout::write(&format!("{}\n", dynalert_server::hash_token(token)))?;
             Ok(ExitCode::SUCCESS)
         }
     }
