@@ -14,9 +14,10 @@
 //! 3. the per-tenant variant is generated from the threshold rows `dynalert serve` actually
 //!    serves (see [`write_per_tenant`]), so both variants alert on the same numbers;
 //! 4. one Prometheus per variant (`baseline` without rules, `packs`, `per-tenant`, and with
-//!    `--reference` the packs plus a recording rule per threshold lookup) scrapes the same two
-//!    targets every `--interval-secs` and evaluates at the same interval; they run one after
-//!    the other, each alone on the machine from its start to its last reload;
+//!    `--reference` the packs plus a recording rule per threshold lookup, with `--floor` the
+//!    packs' signals against their defaults, nothing looked up) scrapes the same two targets
+//!    every `--interval-secs` and evaluates at the same interval; they run one after the
+//!    other, each alone on the machine from its start to its last reload;
 //! 5. after `--history-secs`, the Prometheus's own `/metrics` is sampled once per interval for
 //!    `--settle-secs`, in slices that are measured again while other processes keep the
 //!    machine busy (see [`prometheus::alone`]); then `count(ALERTS)` is queried, the rules are
@@ -24,8 +25,8 @@
 //! 6. a markdown table per N, written with `--out-md` between the bench-rules markers.
 //!
 //! Module by module: [`catalogue`] (the packs' keys), [`promql`] (selectors of an expression),
-//! [`conf`] (the conf.d and what dynalert serves), [`variants`] (per-tenant and reference
-//! rules), [`synthetic`] (the exporter), [`prometheus`] (instances and measurement),
+//! [`conf`] (the conf.d and what dynalert serves), [`variants`] (per-tenant, reference and
+//! floor rules), [`synthetic`] (the exporter), [`prometheus`] (instances and measurement),
 //! [`report`] (markdown), [`json`].
 //!
 //! Every child process is killed on exit, errors included. Linux only: RSS comes from
@@ -117,6 +118,11 @@ pub struct BenchRulesArgs {
     /// threshold lookup (`tenant:alert_threshold:…`), the alerts reading the recorded series.
     #[arg(long)]
     reference: bool,
+    /// Also measure the floor: the packs' signals against their defaults, one rule per alert
+    /// for all tenants, no threshold lookup, maintenance or metadata; what no layout of the
+    /// packs can go below.
+    #[arg(long)]
+    floor: bool,
     /// One more variant to measure like the others: a name and a glob of rule files, e.g.
     /// `--extra lean=/tmp/lean-packs/*.yml` for a modified pack layout (repeatable).
     #[arg(long, value_name = "NAME=GLOB")]
@@ -288,6 +294,7 @@ enum Variant {
     Packs,
     PerTenant,
     Reference,
+    Floor,
     /// `--extra NAME=GLOB`.
     Extra(String),
 }
@@ -299,6 +306,7 @@ impl Variant {
             Variant::Packs => "packs",
             Variant::PerTenant => "per-tenant",
             Variant::Reference => "reference",
+            Variant::Floor => "floor",
             Variant::Extra(name) => name,
         }
     }
@@ -315,7 +323,7 @@ fn extra_variant(text: &str) -> Result<(Variant, PathBuf)> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !["baseline", "packs", "per-tenant", "reference"].contains(&name),
+            && !["baseline", "packs", "per-tenant", "reference", "floor"].contains(&name),
         "--extra {text:?}: the name must be new and made of letters, digits, - and _"
     );
     let glob = std::env::current_dir()?.join(glob);
@@ -376,6 +384,12 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         let reference_dir = dir.join("reference");
         write_reference(&setup.rendered, &reference_dir)?;
         variants.push((Variant::Reference, Some(reference_dir.join("*.yml"))));
+    }
+    if args.floor {
+        let floor_dir = dir.join("floor");
+        let floor_rules = write_floor(&floor_dir, &setup.catalogue)?;
+        println!("floor variant: {floor_rules} alerting rules");
+        variants.push((Variant::Floor, Some(floor_dir.join("*.yml"))));
     }
     for extra in &args.extra {
         let (variant, glob) = extra_variant(extra)?;

@@ -441,6 +441,15 @@ impl Report<'_> {
                  alerts reading the recorded series.\n",
             );
         }
+        if self.args.floor {
+            md.push_str(
+                "- **floor**: a lower bound for any layout of the packs: per alert one rule for \
+                 all tenants, `(<the key's normalization expression>) <op> <the key's default>`, \
+                 with the packs' alert names, `for:`, labels and templated annotations, and no \
+                 threshold lookup, maintenance, metadata or per-queue matching. It fires on the \
+                 defaults, so its alerts differ from the packs'.\n",
+            );
+        }
         for extra in &self.args.extra {
             if let Some((name, glob)) = extra.split_once('=') {
                 let _ = writeln!(md, "- **{name}** (`--extra`): the rule files `{glob}`.");

@@ -1,5 +1,6 @@
 //! The variants generated per round from what dynalert serves: the hand-written per-tenant
-//! rules, and the reference project's layout (a recording rule per threshold lookup).
+//! rules, the reference project's layout (a recording rule per threshold lookup), and the
+//! floor (the packs' signals against their defaults, nothing looked up).
 
 use super::*;
 
@@ -177,6 +178,58 @@ pub(super) fn yaml_string(value: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The floor
+
+/// A lower bound for any layout of the packs: one group per pack and in it, for every alert
+/// (warning and critical tier), one rule for all tenants `(<the key's normalization
+/// expression>) <op> <the key's default>`: the same signal reads, alert names, `for:`, labels
+/// and templated annotations as the packs, and no threshold lookup, maintenance, metadata or
+/// dimension matching. It fires where the defaults say so, not where the tenants' numbers do,
+/// so its alerts differ from the packs'. Returns the number of rules written.
+pub(super) fn write_floor(dir: &Path, catalogue: &Catalogue) -> Result<usize> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut yaml = String::from(
+        "# The packs' signals against their defaults: no lookup, maintenance or metadata.\ngroups:\n",
+    );
+    let mut pack = "";
+    let mut total = 0;
+    for key in &catalogue.keys {
+        if key.pack != pack {
+            pack = &key.pack;
+            let _ = writeln!(yaml, "- name: {pack}-alerts\n  rules:");
+        }
+        let tiers = [
+            ("warning", Some(&key.alert), Some(key.default)),
+            (
+                "critical",
+                key.critical_alert.as_ref(),
+                key.default_critical,
+            ),
+        ];
+        for (severity, alert, threshold) in tiers {
+            let (Some(alert), Some(threshold)) = (alert, threshold) else {
+                continue;
+            };
+            let expr = format!("({}) {} {}", key.signal, key.op, threshold);
+            let tenant = "{{ $labels.tenant }}";
+            write_rule(
+                &mut yaml,
+                key,
+                alert,
+                severity,
+                &expr,
+                threshold,
+                tenant,
+                &[],
+            );
+            total += 1;
+        }
+    }
+    fs::write(dir.join("floor.yml"), yaml)?;
+    Ok(total)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The reference layout
 
 /// The rendered packs with every threshold lookup (`max by(…) (user_threshold{…})`) recorded as
@@ -316,6 +369,27 @@ mod tests {
             description: "d".into(),
             unit: "u".into(),
         }
+    }
+
+    #[test]
+    fn floor_compares_every_signal_with_its_default() {
+        let catalogue = Catalogue {
+            keys: vec![
+                key("mysql_connections", "max by(tenant) (c)", None, true),
+                key("redis_memory", "max by(tenant) (m)", None, false),
+            ],
+            alerts: 3,
+            recording: 0,
+        };
+        let dir = WorkDir::new("xtask-bench-rules-floor", false).unwrap();
+        assert_eq!(write_floor(dir.path(), &catalogue).unwrap(), 3);
+        let yaml = fs::read_to_string(dir.path().join("floor.yml")).unwrap();
+        assert!(yaml.contains("\"(max by(tenant) (c)) > 10\""), "{yaml}");
+        assert!(yaml.contains("\"(max by(tenant) (c)) > 20\""), "{yaml}");
+        assert!(yaml.contains("\"(max by(tenant) (m)) > 10\""), "{yaml}");
+        assert!(yaml.contains("tenant {{ $labels.tenant }} is at"), "{yaml}");
+        assert_eq!(yaml.matches("- name: ").count(), 1, "{yaml}");
+        assert!(!yaml.contains("user_threshold"), "{yaml}");
     }
 
     #[test]
