@@ -387,7 +387,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     }
     if args.floor {
         let floor_dir = dir.join("floor");
-        let floor_rules = write_floor(&floor_dir, &setup.catalogue)?;
+        let floor_rules = write_floor(&setup.rendered, &floor_dir, &setup.catalogue)?;
         println!("floor variant: {floor_rules} alerting rules");
         variants.push((Variant::Floor, Some(floor_dir.join("*.yml"))));
     }

@@ -443,11 +443,12 @@ impl Report<'_> {
         }
         if self.args.floor {
             md.push_str(
-                "- **floor**: a lower bound for any layout of the packs: per alert one rule for \
-                 all tenants, `(<the key's normalization expression>) <op> <the key's default>`, \
-                 with the packs' alert names, `for:`, labels and templated annotations, and no \
-                 threshold lookup, maintenance, metadata or per-queue matching. It fires on the \
-                 defaults, so its alerts differ from the packs'.\n",
+                "- **floor**: a lower bound for any layout of the packs: the packs' alert files with each \
+                 rule's `expr` replaced by `(<the key's normalization expression>) <op> <the key's \
+                 default>`: the same groups, alert names, `for:`, labels and annotations, one rule \
+                 per alert for all tenants, and no threshold lookup, maintenance, metadata or \
+                 per-queue matching. It fires on the defaults, so its alerts differ from the \
+                 packs'.\n",
             );
         }
         for extra in &self.args.extra {

@@ -180,53 +180,65 @@ pub(super) fn yaml_string(value: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The floor
 
-/// A lower bound for any layout of the packs: one group per pack and in it, for every alert
-/// (warning and critical tier), one rule for all tenants `(<the key's normalization
-/// expression>) <op> <the key's default>`: the same signal reads, alert names, `for:`, labels
-/// and templated annotations as the packs, and no threshold lookup, maintenance, metadata or
-/// dimension matching. It fires where the defaults say so, not where the tenants' numbers do,
-/// so its alerts differ from the packs'. Returns the number of rules written.
-pub(super) fn write_floor(dir: &Path, catalogue: &Catalogue) -> Result<usize> {
+/// A lower bound for any layout of the packs: the rendered alert files with each rule's `expr`
+/// replaced by `(<the key's normalization expression>) <op> <the key's default>` (the
+/// critical tier's default for a `…Critical` alert): one rule per alert for all tenants, with
+/// the packs' groups, names, `for:`, labels and annotations, and no threshold lookup,
+/// maintenance, metadata or per-queue matching. It fires where the defaults say so, not where
+/// the tenants' numbers do, so its alerts differ from the packs'. Returns the number of rules.
+pub(super) fn write_floor(rendered: &Path, dir: &Path, catalogue: &Catalogue) -> Result<usize> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut yaml = String::from(
-        "# The packs' signals against their defaults: no lookup, maintenance or metadata.\ngroups:\n",
-    );
-    let mut pack = "";
-    let mut total = 0;
+    let mut exprs: HashMap<&str, String> = HashMap::new();
     for key in &catalogue.keys {
-        if key.pack != pack {
-            pack = &key.pack;
-            let _ = writeln!(yaml, "- name: {pack}-alerts\n  rules:");
-        }
-        let tiers = [
-            ("warning", Some(&key.alert), Some(key.default)),
-            (
-                "critical",
-                key.critical_alert.as_ref(),
-                key.default_critical,
-            ),
-        ];
-        for (severity, alert, threshold) in tiers {
-            let (Some(alert), Some(threshold)) = (alert, threshold) else {
-                continue;
-            };
-            let expr = format!("({}) {} {}", key.signal, key.op, threshold);
-            let tenant = "{{ $labels.tenant }}";
-            write_rule(
-                &mut yaml,
-                key,
-                alert,
-                severity,
-                &expr,
-                threshold,
-                tenant,
-                &[],
-            );
-            total += 1;
+        exprs.insert(
+            &key.alert,
+            format!("({}) {} {}", key.signal, key.op, key.default),
+        );
+        if let (Some(alert), Some(critical)) = (&key.critical_alert, key.default_critical) {
+            exprs.insert(alert, format!("({}) {} {}", key.signal, key.op, critical));
         }
     }
-    fs::write(dir.join("floor.yml"), yaml)?;
+    let mut total = 0;
+    for path in yaml_files(rendered)? {
+        let name = path.file_name().context("file name")?.to_string_lossy();
+        if name.ends_with("-alert.yml") {
+            let (text, rules) = floor_rules(&fs::read_to_string(&path)?, &exprs)
+                .with_context(|| format!("{}", path.display()))?;
+            fs::write(dir.join(&*name), text)?;
+            total += rules;
+        }
+    }
     Ok(total)
+}
+
+/// An alert file as `dynalert rules render` writes it (`  - alert: NAME`, then `    expr:`
+/// inline or as a block scalar), every `expr` replaced by the alert's entry in `exprs`.
+fn floor_rules(text: &str, exprs: &HashMap<&str, String>) -> Result<(String, usize)> {
+    let mut out = String::with_capacity(text.len());
+    let mut alert = None;
+    let mut in_expr = false;
+    let mut rules = 0;
+    for line in text.lines() {
+        if in_expr && line.starts_with("      ") {
+            continue;
+        }
+        in_expr = false;
+        if let Some(name) = line.strip_prefix("  - alert: ") {
+            alert = Some(name.trim());
+        } else if line.starts_with("    expr:") {
+            let name = alert.take().context("an expr before its alert name")?;
+            let expr = exprs
+                .get(name)
+                .with_context(|| format!("alert {name} is not in the catalogue"))?;
+            let _ = writeln!(out, "    expr: {}", yaml_string(expr));
+            in_expr = line.trim_end().ends_with('|');
+            rules += 1;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok((out, rules))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,23 +385,26 @@ mod tests {
 
     #[test]
     fn floor_compares_every_signal_with_its_default() {
-        let catalogue = Catalogue {
-            keys: vec![
-                key("mysql_connections", "max by(tenant) (c)", None, true),
-                key("redis_memory", "max by(tenant) (m)", None, false),
-            ],
-            alerts: 3,
-            recording: 0,
-        };
-        let dir = WorkDir::new("xtask-bench-rules-floor", false).unwrap();
-        assert_eq!(write_floor(dir.path(), &catalogue).unwrap(), 3);
-        let yaml = fs::read_to_string(dir.path().join("floor.yml")).unwrap();
-        assert!(yaml.contains("\"(max by(tenant) (c)) > 10\""), "{yaml}");
-        assert!(yaml.contains("\"(max by(tenant) (c)) > 20\""), "{yaml}");
-        assert!(yaml.contains("\"(max by(tenant) (m)) > 10\""), "{yaml}");
-        assert!(yaml.contains("tenant {{ $labels.tenant }} is at"), "{yaml}");
-        assert_eq!(yaml.matches("- name: ").count(), 1, "{yaml}");
-        assert!(!yaml.contains("user_threshold"), "{yaml}");
+        let exprs = HashMap::from([
+            ("A", "(max by(tenant) (c)) > 10".to_owned()),
+            ("ACritical", "(max by(tenant) (c)) > 20".to_owned()),
+        ]);
+        let text = "groups:\n- name: p-alerts\n  rules:\n  - alert: A\n    expr: |\n      (\n        \
+                    (max by(tenant) (c))\n          > on(tenant) group_left()\n        \
+                    max by(tenant) (user_threshold{severity=\"warning\"})\n      )\n    for: 5m\n    \
+                    labels:\n      severity: warning\n    annotations:\n      summary: s\n  \
+                    - alert: ACritical\n    expr: x > on(tenant) user_threshold\n    for: 5m\n";
+        let (floor, rules) = floor_rules(text, &exprs).unwrap();
+        assert_eq!(rules, 2);
+        assert_eq!(
+            floor,
+            "groups:\n- name: p-alerts\n  rules:\n  - alert: A\n    \
+             expr: \"(max by(tenant) (c)) > 10\"\n    for: 5m\n    labels:\n      \
+             severity: warning\n    annotations:\n      summary: s\n  - alert: ACritical\n    \
+             expr: \"(max by(tenant) (c)) > 20\"\n    for: 5m\n"
+        );
+        let unknown = text.replace("alert: A\n", "alert: B\n");
+        assert!(floor_rules(&unknown, &exprs).is_err());
     }
 
     #[test]
