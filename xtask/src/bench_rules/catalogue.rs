@@ -26,6 +26,13 @@ pub(super) struct Key {
     pub(super) unit: String,
 }
 
+impl Key {
+    /// `(<signal>) <op> <threshold>`: an alert condition with its number inlined.
+    pub(super) fn against(&self, signal: &str, threshold: f64) -> String {
+        format!("({signal}) {} {threshold}", self.op)
+    }
+}
+
 pub(super) struct Catalogue {
     pub(super) keys: Vec<Key>,
     /// Alerting rules of the chosen packs.

@@ -300,6 +300,15 @@ enum Variant {
 }
 
 impl Variant {
+    /// The variants the harness generates itself; an `--extra` may not take their names.
+    const BUILT_IN: [Variant; 5] = [
+        Variant::Baseline,
+        Variant::Packs,
+        Variant::PerTenant,
+        Variant::Reference,
+        Variant::Floor,
+    ];
+
     fn name(&self) -> &str {
         match self {
             Variant::Baseline => "baseline",
@@ -323,7 +332,7 @@ fn extra_variant(text: &str) -> Result<(Variant, PathBuf)> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !["baseline", "packs", "per-tenant", "reference", "floor"].contains(&name),
+            && !Variant::BUILT_IN.iter().any(|v| v.name() == name),
         "--extra {text:?}: the name must be new and made of letters, digits, - and _"
     );
     let glob = std::env::current_dir()?.join(glob);

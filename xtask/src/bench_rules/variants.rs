@@ -48,12 +48,7 @@ pub(super) fn write_per_tenant(
                             threshold: f64,
                             queue: Option<(&str, &str)>,
                             yaml: &mut String| {
-                    let expr = format!(
-                        "({}) {} {}",
-                        restrict(&key.signal, matchers),
-                        key.op,
-                        threshold
-                    );
+                    let expr = key.against(&restrict(&key.signal, matchers), threshold);
                     let mut labels = metadata.to_vec();
                     labels.extend(queue.map(|(l, v)| (l.to_owned(), v.to_owned())));
                     write_rule(
@@ -190,12 +185,9 @@ pub(super) fn write_floor(rendered: &Path, dir: &Path, catalogue: &Catalogue) ->
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut exprs: HashMap<&str, String> = HashMap::new();
     for key in &catalogue.keys {
-        exprs.insert(
-            &key.alert,
-            format!("({}) {} {}", key.signal, key.op, key.default),
-        );
+        exprs.insert(&key.alert, key.against(&key.signal, key.default));
         if let (Some(alert), Some(critical)) = (&key.critical_alert, key.default_critical) {
-            exprs.insert(alert, format!("({}) {} {}", key.signal, key.op, critical));
+            exprs.insert(alert, key.against(&key.signal, critical));
         }
     }
     let mut total = 0;
