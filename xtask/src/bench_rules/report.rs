@@ -422,15 +422,17 @@ impl Report<'_> {
              alerting rule per alert for all tenants (the key's normalized signal, inline or \
              recorded as the pack declares it; threshold looked up inline with \
              `max by(tenant)`; `unless` maintenance; metadata join; per-queue match with \
-             tenant-wide fallback), and the recording rules of the signals the pack records.\n\
+             tenant-wide fallback; the `severity`/`metric_group`/`pack` labels set by \
+             `label_replace` on the firing rows), and the recording rules of the signals the \
+             pack records.\n\
              - **per-tenant**: the hand-written equivalent, generated per round: one file and \
              group per tenant; for every alert of the packs (warning and critical tier) for \
              which `dynalert serve` serves the tenant a threshold row, one alerting rule \
              `(<the key's normalization expression with tenant=\"…\" in every selector>) > \
              <the tenant's number>`. Disabled keys have no rule; a per-queue row gets a rule on \
              that queue's series and the tenant-wide number a rule on the other queues \
-             (`key!~\"…\"`). Same alert names, `for:`, `severity`/`metric_group`/`pack` labels; \
-             the tenant's metadata (and on a per-queue rule its queue) as static labels. No \
+             (`key!~\"…\"`). Same alert names, `for:`, `severity`/`metric_group`/`pack` labels \
+             (under `labels:`, as hand-written rules have them); the tenant's metadata (and on a per-queue rule its queue) as static labels. No \
              maintenance (tenants in maintenance keep alerting, counted in brackets in the \
              alerts row) and no recording rules.\n",
         );

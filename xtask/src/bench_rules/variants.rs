@@ -178,16 +178,18 @@ pub(super) fn yaml_string(value: &str) -> String {
 /// A lower bound for any layout of the packs: the rendered alert files with each rule's `expr`
 /// replaced by `(<the key's normalization expression>) <op> <the key's default>` (the
 /// critical tier's default for a `…Critical` alert): one rule per alert for all tenants, with
-/// the packs' groups, names, `for:`, labels and annotations, and no threshold lookup,
-/// maintenance, metadata or per-queue matching. It fires where the defaults say so, not where
+/// the packs' groups, names, `for:`, labels (set in the expression, as the packs set them) and
+/// annotations, and no threshold lookup, maintenance, metadata or per-queue matching. It fires where the defaults say so, not where
 /// the tenants' numbers do, so its alerts differ from the packs'. Returns the number of rules.
 pub(super) fn write_floor(rendered: &Path, dir: &Path, catalogue: &Catalogue) -> Result<usize> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut exprs: HashMap<&str, String> = HashMap::new();
     for key in &catalogue.keys {
-        exprs.insert(&key.alert, key.against(&key.signal, key.default));
+        let condition = key.against(&key.signal, key.default);
+        exprs.insert(&key.alert, key.labelled(&condition, "warning"));
         if let (Some(alert), Some(critical)) = (&key.critical_alert, key.default_critical) {
-            exprs.insert(alert, key.against(&key.signal, critical));
+            let condition = key.against(&key.signal, critical);
+            exprs.insert(alert, key.labelled(&condition, "critical"));
         }
     }
     let mut total = 0;
@@ -373,6 +375,16 @@ mod tests {
             description: "d".into(),
             unit: "u".into(),
         }
+    }
+
+    #[test]
+    fn the_floor_sets_the_labels_as_the_packs_do() {
+        assert_eq!(
+            key("redis_queue_length", "s", None, false).labelled("x > 1", "critical"),
+            "label_replace(label_replace(label_replace(x > 1, \"metric_group\", \
+             \"redis_queue_length\", \"\", \"\"), \"pack\", \"p\", \"\", \"\"), \
+             \"severity\", \"critical\", \"\", \"\")"
+        );
     }
 
     #[test]

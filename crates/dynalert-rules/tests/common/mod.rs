@@ -476,12 +476,22 @@ pub fn write_unit_tests(pack: &Pack, dir: &Path) {
         .iter()
         .flat_map(|g| &g.rules)
         .map(|r| {
-            let key = &r.labels["metric_group"];
-            (
-                r.alert.clone().unwrap(),
-                &pack.keys[key],
-                r.labels["severity"].clone(),
-            )
+            // The labels are in the expression now; the name says the key and the tier.
+            let name = r.alert.clone().unwrap();
+            let (decl, severity) = pack
+                .keys
+                .values()
+                .find_map(|d| {
+                    if name == d.alert.name {
+                        Some((d, "warning"))
+                    } else if name == format!("{}Critical", d.alert.name) {
+                        Some((d, "critical"))
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or_else(|| panic!("alert {name} belongs to no key"));
+            (name, decl, severity.to_string())
         })
         .collect();
     let mut tests = Vec::new();
