@@ -31,16 +31,6 @@ impl Key {
     pub(super) fn against(&self, signal: &str, threshold: f64) -> String {
         format!("({signal}) {} {threshold}", self.op)
     }
-
-    /// `expr` with the alert's fixed labels set by `label_replace`, as the packs set them
-    /// (not under `labels:`, where Prometheus would expand each as a template).
-    pub(super) fn labelled(&self, expr: &str, severity: &str) -> String {
-        format!(
-            "label_replace(label_replace(label_replace({expr}, \"metric_group\", \"{}\", \"\", \"\"), \
-             \"pack\", \"{}\", \"\", \"\"), \"severity\", \"{severity}\", \"\", \"\")",
-            self.name, self.pack
-        )
-    }
 }
 
 pub(super) struct Catalogue {

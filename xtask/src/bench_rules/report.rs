@@ -432,9 +432,10 @@ impl Report<'_> {
              <the tenant's number>`. Disabled keys have no rule; a per-queue row gets a rule on \
              that queue's series and the tenant-wide number a rule on the other queues \
              (`key!~\"…\"`). Same alert names, `for:`, `severity`/`metric_group`/`pack` labels \
-             (under `labels:`, as hand-written rules have them); the tenant's metadata (and on a per-queue rule its queue) as static labels. No \
-             maintenance (tenants in maintenance keep alerting, counted in brackets in the \
-             alerts row) and no recording rules.\n",
+             (under `labels:`, as hand-written rules have them); the tenant's metadata (and \
+             on a per-queue rule its queue) as static labels. No maintenance (tenants in \
+             maintenance keep alerting, counted in brackets in the alerts row) and no \
+             recording rules.\n",
         );
         if self.args.reference {
             md.push_str(
@@ -445,8 +446,8 @@ impl Report<'_> {
         }
         if self.args.floor {
             md.push_str(
-                "- **floor**: a lower bound for any layout of the packs: the packs' alert files with each \
-                 rule's `expr` replaced by `(<the key's normalization expression>) <op> <the key's \
+                "- **floor**: a lower bound for any layout of the packs: the packs' alert files \
+                 with each rule's `expr` replaced by `(<the key's normalization expression>) <op> <the key's \
                  default>`: the same groups, alert names, `for:`, labels and annotations, one rule \
                  per alert for all tenants, and no threshold lookup, maintenance, metadata or \
                  per-queue matching. It fires on the defaults, so its alerts differ from the \

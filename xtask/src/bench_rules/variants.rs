@@ -179,17 +179,16 @@ pub(super) fn yaml_string(value: &str) -> String {
 /// replaced by `(<the key's normalization expression>) <op> <the key's default>` (the
 /// critical tier's default for a `…Critical` alert): one rule per alert for all tenants, with
 /// the packs' groups, names, `for:`, labels (set in the expression, as the packs set them) and
-/// annotations, and no threshold lookup, maintenance, metadata or per-queue matching. It fires where the defaults say so, not where
-/// the tenants' numbers do, so its alerts differ from the packs'. Returns the number of rules.
+/// annotations, and no threshold lookup, maintenance, metadata or per-queue matching. It
+/// fires where the defaults say so, not where the tenants' numbers do, so its alerts differ
+/// from the packs'. Returns the number of rules.
 pub(super) fn write_floor(rendered: &Path, dir: &Path, catalogue: &Catalogue) -> Result<usize> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut exprs: HashMap<&str, String> = HashMap::new();
     for key in &catalogue.keys {
-        let condition = key.against(&key.signal, key.default);
-        exprs.insert(&key.alert, key.labelled(&condition, "warning"));
+        exprs.insert(&key.alert, key.against(&key.signal, key.default));
         if let (Some(alert), Some(critical)) = (&key.critical_alert, key.default_critical) {
-            let condition = key.against(&key.signal, critical);
-            exprs.insert(alert, key.labelled(&condition, "critical"));
+            exprs.insert(alert, key.against(&key.signal, critical));
         }
     }
     let mut total = 0;
@@ -206,17 +205,15 @@ pub(super) fn write_floor(rendered: &Path, dir: &Path, catalogue: &Catalogue) ->
 }
 
 /// An alert file as `dynalert rules render` writes it (`  - alert: NAME`, then `    expr:`
-/// inline or as a block scalar), every `expr` replaced by the alert's entry in `exprs`.
+/// inline or as a block scalar), every `expr` replaced by the alert's entry in `exprs`. The
+/// `label_replace` calls the packs wrap an expression in to set its labels (first and last
+/// line of the block) stay around the replacement, so the floor sets its labels as they do.
 fn floor_rules(text: &str, exprs: &HashMap<&str, String>) -> Result<(String, usize)> {
     let mut out = String::with_capacity(text.len());
+    let mut lines = text.lines().peekable();
     let mut alert = None;
-    let mut in_expr = false;
     let mut rules = 0;
-    for line in text.lines() {
-        if in_expr && line.starts_with("      ") {
-            continue;
-        }
-        in_expr = false;
+    while let Some(line) = lines.next() {
         if let Some(name) = line.strip_prefix("  - alert: ") {
             alert = Some(name.trim());
         } else if line.starts_with("    expr:") {
@@ -224,8 +221,21 @@ fn floor_rules(text: &str, exprs: &HashMap<&str, String>) -> Result<(String, usi
             let expr = exprs
                 .get(name)
                 .with_context(|| format!("alert {name} is not in the catalogue"))?;
-            let _ = writeln!(out, "    expr: {}", yaml_string(expr));
-            in_expr = line.trim_end().ends_with('|');
+            let mut block = Vec::new();
+            while let Some(next) = lines.next_if(|l| l.starts_with("      ")) {
+                block.push(next);
+            }
+            match (block.first(), block.last()) {
+                (Some(first), Some(last))
+                    if first.trim_start().starts_with("label_replace(") && block.len() > 2 =>
+                {
+                    let body: Vec<String> = expr.lines().map(|l| format!("        {l}")).collect();
+                    let _ = writeln!(out, "    expr: |\n{first}\n{}\n{last}", body.join("\n"));
+                }
+                _ => {
+                    let _ = writeln!(out, "    expr: {}", yaml_string(expr));
+                }
+            }
             rules += 1;
             continue;
         }
@@ -379,11 +389,18 @@ mod tests {
 
     #[test]
     fn the_floor_sets_the_labels_as_the_packs_do() {
+        let exprs = HashMap::from([("A", "(c\n  + d) > 10".to_owned())]);
+        let text = "  - alert: A\n    expr: |\n      label_replace(label_replace(\n        (\n          \
+                    c > on(tenant) t\n        )\n      , \"pack\", \"p\", \"\", \"\"), \"severity\", \
+                    \"warning\", \"\", \"\")\n    for: 5m\n";
         assert_eq!(
-            key("redis_queue_length", "s", None, false).labelled("x > 1", "critical"),
-            "label_replace(label_replace(label_replace(x > 1, \"metric_group\", \
-             \"redis_queue_length\", \"\", \"\"), \"pack\", \"p\", \"\", \"\"), \
-             \"severity\", \"critical\", \"\", \"\")"
+            floor_rules(text, &exprs).unwrap(),
+            (
+                "  - alert: A\n    expr: |\n      label_replace(label_replace(\n        (c\n          + d) > 10\n      \
+                 , \"pack\", \"p\", \"\", \"\"), \"severity\", \"warning\", \"\", \"\")\n    for: 5m\n"
+                    .to_owned(),
+                1
+            )
         );
     }
 
