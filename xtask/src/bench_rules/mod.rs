@@ -27,7 +27,8 @@
 //! Module by module: [`catalogue`] (the packs' keys), [`promql`] (selectors of an expression),
 //! [`conf`] (the conf.d and what dynalert serves), [`variants`] (per-tenant, reference and
 //! floor rules), [`synthetic`] (the exporter), [`prometheus`] (instances and measurement),
-//! [`report`] (markdown), [`json`].
+//! [`repeat`] (`--repeat`: the repetitions of a round combined), [`report`] (markdown),
+//! [`json`].
 //!
 //! Every child process is killed on exit, errors included. Linux only: RSS comes from
 //! `/proc/<pid>/status`, the other processes' CPU from `/proc/stat`.
@@ -56,6 +57,7 @@ mod conf;
 mod json;
 mod prometheus;
 mod promql;
+mod repeat;
 mod report;
 mod synthetic;
 mod variants;
@@ -65,6 +67,7 @@ use conf::*;
 use json::*;
 use prometheus::*;
 use promql::*;
+use repeat::*;
 use report::*;
 use synthetic::*;
 use variants::*;
@@ -109,6 +112,11 @@ pub struct BenchRulesArgs {
     /// after that the noisy slices count too (the report says how busy the machine was).
     #[arg(long, default_value_t = 1800)]
     max_wait_secs: u64,
+    /// Measure every variant of a round this many times, each time with a new Prometheus (in
+    /// reverse order every other time), and report the medians next to each repetition's own
+    /// ratios: one Prometheus measured once can move by half between runs on a shared machine.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Directory to write a CPU profile of each Prometheus into (`/debug/pprof/profile` over
     /// one slice after the window, as `<tenants>-<variant>.pprof`; read it with `go tool
     /// pprof`).
@@ -188,6 +196,7 @@ pub fn run(args: &BenchRulesArgs) -> Result<()> {
             SUPPORTED_PACKS.join(", ")
         );
     }
+    ensure!(args.repeat >= 1, "--repeat must be at least 1");
     ensure!(
         args.interval_secs >= 1,
         "--interval-secs must be at least 1"
@@ -285,7 +294,10 @@ struct Round {
     exporter_series: usize,
     /// Tenants in maintenance.
     maintenance: BTreeSet<String>,
+    /// The repetitions combined (see [`repeat::combine`]); what the tables show.
     results: Vec<Measured>,
+    /// Every repetition's own measurements (one repetition without `--repeat`).
+    repetitions: Vec<Vec<Measured>>,
 }
 
 #[derive(Clone, PartialEq)]
@@ -406,36 +418,20 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     }
 
     let targets = [exporter.port, dynalert_port];
-    let start = |variant: Variant, rule_files: Option<&Path>| -> Result<Instance> {
-        let instance = Instance::start(args, variant, rule_files, &dir, targets)?;
-        println!(
-            "prometheus {:<10} on 127.0.0.1:{}: ready in {}",
-            instance.variant.name(),
-            instance.port,
-            ms(instance.ready)
-        );
-        Ok(instance)
-    };
-    let history = Duration::from_secs(args.history_secs);
-    let mut results = Vec::new();
-    if args.concurrent {
-        let mut instances: Vec<Instance> = Vec::new();
-        for (variant, rule_files) in &variants {
-            instances.push(start(variant.clone(), rule_files.as_deref())?);
-        }
-        warm_up(args, &instances, history)?;
-        let mut watched: Vec<u32> = instances.iter().map(|i| i.guard.child.id()).collect();
-        watched.push(dynalert.child.id());
-        results = concurrent(args, n, &instances, &CpuWatch::new(watched))?;
-    } else {
-        // One Prometheus at a time, from its start to its last reload: nothing else of the
-        // benchmark competes with it, and nothing pauses it.
-        for (variant, rule_files) in &variants {
-            let instance = start(variant.clone(), rule_files.as_deref())?;
-            warm_up(args, std::slice::from_ref(&instance), history)?;
-            let cpu = CpuWatch::new(vec![instance.guard.child.id(), dynalert.child.id()]);
-            results.push(alone(args, n, &instance, &cpu)?);
-        }
+    let mut repetitions = Vec::new();
+    for k in 1..=args.repeat {
+        // A new data directory per repetition: a Prometheus must not replay the last one's WAL.
+        let (rep_dir, tag) = if args.repeat == 1 {
+            (dir.clone(), n.to_string())
+        } else {
+            println!("==> {n} tenants, repetition {k} of {}", args.repeat);
+            (dir.join(format!("repetition-{k}")), format!("{n}-r{k}"))
+        };
+        let ordered = order(&variants, k);
+        let mut results = measure(args, &ordered, &rep_dir, &tag, targets, &dynalert)?;
+        // The tables keep the variants' order whatever order they were measured in.
+        results.sort_by_key(|m| variants.iter().position(|(v, _)| *v == m.variant));
+        repetitions.push(results);
     }
     Ok(Round {
         tenants: n,
@@ -445,8 +441,52 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         dynalert_series: served.series,
         exporter_series,
         maintenance: served.maintenance,
-        results,
+        results: combine(&repetitions),
+        repetitions,
     })
+}
+
+/// One repetition of a round: every variant's Prometheus started, warmed up and measured, in
+/// the order given.
+fn measure(
+    args: &BenchRulesArgs,
+    variants: &[(Variant, Option<PathBuf>)],
+    dir: &Path,
+    tag: &str,
+    targets: [u16; 2],
+    dynalert: &ChildGuard,
+) -> Result<Vec<Measured>> {
+    let start = |variant: Variant, rule_files: Option<&Path>| -> Result<Instance> {
+        let instance = Instance::start(args, variant, rule_files, dir, targets)?;
+        println!(
+            "prometheus {:<10} on 127.0.0.1:{}: ready in {}",
+            instance.variant.name(),
+            instance.port,
+            ms(instance.ready)
+        );
+        Ok(instance)
+    };
+    let history = Duration::from_secs(args.history_secs);
+    if args.concurrent {
+        let mut instances: Vec<Instance> = Vec::new();
+        for (variant, rule_files) in variants {
+            instances.push(start(variant.clone(), rule_files.as_deref())?);
+        }
+        warm_up(args, &instances, history)?;
+        let mut watched: Vec<u32> = instances.iter().map(|i| i.guard.child.id()).collect();
+        watched.push(dynalert.child.id());
+        return concurrent(args, tag, &instances, &CpuWatch::new(watched));
+    }
+    // One Prometheus at a time, from its start to its last reload: nothing else of the
+    // benchmark competes with it, and nothing pauses it.
+    let mut results = Vec::new();
+    for (variant, rule_files) in variants {
+        let instance = start(variant.clone(), rule_files.as_deref())?;
+        warm_up(args, std::slice::from_ref(&instance), history)?;
+        let cpu = CpuWatch::new(vec![instance.guard.child.id(), dynalert.child.id()]);
+        results.push(alone(args, tag, &instance, &cpu)?);
+    }
+    Ok(results)
 }
 
 /// `tenant-0001` …, wide enough for `n`.

@@ -221,7 +221,7 @@ impl Instance {
 
 /// Rule counts and the last evaluation times (seconds) of the groups and of the 5 costliest
 /// rules, from `/api/v1/rules`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Rules {
     pub(super) groups: usize,
     pub(super) alerting: usize,
@@ -249,6 +249,7 @@ pub(super) struct Sample {
 }
 
 /// What one Prometheus measured in a round.
+#[derive(Clone)]
 pub(super) struct Measured {
     pub(super) variant: Variant,
     pub(super) ready: Duration,
@@ -427,7 +428,7 @@ pub(super) fn measured(instance: &Instance, window: Window) -> Result<Measured> 
 /// then, if asked, a CPU profile of each over the same seconds, all at once.
 pub(super) fn concurrent(
     args: &BenchRulesArgs,
-    tenants: usize,
+    tag: &str,
     instances: &[Instance],
     cpu: &CpuWatch,
 ) -> Result<Vec<Measured>> {
@@ -444,7 +445,7 @@ pub(super) fn concurrent(
         let profiles: Vec<_> = instances
             .iter()
             .map(|instance| {
-                let path = dir.join(format!("{tenants}-{}.pprof", instance.variant.name()));
+                let path = dir.join(format!("{tag}-{}.pprof", instance.variant.name()));
                 instance.profile(ticks * args.interval_secs, path)
             })
             .collect();
@@ -469,7 +470,7 @@ pub(super) fn concurrent(
 /// alerts are read and it is reloaded `--reloads` times.
 pub(super) fn alone(
     args: &BenchRulesArgs,
-    tenants: usize,
+    tag: &str,
     instance: &Instance,
     cpu: &CpuWatch,
 ) -> Result<Measured> {
@@ -510,7 +511,7 @@ pub(super) fn alone(
         window.add(slice_window);
     }
     if let Some(dir) = &args.pprof {
-        let path = dir.join(format!("{tenants}-{}.pprof", instance.variant.name()));
+        let path = dir.join(format!("{tag}-{}.pprof", instance.variant.name()));
         instance
             .profile(ticks * args.interval_secs, path)
             .join()

@@ -24,7 +24,7 @@ impl Report<'_> {
             md,
             "- packs: {} ({} keys, {} alerting + {} recording rules as rendered); \
              scrape and evaluation interval {} s; {} s of history, then a {} s measurement \
-             window per Prometheus; {} reloads per Prometheus; whole run {:.0} s\n",
+             window per Prometheus; {} reloads per Prometheus; {}whole run {:.0} s\n",
             self.args.packs.join(", "),
             self.catalogue.keys.len(),
             self.catalogue.alerts,
@@ -33,6 +33,11 @@ impl Report<'_> {
             self.args.history_secs,
             self.args.settle_secs,
             self.args.reloads,
+            if self.args.repeat > 1 {
+                format!("every variant measured {} times; ", self.args.repeat)
+            } else {
+                String::new()
+            },
             self.took.as_secs_f64()
         );
         self.summary(&mut md);
@@ -57,6 +62,7 @@ impl Report<'_> {
             let base = round.get(Variant::Baseline);
             let cpu = |m: &Measured| m.cpu - base.map_or(0.0, |b| b.cpu);
             let pair = |a: String, b: String, ratio: String| format!("{a} / {b} ({ratio})");
+            let spread = |each: Vec<f64>| range_of_repetitions(&each);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
@@ -65,8 +71,15 @@ impl Report<'_> {
                     seconds(median(&p.eval)),
                     seconds(median(&t.eval)),
                     times(median(&t.eval), median(&p.eval))
-                ),
-                pair(cores(cpu(p)), cores(cpu(t)), times(cpu(t), cpu(p))),
+                ) + &spread(ratios(
+                    &round.eval_each(&Variant::PerTenant),
+                    &round.eval_each(&Variant::Packs)
+                )),
+                pair(cores(cpu(p)), cores(cpu(t)), times(cpu(t), cpu(p)))
+                    + &spread(ratios(
+                        &round.cpu_each(&Variant::PerTenant),
+                        &round.cpu_each(&Variant::Packs)
+                    )),
                 pair(
                     mib(median(&p.heap_goal)),
                     mib(median(&t.heap_goal)),
@@ -86,8 +99,17 @@ impl Report<'_> {
         }
         md.push_str(
             "\nEach cell: packs / per-tenant (how many times the packs are cheaper: per-tenant ÷ \
-             packs, above 1× means the packs cost less).\n\n",
+             packs, above 1× means the packs cost less).",
         );
+        if self.args.repeat > 1 {
+            let _ = write!(
+                md,
+                " Medians over {} repetitions; in brackets, the lowest and highest ratio of a \
+                 single repetition.",
+                self.args.repeat
+            );
+        }
+        md.push_str("\n\n");
     }
 
     pub(super) fn round(&self, md: &mut String, round: &Round) {
@@ -197,6 +219,26 @@ impl Report<'_> {
                 " (aim 10×)",
             ),
         );
+        if round.repetitions.len() > 1 {
+            row(
+                "evaluation time per cycle, median of each repetition",
+                &|m| {
+                    if rules(m) {
+                        list_of(&round.eval_each(&m.variant), seconds)
+                    } else {
+                        none()
+                    }
+                },
+                list_of(
+                    &ratios(
+                        &round.eval_each(&Variant::PerTenant),
+                        &round.eval_each(&Variant::Packs),
+                    ),
+                    |r| times(r, 1.0),
+                ),
+                none(),
+            );
+        }
         row(
             "evaluation time per cycle, min – max of the samples",
             &|m| {
@@ -241,6 +283,26 @@ impl Report<'_> {
             times(per_tenant.cpu - base_cpu, packs.cpu - base_cpu),
             ratio_target(cpu_ratio, TARGET_CPU, at_target, " (aim 10×)"),
         );
+        if round.repetitions.len() > 1 {
+            row(
+                "CPU above the baseline, each repetition (its own baseline subtracted)",
+                &|m| {
+                    if rules(m) {
+                        list_of(&round.cpu_each(&m.variant), cores_short)
+                    } else {
+                        none()
+                    }
+                },
+                list_of(
+                    &ratios(
+                        &round.cpu_each(&Variant::PerTenant),
+                        &round.cpu_each(&Variant::Packs),
+                    ),
+                    |r| times(r, 1.0),
+                ),
+                none(),
+            );
+        }
         row(
             "CPU of other processes on the machine during the window",
             &|m| cores(m.others),
@@ -396,7 +458,7 @@ impl Report<'_> {
         }
         for m in &round.results {
             if !matches!(m.variant, Variant::Baseline | Variant::PerTenant) {
-                md.push_str(&same_alerts(round, m, per_tenant));
+                md.push_str(&alerts_in_repetitions(round, &m.variant));
             }
         }
         if let Some(per_tenant) = round.get(Variant::PerTenant) {
@@ -492,6 +554,18 @@ impl Report<'_> {
                 self.args.max_wait_secs
             );
         }
+        if self.args.repeat > 1 {
+            let _ = writeln!(
+                md,
+                "- Repetitions: every variant measured {} times per round, each time by a new \
+                 Prometheus with an empty data directory, the variants in reverse order every \
+                 other repetition. The tables show medians over the repetitions (of the sampled \
+                 figures, over all samples of all repetitions); the rows \"… each repetition\" \
+                 show every repetition on its own, its CPU minus the baseline of the same \
+                 repetition, and the ratio of the packs and per-tenant of the same repetition.",
+                self.args.repeat
+            );
+        }
         let _ = writeln!(
             md,
             "- History: every Prometheus scraped and evaluated for {} s before its \
@@ -522,6 +596,35 @@ impl Report<'_> {
              at 1,000 tenants.\n",
         );
         md
+    }
+}
+
+/// [`same_alerts`] in every repetition: once if all repetitions agree, else repetition by
+/// repetition.
+fn alerts_in_repetitions(round: &Round, variant: &Variant) -> String {
+    let lines: Vec<String> = round
+        .repetitions
+        .iter()
+        .filter_map(|results| {
+            let find = |v: &Variant| results.iter().find(|m| m.variant == *v);
+            Some(same_alerts(
+                round,
+                find(variant)?,
+                find(&Variant::PerTenant)?,
+            ))
+        })
+        .collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => only.clone(),
+        [first, ..] if lines.iter().all(|line| line == first) => {
+            format!("In each of the {} repetitions: {first}", lines.len())
+        }
+        _ => lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("Repetition {}: {line}", i + 1))
+            .collect(),
     }
 }
 
@@ -671,6 +774,26 @@ pub(super) fn ms(d: Duration) -> String {
 
 pub(super) fn opt_duration(d: Option<Duration>) -> String {
     d.map_or_else(|| "–".to_owned(), ms)
+}
+
+/// ` (repetitions 3.9–4.4×)` for two repetitions or more, nothing for one.
+pub(super) fn range_of_repetitions(ratios: &[f64]) -> String {
+    if ratios.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = min_max(ratios);
+    format!(" (repetitions {}–{})", times(lo, 1.0), times(hi, 1.0))
+}
+
+/// `a, b, c` of the values formatted by `format`.
+pub(super) fn list_of(values: &[f64], format: fn(f64) -> String) -> String {
+    let items: Vec<String> = values.iter().map(|&v| format(v)).collect();
+    items.join(", ")
+}
+
+/// `29.1 %` (of a core), for lists where `cores` would repeat "of a core".
+pub(super) fn cores_short(c: f64) -> String {
+    format!("{:.1} %", c * 100.0)
 }
 
 pub(super) fn cores(c: f64) -> String {
