@@ -13,7 +13,7 @@ use super::*;
 /// work) does not always fall on the variant measured last.
 pub(super) fn order<T: Clone>(variants: &[T], k: usize) -> Vec<T> {
     let mut ordered = variants.to_vec();
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         ordered.reverse();
     }
     ordered
