@@ -118,8 +118,8 @@ pub struct BenchRulesArgs {
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Directory to write a CPU profile of each Prometheus into (`/debug/pprof/profile` over
-    /// one slice after the window, as `<tenants>-<variant>.pprof`; read it with `go tool
-    /// pprof`).
+    /// one slice after the window, as `<tenants>-<variant>.pprof`, with `--repeat` as
+    /// `<tenants>-r<repetition>-<variant>.pprof`; read it with `go tool pprof`).
     #[arg(long, value_name = "DIR")]
     pprof: Option<PathBuf>,
     /// Also measure the reference project's layout: the packs plus a recording rule per
