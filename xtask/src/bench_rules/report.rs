@@ -62,7 +62,6 @@ impl Report<'_> {
             let base = round.get(Variant::Baseline);
             let cpu = |m: &Measured| m.cpu - base.map_or(0.0, |b| b.cpu);
             let pair = |a: String, b: String, ratio: String| format!("{a} / {b} ({ratio})");
-            let spread = |each: Vec<f64>| range_of_repetitions(&each);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
@@ -71,15 +70,9 @@ impl Report<'_> {
                     seconds(median(&p.eval)),
                     seconds(median(&t.eval)),
                     times(median(&t.eval), median(&p.eval))
-                ) + &spread(ratios(
-                    &round.eval_each(&Variant::PerTenant),
-                    &round.eval_each(&Variant::Packs)
-                )),
+                ) + &range_of_repetitions(&round.cheaper_each(Round::eval_each)),
                 pair(cores(cpu(p)), cores(cpu(t)), times(cpu(t), cpu(p)))
-                    + &spread(ratios(
-                        &round.cpu_each(&Variant::PerTenant),
-                        &round.cpu_each(&Variant::Packs)
-                    )),
+                    + &range_of_repetitions(&round.cheaper_each(Round::cpu_each)),
                 pair(
                     mib(median(&p.heap_goal)),
                     mib(median(&t.heap_goal)),
@@ -163,6 +156,17 @@ impl Report<'_> {
             };
         let none = || "–".to_owned();
         let rules = |m: &Measured| m.variant != Variant::Baseline;
+        // A figure of each repetition, listed: `each` is `Round::cpu_each` or `Round::eval_each`.
+        let repetition_cell = |each: fn(&Round, &Variant) -> Vec<f64>,
+                               format: fn(f64) -> String| {
+            move |m: &Measured| {
+                if rules(m) {
+                    list_of(&each(round, &m.variant), format)
+                } else {
+                    none()
+                }
+            }
+        };
         row(
             "rule groups / alerting + recording rules",
             &|m| {
@@ -222,20 +226,8 @@ impl Report<'_> {
         if round.repetitions.len() > 1 {
             row(
                 "evaluation time per cycle, median of each repetition",
-                &|m| {
-                    if rules(m) {
-                        list_of(&round.eval_each(&m.variant), seconds)
-                    } else {
-                        none()
-                    }
-                },
-                list_of(
-                    &ratios(
-                        &round.eval_each(&Variant::PerTenant),
-                        &round.eval_each(&Variant::Packs),
-                    ),
-                    |r| times(r, 1.0),
-                ),
+                &repetition_cell(Round::eval_each, seconds),
+                list_of(&round.cheaper_each(Round::eval_each), |r| times(r, 1.0)),
                 none(),
             );
         }
@@ -286,20 +278,8 @@ impl Report<'_> {
         if round.repetitions.len() > 1 {
             row(
                 "CPU above the baseline, each repetition (its own baseline subtracted)",
-                &|m| {
-                    if rules(m) {
-                        list_of(&round.cpu_each(&m.variant), cores_short)
-                    } else {
-                        none()
-                    }
-                },
-                list_of(
-                    &ratios(
-                        &round.cpu_each(&Variant::PerTenant),
-                        &round.cpu_each(&Variant::Packs),
-                    ),
-                    |r| times(r, 1.0),
-                ),
+                &repetition_cell(Round::cpu_each, cores_short),
+                list_of(&round.cheaper_each(Round::cpu_each), |r| times(r, 1.0)),
                 none(),
             );
         }
