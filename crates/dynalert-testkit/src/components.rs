@@ -70,6 +70,12 @@ pub const DEBIAN_PACKAGES: &[DebianPackage] = &[
         // pg_isready come from postgresql-client, which postgresql depends on.
         binaries: &["initdb", "postgres", "psql", "pg_isready"],
     },
+    DebianPackage {
+        // Fixes the clock of a `dynalert serve` under test, so output that depends on the
+        // time (schedules, expiries) can be compared byte for byte.
+        package: "faketime",
+        binaries: &["faketime"],
+    },
 ];
 
 /// Directories searched after `$PATH`: a root shell under `sudo` or a minimal CI environment
