@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::diag::Diagnostic;
+use crate::digest::{Canon, Digest};
 use crate::doc::*;
 use crate::names::suggestion;
 use crate::value::{Setting, Severity};
@@ -25,7 +26,7 @@ pub struct EffectivePlatform {
     /// Keys declared by defaults, optional and custom alerts, sorted (derived by `seal`).
     pub declared: Vec<String>,
     /// Digest of the values above, without positions: equal digests, equal platforms.
-    pub digest: crate::digest::Digest,
+    pub digest: Digest,
 }
 
 impl EffectivePlatform {
@@ -77,8 +78,38 @@ impl EffectivePlatform {
         declared.sort();
         declared.dedup();
         self.declared = declared;
-        self.digest = crate::digest::platform_digest(&self);
+        self.digest = self.compute_digest();
         self
+    }
+
+    /// The digest of the merged blocks, in canonical form (see [`crate::digest`]).
+    fn compute_digest(&self) -> Digest {
+        Canon::digest(|c| {
+            c.seq(self.defaults.iter(), |c, (k, v)| {
+                c.str(k).threshold(&v.value);
+            });
+            c.strs(self.optional.iter());
+            c.seq(self.state_filters.iter(), |c, (name, f)| {
+                c.str(name)
+                    .severity(f.severity)
+                    .bool(f.default_enabled)
+                    .strs(f.reasons.iter());
+            });
+            c.seq(self.profiles.iter(), |c, (name, values)| {
+                c.str(name).seq(values.iter(), |c, (k, v)| {
+                    c.str(k).threshold(&v.value);
+                });
+            });
+            c.seq(self.custom_alerts.iter(), |c, (name, a)| {
+                c.str(name).str(&a.expr).str(&a.op);
+                c.opt(a.for_.as_ref(), |c, f| {
+                    c.str(f);
+                });
+                c.opt(a.description.as_ref(), |c, d| {
+                    c.str(d);
+                });
+            });
+        })
     }
 
     /// Overlays one platform file: deeper or later files override per key.
@@ -153,6 +184,10 @@ pub fn compile(
                 &copies.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
                 &mut diags,
             );
+            // Neither copy is served, but a typo in either is still a finding.
+            for (copy, dir) in copies {
+                check_tenant((*copy).clone(), &platform_for(&platforms, dir), &mut diags);
+            }
             // Neither copy replaces the one served before.
             match prev {
                 Some(prev) => (
@@ -330,8 +365,10 @@ pub(crate) fn check_tenant_file(
         }
         if copies.len() > 1 {
             report_duplicate(&copies, &mut diags);
-        } else {
-            check_tenant(copies[0].clone(), platform, &mut diags);
+        }
+        // Only this file's copies: the other file's findings are reported against it.
+        for copy in copies.iter().filter(|c| c.file == file.path) {
+            check_tenant((*copy).clone(), platform, &mut diags);
         }
     }
     Some(diags)
@@ -426,7 +463,7 @@ fn check_tenant(
     for f in bad_filters {
         cleaned.states.remove(&f);
     }
-    cleaned.digest = crate::digest::tenant_digest(&cleaned);
+    cleaned.digest = cleaned.compute_digest();
     Arc::new(cleaned)
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::digest::{Canon, Digest};
 use crate::value::{Severity, Threshold};
 use crate::yaml::Pos;
 
@@ -126,7 +127,7 @@ pub struct TenantDoc {
     pub metadata: BTreeMap<String, String>,
     pub rules: Vec<TenantRule>,
     /// Digest of what the tenant configures (not where): see [`crate::digest`].
-    pub digest: crate::digest::Digest,
+    pub digest: Digest,
 }
 
 impl TenantDoc {
@@ -144,6 +145,63 @@ impl TenantDoc {
             rules: Vec::new(),
             digest: [0; 16],
         }
+    }
+
+    /// The digest of what the tenant configures, in canonical form (see [`crate::digest`]).
+    pub fn compute_digest(&self) -> Digest {
+        Canon::digest(|c| {
+            c.str(&self.name);
+            let mut thresholds: Vec<&TenantThreshold> = self.thresholds.iter().collect();
+            thresholds.sort_by(|a, b| a.key.raw().cmp(b.key.raw()));
+            c.seq(thresholds.into_iter(), |c, t| {
+                c.str(t.key.raw()).threshold(&t.value);
+            });
+            c.opt(self.profile.as_ref(), |c, (p, _)| {
+                c.str(p);
+            });
+            c.seq(self.states.iter(), |c, (name, (toggle, _))| {
+                c.str(name).bool(toggle.value);
+                c.temporal(toggle);
+            });
+            c.opt(self.silent.as_ref(), |c, (mode, _)| {
+                c.tag(match mode.value {
+                    SilentMode::Warning => 1,
+                    SilentMode::Critical => 2,
+                    SilentMode::All => 3,
+                    SilentMode::Disable => 4,
+                });
+                c.temporal(mode);
+            });
+            c.opt(self.dedup, |c, d| {
+                c.bool(d);
+            });
+            c.seq(self.metadata.iter(), |c, (k, v)| {
+                c.str(k).str(v);
+            });
+            c.seq(self.rules.iter(), |c, r| {
+                c.str(&r.alert).str(&r.expr).opt(r.for_.as_ref(), |c, f| {
+                    c.str(f);
+                });
+                c.seq(r.labels.iter(), |c, (k, v)| {
+                    c.str(k).str(v);
+                });
+                c.seq(r.annotations.iter(), |c, (k, v)| {
+                    c.str(k).str(v);
+                });
+            });
+        })
+    }
+}
+
+impl Canon {
+    /// The expiry and reason of a [`Temporal`] (its value is the caller's to write).
+    fn temporal<T>(&mut self, t: &Temporal<T>) -> &mut Self {
+        self.opt(t.expires, |c, at| {
+            c.instant(at);
+        })
+        .opt(t.reason.as_ref(), |c, r| {
+            c.str(r);
+        })
     }
 }
 

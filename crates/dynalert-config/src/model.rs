@@ -94,10 +94,13 @@ impl Model {
     }
 }
 
-/// Combines the per-tenant and per-platform digests computed when they were parsed.
+/// Combines the per-tenant and per-platform digests computed when they were parsed: SHA-256
+/// over, per tenant in name order, the name's length (u64, little-endian), the name, and the
+/// two 16-byte canonical digests (see [`crate::digest`]).
 fn canonical_hash(tenants: &BTreeMap<String, TenantEntry>) -> String {
     let mut hasher = Sha256::new();
     for (name, entry) in tenants {
+        hasher.update((name.len() as u64).to_le_bytes());
         hasher.update(name.as_bytes());
         hasher.update(entry.doc.digest);
         hasher.update(entry.platform.digest);

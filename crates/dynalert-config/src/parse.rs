@@ -213,7 +213,7 @@ impl Cx {
                     self.tenant_entry(&mut doc, key, value);
                 }
             }
-            doc.digest = crate::digest::tenant_digest(&doc);
+            doc.digest = doc.compute_digest();
             out.push(Arc::new(doc));
         }
     }

@@ -25,6 +25,11 @@ impl Days {
         )
     }
 
+    /// One bit per weekday, Monday the lowest: the canonical form hashed into digests.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
     pub fn contains(self, day: Weekday) -> bool {
         self.0 & (1 << day.num_days_from_monday()) != 0
     }

@@ -96,6 +96,27 @@ fn duplicate_tenant_keeps_the_copy_served_before() {
 }
 
 #[test]
+fn every_copy_of_a_duplicated_tenant_is_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "_d.yaml", "defaults:\n  a_b: 1\n");
+    write(dir.path(), "one.yaml", "tenants:\n  t: {a_bb: 5}\n");
+    write(dir.path(), "two.yaml", "tenants:\n  t: {a_b: 9, c_d: 1}\n");
+    let l = loaded(dir.path());
+    let text: Vec<String> = l
+        .model()
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let typo = |file: &str, key: &str| {
+        text.iter()
+            .any(|d| d.starts_with(&format!("{file}:2:")) && d.contains(&format!("{key:?}")))
+    };
+    assert!(typo("one.yaml", "a_bb"), "{text:?}");
+    assert!(typo("two.yaml", "c_d"), "{text:?}");
+}
+
+#[test]
 fn forbidden_block_in_tenant_file_is_reported_and_the_rest_loads() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "_d.yaml", "defaults:\n  a_b: 1\n");

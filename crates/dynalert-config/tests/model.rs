@@ -394,3 +394,30 @@ fn canonical_hash_ignores_formatting_but_not_values() {
     l.reload().unwrap();
     assert_ne!(l.model().hash(), h1);
 }
+
+/// Replicas built by different toolchains must export the same hash for the same tree: the
+/// hash is pinned to canonical bytes (see `digest.rs`), not to `std::hash` output.
+#[test]
+fn canonical_hash_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "_d.yaml",
+        "defaults:\n  a_b: 1\n  a_b_critical: 2\nprofiles:\n  big: {a_b: 10}\n",
+    );
+    write(
+        dir.path(),
+        "t.yaml",
+        "tenants:\n  t:\n    _profile: big\n    a_b: {default: 5, timezone: Asia/Taipei, overrides: [{window: '09:00-12:30', days: [mon], value: 60}]}\n    _metadata: {owner: x}\n  u: {a_b: disable}\n",
+    );
+    let l = loaded(dir.path());
+    assert!(
+        l.model().diagnostics.is_empty(),
+        "{:?}",
+        l.model().diagnostics
+    );
+    assert_eq!(
+        l.model().hash(),
+        "12a7fd79db35b88d27ebe6a943bdae9ffc4cda63d818d56d0b94bf50f696278d"
+    );
+}
