@@ -9,8 +9,19 @@ use sha2::{Digest, Sha256};
 use crate::compile::{EffectivePlatform, TenantEntry};
 use crate::diag::Diagnostic;
 use crate::doc::ParsedFile;
-use crate::loader::FileStatus;
 use crate::resolve::{ResolvedTenant, resolve_tenant};
+
+/// How a file takes part in the served model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Its current content is served.
+    Ok,
+    /// It has errors; its last good content is served instead.
+    ServingLastGood,
+    /// It has errors and has never been good: nothing from it is served.
+    NotServed,
+}
 
 pub struct Model {
     /// Increases with every reload that changed something.

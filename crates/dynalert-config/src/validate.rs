@@ -107,16 +107,10 @@ fn changed_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loader::Loader;
 
     fn model(docs: &[(&str, &str)]) -> Arc<Model> {
-        let mut loader = Loader::new("unused");
-        let docs = docs
-            .iter()
-            .map(|(p, c)| (p.to_string(), c.to_string()))
-            .collect();
-        loader.apply_documents(docs, Vec::new());
-        loader.model()
+        let docs = docs.iter().map(|(p, c)| (p.to_string(), c.to_string()));
+        crate::load_documents(docs, [])
     }
 
     const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n";

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use dynalert_config::{FileStatus, Loader};
+use dynalert_config::FileStatus;
 
 fn now() -> chrono::DateTime<chrono::Utc> {
     utc(2026, 11, 18, 12, 0, 0)

@@ -1,5 +1,9 @@
 //! The loader never panics, whatever bytes or YAML it is fed.
 
+mod common;
+
+use common::load_dir;
+
 use proptest::prelude::*;
 
 /// YAML-shaped text built from the format's own vocabulary, so the fuzzing reaches deep
@@ -67,7 +71,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("_defaults.yaml"), &platform).unwrap();
         std::fs::write(dir.path().join("t.yaml"), &tenant).unwrap();
-        let model = dynalert_config::load_dir(dir.path()).unwrap();
+        let model = load_dir(dir.path()).unwrap();
         let _ = model.resolve_at(chrono::Utc::now());
     }
 
@@ -76,7 +80,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("_defaults.yaml"), &bytes).unwrap();
         std::fs::write(dir.path().join("t.yaml"), &bytes).unwrap();
-        let model = dynalert_config::load_dir(dir.path()).unwrap();
+        let model = load_dir(dir.path()).unwrap();
         let _ = model.resolve_at(chrono::Utc::now());
     }
 }

@@ -27,7 +27,7 @@ fn edited_added_and_removed_files() {
     assert_eq!(row(&resolve(&l, "t", now()), "a_b@warning"), Some(6.0));
     assert_eq!(row(&resolve(&l, "v", now()), "a_b@warning"), Some(7.0));
     assert!(!l.model().tenants.contains_key("u"));
-    let full = dynalert_config::load_dir(root).unwrap();
+    let full = load_dir(root).unwrap();
     assert_eq!(l.model().hash(), full.hash());
 }
 

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dynalert_config::Loader;
 use dynalert_exposition::Exposition;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -47,7 +46,7 @@ fn main() {
         loader.reload().expect("tree loads");
         parse_only.push(start.elapsed());
         let mut exposition = Exposition::new();
-        exposition.update(&loader.model(), chrono::Utc::now());
+        exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
         let snap = exposition.snapshot();
         cold.push(start.elapsed());
         body_len = (
@@ -58,7 +57,7 @@ fn main() {
     let mut loader = Loader::new(&dir);
     loader.reload().unwrap();
     let mut exposition = Exposition::new();
-    exposition.update(&loader.model(), chrono::Utc::now());
+    exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
     let victim = dir.join("tenant-00042.yaml");
     let original = std::fs::read_to_string(&victim).expect("tenant-00042.yaml exists");
     let mut incremental = Vec::new();
@@ -77,7 +76,7 @@ fn main() {
         loader.reload_paths(std::slice::from_ref(&victim)).unwrap();
         reload_part.push(start.elapsed());
         let before_update = Instant::now();
-        let stats = exposition.update(&loader.model(), chrono::Utc::now());
+        let stats = exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
         update_part.push(before_update.elapsed());
         let _ = exposition.snapshot().gzip_body(b"");
         incremental.push(start.elapsed());
@@ -145,7 +144,11 @@ fn first_render(dir: &std::path::Path) {
     for _ in 0..31 {
         let start = Instant::now();
         let mut exposition = Exposition::new();
-        exposition.update(&model, chrono::Utc::now());
+        exposition.update(
+            &model,
+            &dynalert_config::ModelDiff::initial(&model),
+            chrono::Utc::now(),
+        );
         let _ = exposition.snapshot().gzip_body(b"");
         times.push(start.elapsed());
     }
@@ -168,7 +171,7 @@ fn memory(dir: &std::path::Path) {
     loader.reload().unwrap();
     println!("after load: {}", rss());
     let mut exposition = Exposition::new();
-    exposition.update(&loader.model(), chrono::Utc::now());
+    exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
     println!("after render: {}", rss());
 }
 
@@ -179,7 +182,7 @@ fn writes(dir: &std::path::Path) {
     let mut loader = Loader::new(dir);
     loader.reload().unwrap();
     let mut exposition = Exposition::new();
-    exposition.update(&loader.model(), chrono::Utc::now());
+    exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
     let names: Vec<String> = loader.model().tenants.keys().cloned().collect();
     let (mut apply, mut update) = (Vec::new(), Vec::new());
     for (i, name) in names.iter().cycle().take(3000).enumerate() {
@@ -189,10 +192,10 @@ fn writes(dir: &std::path::Path) {
             .replacen("tenants:", &format!("# write {i}\ntenants:"), 1)
             .replace(": 8", &format!(": {}", 8 + i % 7));
         let start = Instant::now();
-        loader.apply_documents(vec![(path, content)], vec![]);
+        loader.apply_documents(path, content);
         apply.push(start.elapsed());
         let start = Instant::now();
-        exposition.update(&loader.model(), chrono::Utc::now());
+        exposition.update(&loader.model(), &loader.take_diff(), chrono::Utc::now());
         update.push(start.elapsed());
     }
     println!(
@@ -200,4 +203,69 @@ fn writes(dir: &std::path::Path) {
         median(apply),
         median(update)
     );
+}
+
+/// A conf.d tree read as `serve` reads it: the store's tree reader feeding a document set,
+/// with the diff of the last change kept for the exposition.
+struct Loader {
+    reader: dynalert_store::TreeReader,
+    set: dynalert_config::DocumentSet,
+    diff: dynalert_config::ModelDiff,
+}
+
+impl Loader {
+    fn new(root: &std::path::Path) -> Self {
+        Loader {
+            reader: dynalert_store::TreeReader::new(root),
+            set: dynalert_config::DocumentSet::new(),
+            diff: Default::default(),
+        }
+    }
+
+    fn reload(&mut self) -> std::io::Result<()> {
+        let tree = self.reader.read_all()?;
+        self.apply(tree);
+        Ok(())
+    }
+
+    fn reload_paths(&mut self, paths: &[std::path::PathBuf]) -> std::io::Result<()> {
+        let tree = self.reader.read_paths(paths)?;
+        self.apply(tree);
+        Ok(())
+    }
+
+    fn apply(&mut self, tree: dynalert_store::TreeDelta) {
+        let upserts = tree
+            .reads
+            .into_iter()
+            .map(|r| dynalert_config::Upsert::text(r.path, r.content.expect("readable")))
+            .collect();
+        self.apply_delta(dynalert_config::Delta {
+            upserts,
+            removed: tree.removed,
+        });
+    }
+
+    fn apply_documents(&mut self, path: String, content: String) {
+        self.apply_delta(dynalert_config::Delta {
+            upserts: vec![dynalert_config::Upsert::text(path, content)],
+            removed: Vec::new(),
+        });
+    }
+
+    fn apply_delta(&mut self, delta: dynalert_config::Delta) {
+        let diff = self.set.apply(delta).diff;
+        if !diff.is_empty() {
+            self.diff = diff;
+        }
+    }
+
+    fn model(&self) -> std::sync::Arc<dynalert_config::Model> {
+        self.set.model()
+    }
+
+    /// The diff since the exposition last took one.
+    fn take_diff(&mut self) -> dynalert_config::ModelDiff {
+        std::mem::take(&mut self.diff)
+    }
 }

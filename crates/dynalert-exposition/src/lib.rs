@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use dynalert_config::Model;
+use dynalert_config::{Model, ModelDiff};
 
 use gzip::Piece;
 use rayon::prelude::*;
-use shard::{FAMILY_COUNT, Shard, ShardInputs, ShardUpdate, TenantMemo, update_shard};
+use shard::{FAMILY_COUNT, Shard, ShardInputs, ShardMember, ShardUpdate, TenantMemo, update_shard};
 use text::family_header;
 
 /// Tenants per shard aimed at (a shard holds up to this many, and more than half). A write
@@ -38,8 +38,9 @@ pub struct RenderStats {
     pub pieces_compressed: usize,
 }
 
-/// The rendering cache. Call [`Exposition::update`] after every reload and when
-/// [`Exposition::next_due`] has passed; hand [`Exposition::snapshot`] to readers.
+/// The rendering cache. Call [`Exposition::update`] with every new model and the diff that
+/// produced it, and with an empty diff when [`Exposition::next_due`] has passed; hand
+/// [`Exposition::snapshot`] to readers.
 pub struct Exposition {
     memos: HashMap<String, TenantMemo>,
     shards: Vec<Shard>,
@@ -70,8 +71,10 @@ impl Exposition {
         exposition
     }
 
-    /// Brings the rendering up to date with `model` at `now`.
-    pub fn update(&mut self, model: &Arc<Model>, now: DateTime<Utc>) -> RenderStats {
+    /// Brings the rendering up to date with `model` at `now`: the tenants `diff` names are
+    /// rendered again, and those whose time-dependent rows are due. Every model the rendering
+    /// has not seen must come with the diff from the last one it saw.
+    pub fn update(&mut self, model: &Model, diff: &ModelDiff, now: DateTime<Utc>) -> RenderStats {
         let shard_count = shard_count_for(model.tenants.len(), self.shards.len());
         let relayout = shard_count != self.shards.len();
         if relayout {
@@ -92,7 +95,12 @@ impl Exposition {
         let mut known = 0;
         for (name, entry) in &model.tenants {
             let shard = shard_of(name, shard_count);
-            inputs[shard].members.push((name, entry));
+            let changed = diff.tenants.contains(name);
+            inputs[shard].members.push(ShardMember {
+                name,
+                entry,
+                changed,
+            });
             match self.memos.get(name) {
                 None => {
                     inputs[shard].membership_changed = true;
@@ -100,7 +108,7 @@ impl Exposition {
                 }
                 Some(m) => {
                     known += 1;
-                    needs_work[shard] |= !m.is_fresh(entry, now);
+                    needs_work[shard] |= changed || !m.is_current(now);
                 }
             }
         }
@@ -254,9 +262,9 @@ impl Snapshot {
 }
 
 /// Renders a model once at `at` (for tools that need the exact `/metrics` lines).
-pub fn render_once(model: &Arc<Model>, at: DateTime<Utc>) -> String {
+pub fn render_once(model: &Model, at: DateTime<Utc>) -> String {
     let mut e = Exposition::new();
-    e.update(model, at);
+    e.update(model, &ModelDiff::initial(model), at);
     e.snapshot().to_text()
 }
 

@@ -10,12 +10,10 @@
 
 use std::collections::HashMap;
 use std::hash::Hasher as _;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dynalert_config::doc::TenantDoc;
+use dynalert_config::TenantEntry;
 use dynalert_config::resolve::resolve_tenant;
-use dynalert_config::{EffectivePlatform, TenantEntry};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::gzip::Piece;
@@ -28,13 +26,10 @@ const TYPICAL_BYTES_PER_TENANT: [usize; FAMILY_COUNT] = [3500, 2500, 100, 60, 70
 type Texts = [String; FAMILY_COUNT];
 type Spans = [(usize, usize); FAMILY_COUNT];
 
-/// What the cache remembers of a tenant: whether it must be resolved again, and where its
-/// lines are in its shard's text. Holding the `Arc`s (not raw pointers) keeps identity
-/// comparisons sound.
+/// What the cache remembers of a tenant: until when its rendering holds, and where its lines
+/// are in its shard's text. Whether its inputs changed is the model diff's to say.
 #[derive(Clone)]
 pub(crate) struct TenantMemo {
-    doc: Arc<TenantDoc>,
-    platform: Arc<EffectivePlatform>,
     pub valid_until: Option<DateTime<Utc>>,
     /// Hash of the tenant's lines, per family: tells which families a new rendering changed.
     hashes: [u64; FAMILY_COUNT],
@@ -44,11 +39,9 @@ pub(crate) struct TenantMemo {
 }
 
 impl TenantMemo {
-    /// Same inputs, and no schedule boundary or expiry passed since it was rendered.
-    pub fn is_fresh(&self, entry: &TenantEntry, now: DateTime<Utc>) -> bool {
-        Arc::ptr_eq(&self.doc, &entry.doc)
-            && Arc::ptr_eq(&self.platform, &entry.platform)
-            && self.valid_until.is_none_or(|u| now < u)
+    /// No schedule boundary or expiry passed since it was rendered.
+    pub fn is_current(&self, now: DateTime<Utc>) -> bool {
+        self.valid_until.is_none_or(|u| now < u)
     }
 }
 
@@ -80,13 +73,20 @@ pub(crate) struct ShardUpdate<'a> {
 /// The inputs of one shard's update.
 pub(crate) struct ShardInputs<'a, 'm> {
     /// The shard's tenants now, in output order.
-    pub members: Vec<(&'a String, &'a TenantEntry)>,
+    pub members: Vec<ShardMember<'a>>,
     /// The shard's current text, when it was laid out by the same shard count (its tenants'
     /// memos then point into it); `None` renders every member.
     pub previous: Option<&'m Shard>,
     /// Tenants were added to or removed from the shard, so its text changes whatever the
     /// members render to.
     pub membership_changed: bool,
+}
+
+/// A tenant of a shard, and whether the model diff says its inputs changed.
+pub(crate) struct ShardMember<'a> {
+    pub name: &'a String,
+    pub entry: &'a TenantEntry,
+    pub changed: bool,
 }
 
 /// Brings one shard up to date: resolves and renders the members whose memo is stale, and
@@ -109,16 +109,13 @@ pub(crate) fn update_shard<'a>(
 }
 
 /// Renders every member straight into the shard's text (a first render, or a new layout).
-fn render_shard<'a>(
-    members: Vec<(&'a String, &'a TenantEntry)>,
-    now: DateTime<Utc>,
-) -> ShardUpdate<'a> {
+fn render_shard<'a>(members: Vec<ShardMember<'a>>, now: DateTime<Utc>) -> ShardUpdate<'a> {
     let mut texts: Texts =
         std::array::from_fn(|f| String::with_capacity(members.len() * TYPICAL_BYTES_PER_TENANT[f]));
     let tenants_rendered = members.len();
     let memos: Vec<(&String, TenantMemo)> = members
         .into_iter()
-        .map(|(name, entry)| (name, render_member(entry, &mut texts, now)))
+        .map(|m| (m.name, render_member(m.entry, &mut texts, now)))
         .collect();
     ShardUpdate {
         compressed: Some(Shard {
@@ -137,7 +134,7 @@ fn render_shard<'a>(
 /// Updates a shard laid out as before: stale members are rendered on their own, and a family
 /// is rebuilt only when the membership changed or a rendering changed its lines.
 fn patch_shard<'a>(
-    members: Vec<(&'a String, &'a TenantEntry)>,
+    members: Vec<ShardMember<'a>>,
     previous: &Shard,
     membership_changed: bool,
     memos: &HashMap<String, TenantMemo>,
@@ -145,13 +142,18 @@ fn patch_shard<'a>(
 ) -> ShardUpdate<'a> {
     let members: Vec<Member> = members
         .into_iter()
-        .map(|(name, entry)| {
-            let old = memos.get(name.as_str());
-            let new = old.filter(|m| m.is_fresh(entry, now)).is_none().then(|| {
+        .map(|member| {
+            let old = memos.get(member.name.as_str());
+            let stale = member.changed || old.is_none_or(|m| !m.is_current(now));
+            let new = stale.then(|| {
                 let mut texts = Texts::default();
-                (render_member(entry, &mut texts, now), texts)
+                (render_member(member.entry, &mut texts, now), texts)
             });
-            Member { name, old, new }
+            Member {
+                name: member.name,
+                old,
+                new,
+            }
         })
         .collect();
     let changed: [bool; FAMILY_COUNT] = std::array::from_fn(|f| {
@@ -229,8 +231,6 @@ fn render_member(entry: &TenantEntry, texts: &mut Texts, now: DateTime<Utc>) -> 
         h.finish()
     });
     TenantMemo {
-        doc: entry.doc.clone(),
-        platform: entry.platform.clone(),
         valid_until: resolved.valid_until,
         hashes,
         rows: resolved.rows.len(),

@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use chrono::{TimeZone, Utc};
+use dynalert_config::ModelDiff;
 
 fn examples() -> std::sync::Arc<dynalert_config::Model> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conf.d");
-    let model = dynalert_config::load_dir(&root).unwrap();
+    let model = dynalert_config::load_documents(dynalert_store::read_tree(&root).unwrap(), []);
     assert!(
         model.diagnostics.is_empty(),
         "examples must lint clean: {:?}",
@@ -35,12 +36,12 @@ fn incremental_update_equals_a_fresh_render() {
     let night = Utc.with_ymd_and_hms(2026, 11, 18, 22, 30, 0).unwrap();
     let weekend = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
     let mut e = dynalert_exposition::Exposition::new();
-    e.update(&model, night);
+    e.update(&model, &ModelDiff::initial(&model), night);
     assert!(
         e.next_due()
             .is_some_and(|d| d <= night + chrono::Duration::minutes(1))
     );
-    let stats = e.update(&model, weekend);
+    let stats = e.update(&model, &ModelDiff::default(), weekend);
     assert!(stats.tenants_rendered > 0);
     assert_eq!(
         e.snapshot().to_text(),
@@ -53,7 +54,8 @@ fn gzip_body_is_one_member_equal_to_the_plain_body() {
     use std::io::Read;
     let at = Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap();
     let mut e = dynalert_exposition::Exposition::new();
-    e.update(&examples(), at);
+    let model = examples();
+    e.update(&model, &ModelDiff::initial(&model), at);
     let snap = e.snapshot();
     let tail = b"# TYPE x gauge\nx 1\n";
     let gz = snap.gzip_body(tail).concat();

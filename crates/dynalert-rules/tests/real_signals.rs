@@ -202,7 +202,10 @@ fn a_custom_alerts_key_critical_tier_fires_at_its_own_threshold() {
         "dynalert serves no critical row for custom_open_files"
     );
 
-    let model = dynalert_config::load_dir_with_keys(&conf, base.keys.keys().cloned()).unwrap();
+    let model = dynalert_config::load_documents(
+        dynalert_store::read_tree(&conf).unwrap(),
+        base.keys.keys().cloned(),
+    );
     let custom = model
         .platforms
         .values()

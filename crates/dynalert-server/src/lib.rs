@@ -6,9 +6,9 @@
 //! gives resolves (tests bind port 0). The first load runs while the listener already
 //! answers: `/health` is 200 at once, `/ready` and `/metrics` are 503 until it is done.
 //!
-//! Modules: [`options`] (settings), `state` (what the reload task and handlers share),
-//! `watch` (file events) and `reload` (the loop for a conf.d directory), `store_sync` (the
-//! loop for a database store), `http` (`/metrics`, `/health`, `/ready`), [`api`] (the
+//! Modules: [`options`] (settings), `state` (what the reload loop and handlers share),
+//! `source` (a conf.d directory or a database store, as deltas of documents), `watch` (file
+//! events), `reload` (the one loop: source → document set → model + diff → state), `http` (`/metrics`, `/health`, `/ready`), [`api`] (the
 //! management API), `self_metrics` (`dynalert_*` and `process_*` series), [`error`](mod@error).
 
 mod api;
@@ -19,8 +19,8 @@ mod memory;
 pub mod options;
 mod reload;
 mod self_metrics;
+mod source;
 mod state;
-mod store_sync;
 mod watch;
 
 use std::future::Future;
@@ -35,6 +35,7 @@ pub use api::ROUTE_PATHS;
 pub use api::auth::hash_token;
 pub use error::ServeError;
 pub use options::ServeOptions;
+pub use source::load_dir;
 
 /// Serves `opts.store` on `opts.listen` until SIGTERM or Ctrl-C, then shuts down
 /// gracefully. Fails before binding if the store cannot be opened or the auth file read.
@@ -69,7 +70,7 @@ struct Prepared {
 
 async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
     if let StoreSpec::Dir(path) = &opts.store {
-        dynalert_config::loader::list_files(path).map_err(|error| ServeError::ConfigDir {
+        dynalert_store::list_files(path).map_err(|error| ServeError::ConfigDir {
             path: path.clone(),
             error,
         })?;
@@ -135,20 +136,12 @@ async fn serve_prepared(
     let state = Arc::new(state::AppState::new());
     let store = prepared.store;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reloader = match &opts.store {
-        StoreSpec::Dir(_) => tokio::spawn(reload::run(
-            state.clone(),
-            opts.clone(),
-            store.subscribe(),
-            stop_rx,
-        )),
-        _ => tokio::spawn(store_sync::run(
-            state.clone(),
-            store.clone(),
-            opts.clone(),
-            stop_rx,
-        )),
-    };
+    let reloader = tokio::spawn(reload::run(
+        state.clone(),
+        store.clone(),
+        opts.clone(),
+        stop_rx,
+    ));
     if let Ok(addr) = listener.local_addr() {
         info!(listen = %addr, store = %opts.store, "serving");
     }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use dynalert_config::Model;
+use dynalert_config::{Model, ModelDiff};
 use dynalert_exposition::{Exposition, RenderStats, Snapshot};
 
 use crate::checked::CheckedDocuments;
@@ -51,7 +51,12 @@ pub(crate) struct ReloadRecord {
 
 /// The result of one pass of the loader.
 pub(crate) enum ReloadOutcome {
-    Loaded { model: Arc<Model>, changed: bool },
+    /// A pass of the document set: its model, and what changed since the previous one.
+    Loaded {
+        model: Arc<Model>,
+        diff: ModelDiff,
+        changed: bool,
+    },
     DirUnreadable(String),
 }
 
@@ -96,11 +101,17 @@ impl AppState {
     pub fn record_reload(&self, outcome: ReloadOutcome, now: DateTime<Utc>) -> ReloadRecord {
         let mut renderer = self.lock_renderer();
         let mut status = self.served().status;
+        let mut diff = ModelDiff::default();
         let counted = match outcome {
-            ReloadOutcome::Loaded { model, changed } => {
+            ReloadOutcome::Loaded {
+                model,
+                diff: changes,
+                changed,
+            } => {
                 let counted = changed || !status.first_load_done || status.dir_error.is_some();
                 if changed {
                     renderer.model = model;
+                    diff = changes;
                     status.loaded_at = Some(now);
                 }
                 status.first_load_done = true;
@@ -123,7 +134,7 @@ impl AppState {
             }
         }
         let Renderer { exposition, model } = &mut *renderer;
-        let render = exposition.update(model, now);
+        let render = exposition.update(model, &diff, now);
         self.publish(&renderer, status);
         crate::memory::release_free_pages();
         ReloadRecord { ok, render }
@@ -133,7 +144,7 @@ impl AppState {
     pub fn refresh(&self, now: DateTime<Utc>) -> RenderStats {
         let mut renderer = self.lock_renderer();
         let Renderer { exposition, model } = &mut *renderer;
-        let stats = exposition.update(model, now);
+        let stats = exposition.update(model, &ModelDiff::default(), now);
         let status = self.served().status;
         self.publish(&renderer, status);
         stats

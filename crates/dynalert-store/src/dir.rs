@@ -45,7 +45,7 @@ struct AuditLine {
 impl DirStore {
     /// Opens a directory that must exist.
     pub fn open(root: &Path) -> Result<DirStore, StoreError> {
-        dynalert_config::loader::list_files(root)?;
+        crate::scan::list_files(root)?;
         let store = DirStore {
             root: root.to_path_buf(),
             write_lock: Mutex::new(()),
@@ -107,7 +107,7 @@ impl DirStore {
     }
 
     pub fn list(&self) -> Result<Vec<Document>, StoreError> {
-        let files = dynalert_config::loader::list_files(&self.root)?;
+        let files = crate::scan::list_files(&self.root)?;
         let mut docs = Vec::with_capacity(files.len());
         for (path, abs) in files {
             match read_document(&path, &abs)? {

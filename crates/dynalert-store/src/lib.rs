@@ -19,6 +19,7 @@ pub mod dir;
 mod group_commit;
 mod path;
 pub mod postgres;
+mod scan;
 mod spec;
 pub mod sqlite;
 mod tree;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 pub use path::{PathError, check_path};
+pub use scan::{FileRead, TreeDelta, TreeReader, Unreadable, list_files};
 pub use spec::{SpecError, StoreSpec};
 pub use tree::{read_tree, write_tree};
 

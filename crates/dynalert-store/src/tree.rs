@@ -10,7 +10,7 @@ use crate::dir::write_atomically;
 /// Every `*.yaml`/`*.yml` file under `root` (hidden entries skipped, as the loader does), as
 /// (relative path, content). A file that is not UTF-8 is an error naming it.
 pub fn read_tree(root: &Path) -> io::Result<Vec<(String, String)>> {
-    let files = dynalert_config::loader::list_files(root)?;
+    let files = crate::scan::list_files(root)?;
     let mut docs = Vec::with_capacity(files.len());
     for (path, abs) in files {
         let bytes = std::fs::read(&abs)?;

@@ -429,7 +429,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The tree loaded as `lint`/`serve` load it and rendered as `/metrics` at each of
 /// [`INSTANTS`]; the tree must load without findings.
 fn rendered(dir: &Path) -> String {
-    let model = dynalert_config::load_dir_with_keys(dir, dynalert_rules::declared_keys()).unwrap();
+    let model = dynalert_server::load_dir(dir, dynalert_rules::declared_keys()).unwrap();
     assert!(
         model.diagnostics.is_empty(),
         "{}: {:#?}",

@@ -379,7 +379,7 @@ pub fn served_series(
 ) -> Vec<Series> {
     std::fs::write(conf.join("tenant.yaml"), tenants).unwrap();
     let keys = pack.keys.keys().cloned();
-    let model = dynalert_config::load_dir_with_keys(conf, keys).unwrap();
+    let model = dynalert_config::load_documents(dynalert_store::read_tree(conf).unwrap(), keys);
     assert!(
         model.diagnostics.is_empty(),
         "{what}: {:?}",

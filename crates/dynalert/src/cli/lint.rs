@@ -17,7 +17,7 @@ pub struct Args {
 
 /// Exit 0 when clean, 1 when there are findings; usage errors exit 2 from `main`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = dynalert_config::load_dir_with_keys(&args.dir, dynalert_rules::declared_keys())?;
+    let model = dynalert_server::load_dir(&args.dir, dynalert_rules::declared_keys())?;
     // Paths as the user can open them: relative to where they ran the command.
     let shown: Vec<Diagnostic> = model
         .diagnostics

@@ -24,8 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model =
-        dynalert_config::load_dir_with_keys(&args.config_dir, dynalert_rules::declared_keys())?;
+    let model = dynalert_server::load_dir(&args.config_dir, dynalert_rules::declared_keys())?;
     let at = args.at.unwrap_or_else(chrono::Utc::now);
     let Some(resolved) = model.resolve_tenant_at(&args.tenant, at) else {
         let names = model.tenants.keys().map(String::as_str);

@@ -86,7 +86,7 @@ async fn import(
     prune: bool,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let model = dynalert_config::load_dir_with_keys(&dir, dynalert_rules::declared_keys())?;
+    let model = dynalert_server::load_dir(&dir, dynalert_rules::declared_keys())?;
     let errors: Vec<_> = model.diagnostics.iter().filter(|d| d.is_error()).collect();
     for d in &errors {
         // The path as the user can open it, as `dynalert lint DIR` shows it.
