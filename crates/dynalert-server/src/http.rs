@@ -235,6 +235,39 @@ mod tests {
         assert_eq!(get(app, "/nope").await.0, StatusCode::NOT_FOUND);
     }
 
+    /// The paths the router answers (read from its `Debug` output: axum has no other way to
+    /// list them), equal to the paths the document lists.
+    #[test]
+    fn the_routed_paths_are_the_documented_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dynalert_store::dir::DirStore::open(dir.path()).unwrap();
+        let app = router(Arc::new(Api {
+            state: Arc::new(AppState::new()),
+            store: Arc::new(dynalert_store::Store::Dir(store)),
+            auth: crate::api::Auth::none(),
+            parsed: Default::default(),
+        }));
+        let debug = format!("{app:?}");
+        let mut routed = std::collections::BTreeSet::new();
+        for (_, rest) in debug
+            .split("RouteId(")
+            .skip(1)
+            .filter_map(|s| s.split_once("): \""))
+        {
+            routed.insert(rest.split('"').next().unwrap().to_string());
+        }
+        // axum's own routes for the fallback (`router` sets one), not ours.
+        routed.remove("/");
+        routed.remove("/{*__private__axum_fallback}");
+        let documented: std::collections::BTreeSet<String> =
+            crate::api::openapi().paths.paths.keys().cloned().collect();
+        assert_eq!(routed, documented, "{debug}");
+        assert!(
+            documented.contains("/api/v1/tenants/{tenant}"),
+            "{documented:?}"
+        );
+    }
+
     #[test]
     fn accept_encoding_negotiation() {
         let accepts = |value: &str| {

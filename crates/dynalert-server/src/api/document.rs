@@ -314,7 +314,7 @@ mod tests {
         assert!(check_sole_tenant("tenants:\n  b: {}\n", "a.yaml", "a").is_err());
         assert!(check_sole_tenant("tenants:\n  a: {}\n  b: {}\n", "t.yaml", "a").is_err());
         let e = check_sole_tenant("defaults: {}\ntenants:\n  a: {}\n", "t.yaml", "a").unwrap_err();
-        assert_eq!(e.status, 409);
+        assert_eq!(e.status(), 409);
     }
 
     #[test]
