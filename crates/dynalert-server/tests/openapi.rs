@@ -226,6 +226,16 @@ fn validator(
         .unwrap()
 }
 
+/// A call and its status: (method, documented path, URL, body, headers, status).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a [(&'a str, &'a str)],
+    u16,
+);
+
 #[tokio::test]
 async fn responses_match_the_documented_schemas() {
     let server = Server::with_tenant().await;
@@ -233,7 +243,7 @@ async fn responses_match_the_documented_schemas() {
     let json_type = [("content-type", "application/json")];
     let patch_type = [("content-type", "application/merge-patch+json")];
     let simulate = json!({"tenant": "db-b", "document": {"mysql_connections": 50}}).to_string();
-    let calls: &[(&str, &str, &str, Option<&str>, &[(&str, &str)], u16)] = &[
+    let calls: &[Case] = &[
         ("GET", "/api/v1/tenants", "/api/v1/tenants", None, &[], 200),
         (
             "GET",

@@ -82,11 +82,13 @@ pub struct KeyView {
 
 /// What expired and no longer applies.
 #[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    ThresholdExpired,
-    MaintenanceExpired,
-    SilenceExpired,
+    #[serde(rename = "threshold_expired")]
+    Threshold,
+    #[serde(rename = "maintenance_expired")]
+    Maintenance,
+    #[serde(rename = "silence_expired")]
+    Silence,
 }
 
 /// Something that expired and no longer applies.
