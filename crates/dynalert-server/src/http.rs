@@ -10,10 +10,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use chrono::Utc;
 use dynalert_config::FileStatus;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::Api;
 use crate::state::{AppState, Served};
@@ -22,12 +23,19 @@ use crate::state::{AppState, Served};
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 
-pub(crate) fn router(api: Arc<Api>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+/// Every route with its description: what [`router`] serves and `/api/v1/openapi.json`
+/// describes.
+pub(crate) fn app() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::with_openapi(crate::api::openapi::base())
+        .routes(routes!(metrics))
+        .routes(routes!(health))
+        .routes(routes!(ready))
         .nest("/api/v1", crate::api::routes())
+}
+
+pub(crate) fn router(api: Arc<Api>) -> Router {
+    let (router, _) = app().split_for_parts();
+    router
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -38,6 +46,15 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
+/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "serving",
+    summary = "The thresholds and self-monitoring, for Prometheus",
+    description = "Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4; charset=utf-8`): `user_threshold` and the other threshold families of every tenant, then `dynalert_*` and `process_*` series. Gzip-compressed when `Accept-Encoding` allows it. Unauthenticated (Prometheus scrapes it).",
+    security(),
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain"),
+        (status = 503, description = "The first load of the store is not done yet.", body = String, content_type = "text/plain"),
+    ))]
 async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     let served = current(&api.state).await;
     if !served.status.first_load_done {
@@ -115,12 +132,26 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
+/// `GET /health`.
+#[utoipa::path(get, path = "/health", operation_id = "getHealth", tag = "serving",
+    summary = "Liveness",
+    description = "`200 ok` as soon as the listener answers. Unauthenticated.",
+    security(),
+    responses((status = 200, description = "Alive.", body = String, content_type = "text/plain")))]
 async fn health() -> Response {
     text(StatusCode::OK, "ok\n".into())
 }
 
 /// 503 until the first load is done, then 200. The body lists what is wrong with the files
 /// in either case: errors one per line, then the files not served as they are on disk.
+#[utoipa::path(get, path = "/ready", operation_id = "getReady", tag = "serving",
+    summary = "Readiness",
+    description = "`503` until the first load of the store is done, then `200`. The body says `ready` (or `not ready: …`), then lists what is wrong with the configuration: errors one per line, then files not served as they are stored. Unauthenticated.",
+    security(),
+    responses(
+        (status = 200, description = "Ready.", body = String, content_type = "text/plain"),
+        (status = 503, description = "The first load of the store is not done yet.", body = String, content_type = "text/plain"),
+    ))]
 async fn ready(State(api): State<Arc<Api>>) -> Response {
     let served = api.state.served();
     let (code, mut body) = if served.status.first_load_done {
@@ -202,6 +233,39 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains(r#""status":"loading""#), "{body}");
         assert_eq!(get(app, "/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    /// The paths the router answers (read from its `Debug` output: axum has no other way to
+    /// list them), equal to the paths the document lists.
+    #[test]
+    fn the_routed_paths_are_the_documented_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dynalert_store::dir::DirStore::open(dir.path()).unwrap();
+        let app = router(Arc::new(Api {
+            state: Arc::new(AppState::new()),
+            store: Arc::new(dynalert_store::Store::Dir(store)),
+            auth: crate::api::Auth::none(),
+            parsed: Default::default(),
+        }));
+        let debug = format!("{app:?}");
+        let mut routed = std::collections::BTreeSet::new();
+        for (_, rest) in debug
+            .split("RouteId(")
+            .skip(1)
+            .filter_map(|s| s.split_once("): \""))
+        {
+            routed.insert(rest.split('"').next().unwrap().to_string());
+        }
+        // axum's own routes for the fallback (`router` sets one), not ours.
+        routed.remove("/");
+        routed.remove("/{*__private__axum_fallback}");
+        let documented: std::collections::BTreeSet<String> =
+            crate::api::openapi().paths.paths.keys().cloned().collect();
+        assert_eq!(routed, documented, "{debug}");
+        assert!(
+            documented.contains("/api/v1/tenants/{tenant}"),
+            "{documented:?}"
+        );
     }
 
     #[test]

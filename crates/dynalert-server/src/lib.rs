@@ -31,8 +31,8 @@ use dynalert_store::{Store, StoreSpec};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-pub use api::ROUTE_PATHS;
 pub use api::auth::hash_token;
+pub use api::openapi;
 pub use error::ServeError;
 pub use options::ServeOptions;
 pub use source::load_dir;

@@ -86,9 +86,18 @@ pub enum Updated {
 }
 
 /// Why the store could not do something. The message carries the cause, so the cause is not
-/// exposed again as a `source` (an error chain would print it twice).
+/// exposed again as a `source` (an error chain would print it twice). The variants say what
+/// failed, not what to answer: the server decides the HTTP status of each (a missing document,
+/// a bad path, an unreachable or damaged store are different answers).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A document that must exist does not.
+    #[error("no document {path}")]
+    NotFound { path: String },
+    /// The database cannot be reached now (connection, pool, TLS): retrying may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// The database refused a statement (a bug or a schema this version does not know).
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -103,7 +112,18 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e)
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Database(e),
+        }
     }
 }
 
@@ -204,6 +224,13 @@ impl Store {
             Store::Sqlite(s) => s.get(path).await,
             Store::Postgres(s) => s.get(path).await,
         }
+    }
+
+    /// The document at `path`, or [`StoreError::NotFound`].
+    pub async fn get_existing(&self, path: &str) -> Result<Document, StoreError> {
+        self.get(path).await?.ok_or_else(|| StoreError::NotFound {
+            path: path.to_string(),
+        })
     }
 
     /// The documents among `paths` that exist (one query on a database).
@@ -363,4 +390,33 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("audit time {text:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_say_whether_the_store_is_reachable() {
+        let unavailable = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(
+            matches!(unavailable, StoreError::Unavailable(_)),
+            "{unavailable:?}"
+        );
+        let damaged = StoreError::from(sqlx::Error::Decode("not a number".into()));
+        assert!(matches!(damaged, StoreError::Corrupt(_)), "{damaged:?}");
+        let refused = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(refused, StoreError::Database(_)), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_document_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir::DirStore::open(dir.path()).unwrap());
+        let missing = store.get_existing("db-a.yaml").await.unwrap_err();
+        assert!(
+            matches!(missing, StoreError::NotFound { .. }),
+            "{missing:?}"
+        );
+    }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::{error, info};
 
-use super::problem::Problem;
+use crate::error::{ApiError, AuthError};
 
 /// What a caller may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +35,19 @@ pub enum Role {
     Tenant(String),
 }
 
-impl Role {
-    fn parse(text: &str) -> Result<Role, String> {
+/// A role of the auth file that is not one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoleError {
+    #[error("role {role:?}: {name:?} is not a valid tenant name")]
+    TenantName { role: String, name: String },
+    #[error("role {0:?}: expected admin, viewer or tenant:<name>")]
+    Unknown(String),
+}
+
+impl std::str::FromStr for Role {
+    type Err = RoleError;
+
+    fn from_str(text: &str) -> Result<Role, RoleError> {
         match text {
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
@@ -44,12 +55,11 @@ impl Role {
                 Some(name) if dynalert_config::names::is_valid_tenant(name) => {
                     Ok(Role::Tenant(name.to_string()))
                 }
-                Some(name) => Err(format!(
-                    "role {text:?}: {name:?} is not a valid tenant name"
-                )),
-                None => Err(format!(
-                    "role {text:?}: expected admin, viewer or tenant:<name>"
-                )),
+                Some(name) => Err(RoleError::TenantName {
+                    role: text.to_string(),
+                    name: name.to_string(),
+                }),
+                None => Err(RoleError::Unknown(text.to_string())),
             },
         }
     }
@@ -83,7 +93,7 @@ impl Caller {
     }
 
     /// Reading one tenant: everyone but another tenant.
-    pub fn may_read_tenant(&self, tenant: &str) -> Result<(), Problem> {
+    pub fn may_read_tenant(&self, tenant: &str) -> Result<(), ApiError> {
         match self.role() {
             Some(Role::Tenant(own)) if own != tenant => Err(other_tenant(tenant)),
             _ => Ok(()),
@@ -91,34 +101,30 @@ impl Caller {
     }
 
     /// Writing one tenant: an admin, or that tenant's own token.
-    pub fn may_write_tenant(&self, tenant: &str) -> Result<(), Problem> {
+    pub fn may_write_tenant(&self, tenant: &str) -> Result<(), ApiError> {
         match self.role() {
             None => Err(read_only()),
             Some(Role::Admin) => Ok(()),
             Some(Role::Tenant(own)) if own == tenant => Ok(()),
             Some(Role::Tenant(_)) => Err(other_tenant(tenant)),
-            Some(Role::Viewer) => Err(Problem::forbidden("a viewer token cannot write")),
+            Some(Role::Viewer) => Err(AuthError::ViewerCannotWrite.into()),
         }
     }
 
     /// Reading what is not one tenant's (the platform, the load status, everyone's view).
-    pub fn may_read_all(&self) -> Result<(), Problem> {
+    pub fn may_read_all(&self) -> Result<(), ApiError> {
         match self.role() {
-            Some(Role::Tenant(own)) => Err(Problem::forbidden(format!(
-                "a tenant token (tenant:{own}) can read only its own tenant"
-            ))),
+            Some(Role::Tenant(own)) => Err(AuthError::TenantOnly(own.clone()).into()),
             _ => Ok(()),
         }
     }
 
     /// Writing the platform configuration: admins only.
-    pub fn may_write_platform(&self) -> Result<(), Problem> {
+    pub fn may_write_platform(&self) -> Result<(), ApiError> {
         match self.role() {
             None => Err(read_only()),
             Some(Role::Admin) => Ok(()),
-            Some(_) => Err(Problem::forbidden(
-                "only an admin token can change platform configuration",
-            )),
+            Some(_) => Err(AuthError::NotAdmin.into()),
         }
     }
 
@@ -131,14 +137,12 @@ impl Caller {
     }
 }
 
-fn read_only() -> Problem {
-    Problem::forbidden(
-        "the management API is read-only: no --auth-file was given to dynalert serve",
-    )
+fn read_only() -> ApiError {
+    AuthError::ReadOnly.into()
 }
 
-fn other_tenant(tenant: &str) -> Problem {
-    Problem::forbidden(format!("this token cannot access tenant {tenant:?}"))
+fn other_tenant(tenant: &str) -> ApiError {
+    AuthError::OtherTenant(tenant.to_string()).into()
 }
 
 #[derive(Deserialize)]
@@ -196,16 +200,16 @@ impl Auth {
 
     /// The caller of a request: `Anonymous` without an auth file, else the token's holder;
     /// `401` for a missing, malformed or unknown token.
-    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let Some(path) = &self.path else {
             return Ok(Caller::Anonymous);
         };
-        let token = bearer_token(headers)?;
+        let token = bearer_token(headers).map_err(ApiError::from)?;
         let tokens = self.current_tokens(path);
         tokens
             .get(&hash_token(token))
             .cloned()
-            .ok_or_else(|| Problem::unauthorized("unknown bearer token"))
+            .ok_or_else(|| AuthError::UnknownToken.into())
     }
 
     /// The tokens, re-read first if the file changed. A failed re-read keeps the old ones.
@@ -231,22 +235,18 @@ impl Auth {
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Problem> {
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let value = headers
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthorized("send Authorization: Bearer <token>"))?;
-    let text = value
-        .to_str()
-        .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))?;
+        .ok_or(AuthError::MissingToken)?;
+    let text = value.to_str().map_err(|_| AuthError::NotAscii)?;
     match text.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(token.trim())
         }
-        _ => Err(Problem::unauthorized(
-            "the Authorization header must be `Bearer <token>`",
-        )),
+        _ => Err(AuthError::NotBearer),
     }
 }
 
@@ -268,7 +268,10 @@ fn read_tokens(path: &Path) -> Result<((SystemTime, u64), Tokens), String> {
     let mut tokens = Tokens::new();
     for (i, entry) in file.tokens.into_iter().enumerate() {
         let at = |e: String| context(format!("tokens[{i}] ({}): {e}", entry.name));
-        let role = Role::parse(&entry.role).map_err(at)?;
+        let role: Role = entry
+            .role
+            .parse()
+            .map_err(|e: RoleError| at(e.to_string()))?;
         let hash = entry.sha256.trim().to_ascii_lowercase();
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(at(
@@ -329,9 +332,13 @@ mod tests {
             Some("db-a")
         );
         for bad in ["Bearer nope", "Basic s3cret", "Bearer "] {
-            assert_eq!(auth.caller(&headers(bad)).unwrap_err().status, 401, "{bad}");
+            assert_eq!(
+                auth.caller(&headers(bad)).unwrap_err().status(),
+                401,
+                "{bad}"
+            );
         }
-        assert_eq!(auth.caller(&HeaderMap::new()).unwrap_err().status, 401);
+        assert_eq!(auth.caller(&HeaderMap::new()).unwrap_err().status(), 401);
     }
 
     #[test]
@@ -362,8 +369,8 @@ mod tests {
         let caller = Auth::none().caller(&HeaderMap::new()).unwrap();
         assert_eq!(caller, Caller::Anonymous);
         assert!(caller.may_read_tenant("a").is_ok());
-        assert_eq!(caller.may_write_tenant("a").unwrap_err().status, 403);
-        assert_eq!(caller.may_write_platform().unwrap_err().status, 403);
+        assert_eq!(caller.may_write_tenant("a").unwrap_err().status(), 403);
+        assert_eq!(caller.may_write_platform().unwrap_err().status(), 403);
     }
 
     #[test]
@@ -374,9 +381,9 @@ mod tests {
         };
         assert!(caller.may_read_tenant("a").is_ok());
         assert!(caller.may_write_tenant("a").is_ok());
-        assert_eq!(caller.may_read_tenant("b").unwrap_err().status, 403);
-        assert_eq!(caller.may_write_tenant("b").unwrap_err().status, 403);
-        assert_eq!(caller.may_write_platform().unwrap_err().status, 403);
-        assert_eq!(caller.may_read_all().unwrap_err().status, 403);
+        assert_eq!(caller.may_read_tenant("b").unwrap_err().status(), 403);
+        assert_eq!(caller.may_write_tenant("b").unwrap_err().status(), 403);
+        assert_eq!(caller.may_write_platform().unwrap_err().status(), 403);
+        assert_eq!(caller.may_read_all().unwrap_err().status(), 403);
     }
 }

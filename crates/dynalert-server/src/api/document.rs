@@ -5,11 +5,11 @@
 //! name; sent as JSON, or changed by a merge patch, it is stored as block YAML. Diagnostics
 //! of a sent document are given in the sender's own lines and columns.
 
-use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::emit;
-use super::problem::{Finding, Problem};
+use super::problem::Finding;
+use crate::error::{ApiError, DocumentError};
 
 /// Lines and columns the body gains when it is indented under `tenants:` / `  <name>:`.
 const BODY_LINE_OFFSET: u32 = 2;
@@ -49,19 +49,12 @@ fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
 
 /// Refuses a composed tenant file that defines anything besides tenant `name` (a body that
 /// escaped its indentation): a tenant's token may write that tenant only.
-pub fn check_defines_only(content: &str, name: &str) -> Result<(), Problem> {
+pub fn check_defines_only(content: &str, name: &str) -> Result<(), ApiError> {
     let file = file_value(content)?;
     if tenants_if_sole(&file, name).is_some_and(|t| t.contains_key(name)) {
         return Ok(());
     }
-    Err(Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "Invalid document",
-        format!(
-            "the body must hold the settings of tenant {name:?} only; as sent it also \
-             defines other entries (check its line breaks and indentation); nothing was changed"
-        ),
-    ))
+    Err(DocumentError::DefinesOthers(name.to_string()).into())
 }
 
 /// The conf.d file for tenant `name` with settings `map`, as block YAML.
@@ -97,21 +90,21 @@ pub fn body_findings(findings: Vec<Finding>, path: &str) -> Vec<Finding> {
 }
 
 /// Parses a whole stored file into JSON; an empty one (blank, or comments only) is `{}`.
-pub fn file_value(content: &str) -> Result<Value, Problem> {
+pub fn file_value(content: &str) -> Result<Value, ApiError> {
     if content.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
     match serde_saphyr::from_str::<Value>(content) {
         Ok(Value::Null) => Ok(Value::Object(Map::new())),
         Ok(value) => Ok(value),
-        Err(e) => Err(Problem::internal(format!(
+        Err(e) => Err(ApiError::Internal(format!(
             "a stored document does not parse although it was served: {e}"
         ))),
     }
 }
 
 /// The settings of tenant `name` in a stored file: `None` if the file does not define it.
-pub fn tenant_settings(content: &str, name: &str) -> Result<Option<Map<String, Value>>, Problem> {
+pub fn tenant_settings(content: &str, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
     let file = file_value(content)?;
     Ok(match file.get("tenants").and_then(|t| t.get(name)) {
         None => None,
@@ -130,7 +123,7 @@ pub struct TenantFile {
 }
 
 impl TenantFile {
-    pub fn parse(content: &str, name: &str) -> Result<TenantFile, Problem> {
+    pub fn parse(content: &str, name: &str) -> Result<TenantFile, ApiError> {
         let file = file_value(content)?;
         let settings = match file.get("tenants").and_then(|t| t.get(name)) {
             None => None,
@@ -156,7 +149,7 @@ impl TenantFile {
     }
 
     /// `409` unless the file holds only this tenant (see [`check_sole_tenant`]).
-    pub fn check_sole(&self, path: &str, name: &str) -> Result<(), Problem> {
+    pub fn check_sole(&self, path: &str, name: &str) -> Result<(), ApiError> {
         if self.sole {
             Ok(())
         } else {
@@ -167,7 +160,7 @@ impl TenantFile {
 
 /// Refuses to edit a file through one tenant's API when it also holds something else: an
 /// edit would have to rewrite the other tenants too.
-pub fn check_sole_tenant(content: &str, path: &str, name: &str) -> Result<(), Problem> {
+pub fn check_sole_tenant(content: &str, path: &str, name: &str) -> Result<(), ApiError> {
     match tenants_if_sole(&file_value(content)?, name) {
         Some(_) => Ok(()),
         None => Err(shared_file(path, name)),
@@ -190,12 +183,12 @@ fn tenants_if_sole<'a>(file: &'a Value, name: &str) -> Option<&'a Map<String, Va
     tenants.keys().all(|k| k == name).then_some(tenants)
 }
 
-fn shared_file(path: &str, name: &str) -> Problem {
-    Problem::conflict(format!(
-        "{path} holds more than tenant {name:?}; the API edits files that hold one tenant \
-         only: move {name:?} to a file of its own (in the conf.d tree, or export, edit and \
-         import) and retry"
-    ))
+fn shared_file(path: &str, name: &str) -> ApiError {
+    DocumentError::SharedFile {
+        path: path.to_string(),
+        tenant: name.to_string(),
+    }
+    .into()
 }
 
 /// RFC 7396 JSON merge patch: `null` removes a member, objects merge, anything else replaces.
@@ -232,16 +225,25 @@ pub fn changed_fields(before: &Map<String, Value>, after: &Map<String, Value>) -
         .collect()
 }
 
-#[derive(Debug, serde::Serialize, PartialEq)]
+/// One top-level key that a write changed.
+#[derive(Debug, serde::Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldChange {
+    /// A top-level key of the document: one of the tenant's settings, or one block of a
+    /// platform file.
     pub field: String,
+    /// Its value before; `null` when it was not set.
+    #[schema(required = true)]
     pub before: Option<Value>,
+    /// Its value after; `null` when it was removed.
+    #[schema(required = true)]
     pub after: Option<Value>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
     use serde_json::json;
 
     #[test]
@@ -288,7 +290,11 @@ mod tests {
             "tenants:\n  db-b: {}\n",
         ] {
             let problem = check_defines_only(other, "db-a").unwrap_err();
-            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{other}");
+            assert_eq!(
+                problem.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{other}"
+            );
         }
     }
 
@@ -308,7 +314,7 @@ mod tests {
         assert!(check_sole_tenant("tenants:\n  b: {}\n", "a.yaml", "a").is_err());
         assert!(check_sole_tenant("tenants:\n  a: {}\n  b: {}\n", "t.yaml", "a").is_err());
         let e = check_sole_tenant("defaults: {}\ntenants:\n  a: {}\n", "t.yaml", "a").unwrap_err();
-        assert_eq!(e.status, 409);
+        assert_eq!(e.status(), 409);
     }
 
     #[test]

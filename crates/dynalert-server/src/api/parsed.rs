@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use dynalert_store::Document;
 
 use super::document::TenantFile;
-use super::problem::Problem;
+use crate::error::ApiError;
 
 /// Files kept at most; past that the cache starts over (a burst on more tenants than this
 /// parses as if there were no cache).
@@ -31,7 +31,7 @@ struct Entry {
 
 impl ParsedFiles {
     /// `doc` parsed as tenant `name`'s file, from the cache when it holds that revision.
-    pub fn parse(&self, doc: &Document, name: &str) -> Result<Arc<TenantFile>, Problem> {
+    pub fn parse(&self, doc: &Document, name: &str) -> Result<Arc<TenantFile>, ApiError> {
         if let Some(entry) = self.lock().get(&doc.path)
             && entry.revision == doc.revision
             && entry.tenant == name

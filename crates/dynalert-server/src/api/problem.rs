@@ -1,20 +1,29 @@
 //! Errors of the management API as RFC 9457 problem documents (`application/problem+json`),
-//! carrying the model's diagnostics when a document was refused.
+//! carrying the model's diagnostics when a document was refused. The status of each error is
+//! decided in one place, [`ApiError::status`]; this module only renders it.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dynalert_config::{Diagnostic, Level};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// One diagnostic as the API reports it: `field` is the threshold or reserved key concerned,
-/// `line`/`column` are in the document the client sent when it sent one.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+use crate::error::ApiError;
+
+/// One diagnostic of the model, as the API reports it.
+#[derive(Clone, Debug, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Finding {
+    #[schema(value_type = super::schema::Level)]
     pub level: Level,
+    /// The threshold or reserved key concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The tenant concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The file, relative to the store root; `(request body)` when the line and column are in
+    /// the body sent.
     pub file: String,
     pub line: u32,
     pub column: u32,
@@ -35,122 +44,58 @@ impl Finding {
     }
 }
 
-/// An API error: status, a short title, a sentence saying what to do, and diagnostics.
-#[derive(Debug)]
-pub struct Problem {
-    pub status: StatusCode,
-    pub title: &'static str,
-    pub detail: String,
-    pub findings: Vec<Finding>,
+/// A problem's `type`: never more specific than the status (RFC 9457 §4.2.1).
+#[derive(Clone, Copy, Serialize, ToSchema)]
+pub enum ProblemType {
+    #[serde(rename = "about:blank")]
+    AboutBlank,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// An RFC 9457 problem document.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Problem<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: ProblemType,
     title: &'a str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong and what to do.
     detail: &'a str,
+    /// The model's diagnostics; present only when there are some (always on a `422` of an
+    /// invalid document).
     #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+    #[schema(value_type = Option<Vec<Finding>>, min_items = 1)]
     errors: &'a [Finding],
 }
 
-impl Problem {
-    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
-            status,
-            title,
-            detail: detail.into(),
-            findings: Vec::new(),
-        }
-    }
-
-    pub fn bad_request(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
-    }
-
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "Not found", detail)
-    }
-
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::FORBIDDEN, "Forbidden", detail)
-    }
-
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
-    }
-
-    pub fn conflict(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::CONFLICT, "Conflict", detail)
-    }
-
-    pub fn stale(current: &str) -> Self {
-        Problem::new(
-            StatusCode::PRECONDITION_FAILED,
-            "Precondition failed",
-            format!(
-                "If-Match does not name the current revision \"{current}\": someone changed it \
-                 since you read it; GET it again, re-apply your change and send the new ETag"
-            ),
-        )
-    }
-
-    pub fn invalid(findings: Vec<Finding>) -> Self {
-        let errors = findings.iter().filter(|f| f.level == Level::Error).count();
-        Problem {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            title: "Invalid document",
-            detail: format!(
-                "the document has {errors} error{}; nothing was changed",
-                if errors == 1 { "" } else { "s" }
-            ),
-            findings,
-        }
-    }
-
-    pub fn internal(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", detail)
-    }
-
-    pub fn unavailable(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Not ready", detail)
-    }
-}
-
-impl IntoResponse for Problem {
+impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            kind: "about:blank",
-            title: self.title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            errors: &self.findings,
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!("{status}: {self}");
+        }
+        let detail = self.to_string();
+        let body = Problem {
+            kind: ProblemType::AboutBlank,
+            title: self.title(),
+            status: status.as_u16(),
+            detail: &detail,
+            errors: self.findings(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = (self.status, bytes).into_response();
+        let mut response = (status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"dynalert\""),
             );
         }
         response
-    }
-}
-
-impl From<dynalert_store::StoreError> for Problem {
-    fn from(e: dynalert_store::StoreError) -> Self {
-        tracing::error!("store: {e}");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Store unavailable",
-            format!("the store failed: {e}; nothing was changed, retry later"),
-        )
     }
 }

@@ -7,32 +7,29 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use dynalert_store::Document;
 
-use super::problem::Problem;
+use crate::error::{ApiError, PreconditionError, RequestError};
 
 /// The `{tenant}` segment of the URL; a segment that does not decode (not UTF-8) is a
 /// problem document like every other error, not the router's plain text.
 pub struct TenantPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
-    type Rejection = Problem;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| RequestError::Path(e.body_text()))?;
         Ok(TenantPath(name))
     }
 }
 
 /// A tenant name from the URL, checked before it reaches a file path, a query or a label.
-pub fn tenant_name(name: &str) -> Result<&str, Problem> {
+pub fn tenant_name(name: &str) -> Result<&str, ApiError> {
     if dynalert_config::names::is_valid_tenant(name) {
         Ok(name)
     } else {
-        Err(Problem::bad_request(format!(
-            "invalid tenant name {name:?}: use 1-63 characters a-z 0-9 . _ -, starting and \
-             ending with a letter or digit"
-        )))
+        Err(RequestError::TenantName(name.to_string()).into())
     }
 }
 
@@ -46,7 +43,7 @@ pub enum Format {
 impl Format {
     /// From `Content-Type` of a whole document: JSON or YAML; a missing type is read as
     /// JSON. Anything else (a merge patch included: it is not a document) is `415`.
-    pub fn of(headers: &HeaderMap) -> Result<Format, Problem> {
+    pub fn of(headers: &HeaderMap) -> Result<Format, ApiError> {
         match media_type(headers).as_deref() {
             Some("application/merge-patch+json") => {
                 Err(unsupported("application/merge-patch+json"))
@@ -56,7 +53,7 @@ impl Format {
     }
 
     /// Like [`Format::of`], also taking `application/merge-patch+json` as JSON (PATCH).
-    pub fn of_any(headers: &HeaderMap) -> Result<Format, Problem> {
+    pub fn of_any(headers: &HeaderMap) -> Result<Format, ApiError> {
         let Some(media) = media_type(headers) else {
             return Ok(Format::Json);
         };
@@ -77,48 +74,35 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     Some(media.trim().to_ascii_lowercase())
 }
 
-fn unsupported(media: &str) -> Problem {
-    Problem::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "Unsupported media type",
-        format!("Content-Type {media:?}: send application/json or application/yaml"),
-    )
+fn unsupported(media: &str) -> ApiError {
+    RequestError::UnsupportedMedia(media.to_string()).into()
 }
 
 /// The body as UTF-8 text; `413` over [`super::MAX_BODY`].
-pub fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, Problem> {
+pub fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
-                format!("the body is over {} bytes", super::MAX_BODY),
-            )
+            RequestError::TooLarge {
+                limit: super::MAX_BODY,
+            }
         } else {
-            Problem::bad_request(format!("cannot read the body: {rejection}"))
+            RequestError::Body(rejection.to_string())
         }
     })?;
     String::from_utf8(bytes.to_vec()).map_err(|e| {
-        Problem::bad_request(format!(
-            "the body is not UTF-8 (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
+        RequestError::NotUtf8 {
+            valid_up_to: e.utf8_error().valid_up_to(),
+        }
+        .into()
     })
 }
 
 /// A JSON body that must be an object.
-pub fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
+pub fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Problem::bad_request(format!(
-            "the body must be a JSON object, found {}",
-            json_kind(&other)
-        ))),
-        Err(e) => Err(Problem::bad_request(format!(
-            "the body is not JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))),
+        Ok(other) => Err(RequestError::NotObject(json_kind(&other)).into()),
+        Err(e) => Err(RequestError::NotJson(e).into()),
     }
 }
 
@@ -143,16 +127,14 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    pub fn of(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+    pub fn of(headers: &HeaderMap) -> Result<IfMatch, ApiError> {
         let values: Vec<&HeaderValue> = headers.get_all(header::IF_MATCH).iter().collect();
         if values.is_empty() {
             return Ok(IfMatch::Absent);
         }
         let mut revisions = Vec::new();
         for value in values {
-            let text = value
-                .to_str()
-                .map_err(|_| Problem::bad_request("If-Match is not ASCII"))?;
+            let text = value.to_str().map_err(|_| RequestError::IfMatchNotAscii)?;
             for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if tag == "*" {
                     return Ok(IfMatch::Any);
@@ -163,11 +145,7 @@ impl IfMatch {
                 let inner = tag
                     .strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
-                    .ok_or_else(|| {
-                        Problem::bad_request(format!(
-                            "If-Match {tag:?}: an entity tag is quoted, like \"42\""
-                        ))
-                    })?;
+                    .ok_or_else(|| RequestError::IfMatchUnquoted(tag.to_string()))?;
                 if !weak {
                     revisions.push(inner.to_string());
                 }
@@ -179,36 +157,34 @@ impl IfMatch {
     /// Whether a write may replace `current`. Replacing an existing document needs
     /// `If-Match` (`428` without, so nobody overwrites blindly); a stale one is `412`; an
     /// `If-Match` for a document that does not exist is `412` too.
-    pub fn allows(&self, current: Option<&Document>, what: &str) -> Result<(), Problem> {
+    pub fn allows(&self, current: Option<&Document>, what: &str) -> Result<(), ApiError> {
         match (self, current) {
             (IfMatch::Absent, None) => Ok(()),
-            (IfMatch::Absent, Some(doc)) => Err(Problem::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "Precondition required",
-                format!(
-                    "{what} exists: send If-Match: \"{}\" (its ETag) so a concurrent change \
-                     is not overwritten",
-                    doc.revision
-                ),
-            )),
-            (_, None) => Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "Precondition failed",
-                format!("If-Match was sent but {what} does not exist"),
-            )),
+            (IfMatch::Absent, Some(doc)) => Err(PreconditionError::Required {
+                what: what.to_string(),
+                revision: doc.revision.clone(),
+            }
+            .into()),
+            (_, None) => Err(PreconditionError::Missing {
+                what: what.to_string(),
+            }
+            .into()),
             (IfMatch::Any, Some(_)) => Ok(()),
             (IfMatch::Revisions(tags), Some(doc)) => {
                 if tags.contains(&doc.revision) {
                     Ok(())
                 } else {
-                    Err(Problem::stale(&doc.revision))
+                    Err(PreconditionError::Stale {
+                        current: doc.revision.clone(),
+                    }
+                    .into())
                 }
             }
         }
     }
 
     /// Like [`IfMatch::allows`], for writes that may go without (PATCH: atomic anyway).
-    pub fn allows_optional(&self, current: Option<&Document>, what: &str) -> Result<(), Problem> {
+    pub fn allows_optional(&self, current: Option<&Document>, what: &str) -> Result<(), ApiError> {
         match self {
             IfMatch::Absent => Ok(()),
             _ => self.allows(current, what),
@@ -244,7 +220,9 @@ mod tests {
         let none = IfMatch::Absent;
         assert!(none.allows(None, "tenant a").is_ok());
         assert_eq!(
-            none.allows(Some(&doc("7")), "tenant a").unwrap_err().status,
+            none.allows(Some(&doc("7")), "tenant a")
+                .unwrap_err()
+                .status(),
             428
         );
         assert!(if_match("\"7\"").allows(Some(&doc("7")), "t").is_ok());
@@ -254,19 +232,22 @@ mod tests {
                 .is_ok()
         );
         let weak = if_match("W/\"7\"").allows(Some(&doc("7")), "t");
-        assert_eq!(weak.unwrap_err().status, 412, "weak tags never match");
+        assert_eq!(weak.unwrap_err().status(), 412, "weak tags never match");
         assert_eq!(
             if_match("\"6\"")
                 .allows(Some(&doc("7")), "t")
                 .unwrap_err()
-                .status,
+                .status(),
             412
         );
-        assert_eq!(if_match("\"6\"").allows(None, "t").unwrap_err().status, 412);
+        assert_eq!(
+            if_match("\"6\"").allows(None, "t").unwrap_err().status(),
+            412
+        );
         assert!(if_match("*").allows(Some(&doc("7")), "t").is_ok());
         assert!(none.allows_optional(Some(&doc("7")), "t").is_ok());
         let mut h = HeaderMap::new();
         h.insert(header::IF_MATCH, HeaderValue::from_static("7"));
-        assert_eq!(IfMatch::of(&h).unwrap_err().status, 400);
+        assert_eq!(IfMatch::of(&h).unwrap_err().status(), 400);
     }
 }

@@ -22,36 +22,67 @@ use super::Api;
 use super::auth::Caller;
 use super::document::{self, FieldChange};
 use super::parsed::ParsedFiles;
-use super::problem::{Finding, Problem};
+use super::problem::Finding;
+use super::problem::Problem;
 use super::request::{Format, IfMatch, TenantPath, body_text, etag, json_object, tenant_name};
+use super::schema::{self, TenantDocument, TenantMergePatch};
+use crate::error::{ApiError, RequestError};
+use utoipa::{IntoParams, ToSchema};
 
 /// One tenant as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TenantResource {
     pub tenant: String,
+    /// The stored revision; the `ETag` is this, quoted.
     pub revision: String,
-    /// The conf.d file that holds it.
+    /// The conf.d file that holds the tenant.
     pub file: String,
     /// Its settings: what is under `tenants: <name>:` in the file.
+    #[schema(value_type = TenantDocument)]
     pub document: Map<String, Value>,
+    /// Warnings of the accepted write; present only on writes that have some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(min_items = 1)]
     pub warnings: Vec<Finding>,
 }
 
-#[derive(Serialize)]
+/// One served tenant in the list.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct TenantSummary<'a> {
     tenant: &'a str,
+    /// The stored revision of its file; `null` when the store does not hold that file (yet).
+    #[schema(required = true)]
     revision: Option<String>,
     file: &'a str,
     /// Thresholds the tenant sets itself.
     overrides: usize,
+    /// Whether the `maintenance` state filter is active now.
     maintenance: bool,
-    /// Severities silenced (`_silent_mode`), empty when none.
+    /// Severities silenced now (`_silent_mode`); empty when none.
+    #[schema(value_type = Vec<schema::Severity>)]
     silent: Vec<dynalert_config::Severity>,
 }
 
+/// Every served tenant.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TenantList<'a> {
+    tenants: Vec<TenantSummary<'a>>,
+}
+
 /// `GET /tenants`: every served tenant (only its own for a tenant token).
-pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Response, Problem> {
+#[utoipa::path(get, path = "/tenants", operation_id = "listTenants", tag = "tenants",
+    summary = "List the served tenants",
+    description = "Every served tenant with its revision, file, override count, maintenance and silent state; a tenant token sees only its own.",
+    responses(
+        (status = 200, description = "The tenants", body = TenantList),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let model = api.model()?;
     let revisions = api.store.revisions().await?;
@@ -76,47 +107,78 @@ pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Res
             }
         })
         .collect();
-    Ok(Json(serde_json::json!({ "tenants": tenants })).into_response())
+    Ok(Json(TenantList { tenants }).into_response())
 }
 
 /// `GET /tenants/{tenant}`, with its revision as `ETag`.
+#[utoipa::path(get, path = "/tenants/{tenant}", operation_id = "getTenant", tag = "tenants",
+    summary = "Read one tenant",
+    description = "The tenant's settings (what is under `tenants: <name>:`), with its revision as `ETag`.",
+    params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit.")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
+        (status = 400, description = "The request cannot be read: an invalid tenant name, query, header or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 403, description = "The token's role may not do this; any write without an auth file", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_one(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?;
     caller.may_read_tenant(name)?;
     let model = api.model()?;
     let path = tenant_path(&model, name);
-    let doc = api.store.get(&path).await?;
-    let settings = match &doc {
-        Some(doc) => document::tenant_settings(&doc.content, name)?,
-        None => None,
+    // A tenant whose file is missing is the store's not-found (404), like one whose file
+    // exists but does not define it.
+    let doc = api.store.get_existing(&path).await?;
+    let Some(settings) = document::tenant_settings(&doc.content, name)? else {
+        return Err(ApiError::NotFound(format!("no tenant {name:?}")));
     };
-    match (doc, settings) {
-        (Some(doc), Some(settings)) => Ok(resource_response(
-            StatusCode::OK,
-            TenantResource {
-                tenant: name.to_string(),
-                revision: doc.revision,
-                file: path,
-                document: settings,
-                warnings: Vec::new(),
-            },
-        )),
-        _ => Err(Problem::not_found(format!("no tenant {name:?}"))),
-    }
+    Ok(resource_response(
+        StatusCode::OK,
+        TenantResource {
+            tenant: name.to_string(),
+            revision: doc.revision,
+            file: path,
+            document: settings,
+            warnings: Vec::new(),
+        },
+    ))
 }
 
 /// `PUT /tenants/{tenant}`: creates the tenant, or replaces it given `If-Match`.
+#[utoipa::path(put, path = "/tenants/{tenant}", operation_id = "putTenant", tag = "tenants",
+    summary = "Create or replace one tenant",
+    description = "Creates the tenant (no `If-Match`), or replaces it (`If-Match` with its current revision). The document is validated by the model against the platform configuration being served.",
+    params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit."), ("If-Match" = Option<String>, Header, description = "The revision the change is based on, quoted (`\"42\"`), or `*`. Needed to replace an existing document (`428` without it); a stale one is `412`.")),
+    request_body (content((TenantDocument = "application/json"), (TenantDocument = "application/yaml")), description = "The tenant's settings, JSON or YAML (`application/yaml`, `application/x-yaml`, `text/yaml`, `text/x-yaml`); a YAML document is stored as sent, comments included."),
+    responses(
+        (status = 200, description = "Replaced", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
+        (status = 201, description = "Created", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
+        (status = 400, description = "The request cannot be read: an invalid tenant name, query, header or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 403, description = "The token's role may not do this; any write without an auth file", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant's file holds other tenants", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` is not the current revision, or the object does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is neither JSON nor YAML", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The model refused the document (the problem's `errors` say why); nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "Replacing or deleting an existing object without `If-Match`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn put(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?.to_string();
     caller.may_write_tenant(&name)?;
@@ -128,12 +190,12 @@ pub async fn put(
     // Checked as sent, so findings point at the sender's lines.
     let as_sent = document::tenant_file_from_body(&name, &text);
     let warnings = validate(&model, &path, Some(&as_sent))
-        .map_err(|f| Problem::invalid(document::body_findings(f, &path)))?;
+        .map_err(|f| ApiError::invalid(document::body_findings(f, &path)))?;
     let content = match format {
         Format::Yaml => as_sent,
         Format::Json => {
             let stored = document::tenant_file_from_map(&name, &json_object(&text)?);
-            validate(&model, &path, Some(&stored)).map_err(Problem::invalid)?;
+            validate(&model, &path, Some(&stored)).map_err(ApiError::invalid)?;
             stored
         }
     };
@@ -149,28 +211,42 @@ pub async fn put(
         if_match.allows(defined, &what)?;
         Ok(Decision::Write(content))
     })
-    .await
-    .map_err(into_problem)?;
+    .await?;
     respond_written(updated, &name, &path, None, warnings, !existed)
 }
 
 /// `PATCH /tenants/{tenant}`: a JSON merge patch of its settings (`null` removes a key),
 /// applied atomically to the stored document; `If-Match` is optional.
+#[utoipa::path(patch, path = "/tenants/{tenant}", operation_id = "patchTenant", tag = "tenants",
+    summary = "Change single keys of one tenant",
+    description = "A JSON merge patch (RFC 7396) of the tenant's settings: members to set, `null` removes one. Atomic in the store with or without `If-Match`.",
+    params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit."), ("If-Match" = Option<String>, Header, description = "The revision the patch is based on, quoted, or `*`; optional (a PATCH is atomic anyway), `412` when stale.")),
+    request_body(content((TenantMergePatch = "application/merge-patch+json"), (TenantMergePatch = "application/json")), description = "The merge patch."),
+    responses(
+        (status = 200, description = "Patched", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
+        (status = 400, description = "The request cannot be read: an invalid tenant name, query, header or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 403, description = "The token's role may not do this; any write without an auth file", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant's file holds other tenants", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` is not the current revision, or the object does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is neither JSON nor YAML", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The model refused the document (the problem's `errors` say why); nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn patch(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?.to_string();
     caller.may_write_tenant(&name)?;
     if Format::of_any(&headers)? != Format::Json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported media type",
-            "PATCH takes a JSON merge patch (application/merge-patch+json)",
-        ));
+        return Err(RequestError::NotMergePatch.into());
     }
     let if_match = IfMatch::of(&headers)?;
     let patch = Value::Object(json_object(&body_text(body)?)?);
@@ -213,8 +289,7 @@ pub async fn patch(
         outcome = (patched.settings, patched.warnings);
         Ok(Decision::Write(patched.content))
     })
-    .await
-    .map_err(into_problem)?;
+    .await?;
     let (settings, warnings) = outcome;
     remember(&api.parsed, &updated, &name, &settings);
     respond_written(updated, &name, &path, Some(settings), warnings, false)
@@ -253,15 +328,15 @@ struct PatchJob<'a> {
 impl PatchJob<'_> {
     /// The patched file content, the settings in it and its warnings, or why the patch
     /// cannot apply.
-    fn apply(&self, current: Option<&Document>) -> Result<Patched, Problem> {
+    fn apply(&self, current: Option<&Document>) -> Result<Patched, ApiError> {
         let name = self.name;
         let file = current.map(|d| self.parsed.parse(d, name)).transpose()?;
         let (doc, file, settings) = match (current, file) {
             (Some(doc), Some(file)) => match &file.settings {
                 Some(settings) => (doc, file.clone(), settings.clone()),
-                None => return Err(Problem::not_found(format!("no tenant {name:?}"))),
+                None => return Err(ApiError::NotFound(format!("no tenant {name:?}"))),
             },
-            _ => return Err(Problem::not_found(format!("no tenant {name:?}"))),
+            _ => return Err(ApiError::NotFound(format!("no tenant {name:?}"))),
         };
         self.if_match
             .allows_optional(Some(doc), &format!("tenant {name:?}"))?;
@@ -274,7 +349,7 @@ impl PatchJob<'_> {
         };
         let content = document::tenant_file_from_map(name, &merged);
         let (warnings, parsed) =
-            validate_write(self.model, self.path, &content).map_err(Problem::invalid)?;
+            validate_write(self.model, self.path, &content).map_err(ApiError::invalid)?;
         Ok(Patched {
             content,
             settings: merged,
@@ -284,19 +359,29 @@ impl PatchJob<'_> {
     }
 }
 
-fn into_problem(e: UpdateError<Problem>) -> Problem {
-    match e {
-        UpdateError::Refused(problem) => problem,
-        UpdateError::Store(e) => e.into(),
-    }
-}
-
 /// `DELETE /tenants/{tenant}`: needs `If-Match`.
+#[utoipa::path(delete, path = "/tenants/{tenant}", operation_id = "deleteTenant", tag = "tenants",
+    summary = "Delete one tenant",
+    description = "Removes the tenant's file; needs `If-Match`. Refused (`422`) when the platform configuration would not load without it.",
+    params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit."), ("If-Match" = String, Header, description = "The tenant's current revision, quoted (`\"42\"`), or `*`; `428` without it, `412` when stale.")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The request cannot be read: an invalid tenant name, query, header or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 403, description = "The token's role may not do this; any write without an auth file", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant's file holds other tenants", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` is not the current revision, or the object does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The model refused the document (the problem's `errors` say why); nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "Replacing or deleting an existing object without `If-Match`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?.to_string();
     caller.may_write_tenant(&name)?;
@@ -306,21 +391,23 @@ pub async fn delete(
     let what = format!("tenant {name:?}");
     write(&api, &caller, &name, &path, |current| {
         let Some(doc) = current.filter(|d| defines(d, &name)) else {
-            return Err(Problem::not_found(format!("no tenant {name:?}")));
+            return Err(ApiError::NotFound(format!("no tenant {name:?}")));
         };
         if_match.allows(Some(doc), &what)?;
         document::check_sole_tenant(&doc.content, &doc.path, &name)?;
-        validate(&model, &path, None).map_err(Problem::invalid)?;
+        validate(&model, &path, None).map_err(ApiError::invalid)?;
         Ok(Decision::Remove)
     })
-    .await
-    .map_err(into_problem)?;
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `?limit=N` of a history request (tenant or platform).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// How many of the newest entries to return (oldest first): default 100, at most 1000.
+    #[param(minimum = 1)]
     limit: Option<u32>,
 }
 
@@ -335,27 +422,44 @@ impl HistoryQuery {
 const HISTORY_MAX: u32 = 1000;
 
 /// One audit entry as a history shows it (tenant and platform alike).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryEntry {
     id: i64,
     at: DateTime<Utc>,
+    /// The token name that wrote (`anonymous` without an auth file, `import` for an import,
+    /// `filesystem` for a change found on disk at start).
     actor: String,
-    /// What the write was about: `tenant:<name>`, `platform:<file>`, or `document:<path>` for
-    /// a whole document written outside the API (an import, a change found on disk).
+    /// What the write was about: `tenant:<name>` or `platform:<file>` for a write through the
+    /// API, `document:<file>` for a whole document written outside it (an import, a change
+    /// found on disk at start).
     object: String,
     file: String,
-    /// The document before and after; `null` when it did not exist on that side.
+    /// The document before the write: the tenant's settings (tenant history) or the whole
+    /// platform file (platform history); `null` when it did not exist.
+    #[schema(value_type = Option<Object>, required = true)]
     before: Option<Map<String, Value>>,
+    /// The document after the write, as `before`; `null` when it was deleted.
+    #[schema(value_type = Option<Object>, required = true)]
     after: Option<Map<String, Value>>,
     changes: Vec<FieldChange>,
+}
+
+/// The audit history of one tenant.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TenantHistory<'a> {
+    tenant: &'a str,
+    /// Oldest first.
+    entries: Vec<HistoryEntry>,
 }
 
 /// Audit entries as a history shows them, oldest first as given: `document` reads the
 /// history's document out of a stored file content (`None` when that content lacks it).
 pub fn history_entries(
     entries: Vec<AuditEntry>,
-    document: impl Fn(&str) -> Result<Option<Map<String, Value>>, Problem>,
-) -> Result<Vec<HistoryEntry>, Problem> {
+    document: impl Fn(&str) -> Result<Option<Map<String, Value>>, ApiError>,
+) -> Result<Vec<HistoryEntry>, ApiError> {
     let read = |content: Option<&str>| content.map(&document).transpose().map(Option::flatten);
     let empty = Map::new();
     entries
@@ -382,16 +486,28 @@ pub fn history_entries(
 }
 
 /// `GET /tenants/{tenant}/history?limit=N`: the newest N writes, oldest first, with diffs.
+#[utoipa::path(get, path = "/tenants/{tenant}/history", operation_id = "getTenantHistory", tag = "tenants",
+    summary = "The audit history of one tenant",
+    description = "The newest writes (oldest first): actor, time, object, file, settings before and after, and the fields that changed.",
+    params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit."), HistoryQuery),
+    responses(
+        (status = 200, description = "The history", body = TenantHistory),
+        (status = 400, description = "The request cannot be read: an invalid tenant name, query, header or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown one (auth file configured)", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"dynalert\"`"))),
+        (status = 403, description = "The token's role may not do this; any write without an auth file", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug: a stored document the server wrote does not read back, or the database refused a statement", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The first load is not done, or the store is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn history(
     State(api): State<Arc<Api>>,
     TenantPath(tenant): TenantPath,
     query: Result<Query<HistoryQuery>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let caller = api.auth.caller(&headers)?;
     let name = tenant_name(&tenant)?;
     caller.may_read_tenant(name)?;
-    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::from(RequestError::Query(e.body_text())))?;
     let model = api.model()?;
     let path = tenant_path(&model, name);
     let entries = api
@@ -399,7 +515,11 @@ pub async fn history(
         .history(&object(name), &path, query.limit())
         .await?;
     let entries = history_entries(entries, |text| document::tenant_settings(text, name))?;
-    Ok(Json(serde_json::json!({ "tenant": name, "entries": entries })).into_response())
+    Ok(Json(TenantHistory {
+        tenant: name,
+        entries,
+    })
+    .into_response())
 }
 
 /// The audit object of a tenant.
@@ -485,7 +605,7 @@ fn respond_written(
     settings: Option<Map<String, Value>>,
     warnings: Vec<Finding>,
     created: bool,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let doc = match updated {
         Updated::Written(doc) | Updated::Unchanged(doc) => doc,
         Updated::Removed => return Ok(StatusCode::NO_CONTENT.into_response()),
