@@ -418,7 +418,9 @@ mod tests {
         let yaml = Prometheus::builder()
             .interval(Duration::from_secs(5))
             .render_config(Path::new("/r"));
-        assert!(yaml.contains("scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\n"));
+        assert!(
+            yaml.contains("scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\n")
+        );
     }
 
     #[test]
