@@ -273,95 +273,63 @@ pub fn markdown(r: &Results) -> String {
         r.args.scrapes
     );
     md.push_str("| metric | dynalert | pushgateway | target |\n|---|---|---|---|\n");
-    let none = || "–".to_owned();
     let ms = |ms: Option<f64>| ms.map_or("?".to_owned(), |ms| seconds(ms / 1000.0));
-    let (cold, change) = (r.in_process.cold_ms, r.in_process.change_ms);
-    let mut rows = vec![
+    for (metric, value, target) in [
         (
-            "cold load + first render (in-process, median)".to_owned(),
-            ms(cold),
-            none(),
-            verdict(cold, TARGET_COLD_MS, "ms"),
+            "cold load + first render",
+            r.in_process.cold_ms,
+            TARGET_COLD_MS,
         ),
         (
-            "one changed tenant file re-served (in-process, median)".to_owned(),
-            ms(change),
-            none(),
-            verdict(change, TARGET_CHANGE_MS, "ms"),
+            "one changed tenant file re-served",
+            r.in_process.change_ms,
+            TARGET_CHANGE_MS,
         ),
-        (
-            "process start → ready".to_owned(),
-            seconds(d.ready),
-            seconds(p.ready),
-            none(),
-        ),
-        (
-            "push of the threshold series (one PUT)".to_owned(),
-            none(),
-            p.push.map_or_else(none, seconds),
-            none(),
-        ),
-    ];
+    ] {
+        let verdict = verdict(value, target, "ms");
+        let _ = writeln!(
+            md,
+            "| {metric} (in-process, median) | {} | – | {verdict} |",
+            ms(value)
+        );
+    }
+    let mut row = |metric: &str, cell: &dyn Fn(&Measured) -> String, target: String| {
+        let _ = writeln!(md, "| {metric} | {} | {} | {target} |", cell(d), cell(p));
+    };
+    let none = || "–".to_owned();
+    row("process start → ready", &|m| seconds(m.ready), none());
+    let push = |m: &Measured| m.push.map_or_else(none, seconds);
+    row("push of the threshold series (one PUT)", &push, none());
     for (label, q) in [("median", 0.5), ("p90", 0.9), ("max", 1.0)] {
-        let (dq, pq) = (quantile(&d.gzip, q), quantile(&p.gzip, q));
-        let target = if q < 1.0 {
-            verdict(Some(dq * 1000.0), TARGET_SCRAPE_MS, "ms")
-        } else {
-            none()
-        };
-        rows.push((
-            format!("`/metrics` gzip, {label}"),
-            seconds(dq),
-            seconds(pq),
-            target,
-        ));
+        let scrape = quantile(&d.gzip, q) * 1000.0;
+        let target = (q < 1.0).then(|| verdict(Some(scrape), TARGET_SCRAPE_MS, "ms"));
+        let cell = |m: &Measured| seconds(quantile(&m.gzip, q));
+        row(
+            &format!("`/metrics` gzip, {label}"),
+            &cell,
+            target.unwrap_or_else(none),
+        );
     }
     let size = |bytes: usize| match bytes as f64 / 1024.0 {
         kib if kib >= 1024.0 => format!("{:.2} MiB", kib / 1024.0),
         kib => format!("{kib:.1} KiB"),
     };
-    let rss = |m: &Measured| m.memory.rss_kib as f64 / 1024.0;
-    rows.extend([
-        (
-            "`/metrics` plain, median".to_owned(),
-            seconds(quantile(&d.plain, 0.5)),
-            seconds(quantile(&p.plain, 0.5)),
-            none(),
-        ),
-        (
-            "`/metrics` body, gzip".to_owned(),
-            size(d.gzip_bytes),
-            size(p.gzip_bytes),
-            none(),
-        ),
-        (
-            "`/metrics` body, plain".to_owned(),
-            size(d.plain_bytes),
-            size(p.plain_bytes),
-            none(),
-        ),
-        (
-            "series in `/metrics`".to_owned(),
-            d.series.to_string(),
-            p.series.to_string(),
-            none(),
-        ),
-        (
-            "RSS after the scrapes (VmRSS)".to_owned(),
-            mib(d.memory.rss_kib),
-            mib(p.memory.rss_kib),
-            verdict(Some(rss(d)), TARGET_RSS_MIB, "MiB"),
-        ),
-        (
-            "peak RSS (VmHWM)".to_owned(),
-            mib(d.memory.hwm_kib),
-            mib(p.memory.hwm_kib),
-            none(),
-        ),
-    ]);
-    for (metric, dynalert, pushgateway, target) in rows {
-        let _ = writeln!(md, "| {metric} | {dynalert} | {pushgateway} | {target} |");
-    }
+    row(
+        "`/metrics` plain, median",
+        &|m| seconds(quantile(&m.plain, 0.5)),
+        none(),
+    );
+    row("`/metrics` body, gzip", &|m| size(m.gzip_bytes), none());
+    row("`/metrics` body, plain", &|m| size(m.plain_bytes), none());
+    row("series in `/metrics`", &|m| m.series.to_string(), none());
+    let rss = Some(d.memory.rss_kib as f64 / 1024.0);
+    let target = verdict(rss, TARGET_RSS_MIB, "MiB");
+    row(
+        "RSS after the scrapes (VmRSS)",
+        &|m| mib(m.memory.rss_kib),
+        target,
+    );
+    row("peak RSS (VmHWM)", &|m| mib(m.memory.hwm_kib), none());
     md.push_str(
         "\nLatencies are measured by the client on 127.0.0.1: a new connection per request, \
          from sending the request to the last byte of the response. Start → ready is polled \
