@@ -96,100 +96,62 @@ impl Synthetic {
     }
 
     pub fn mariadb(&self, out: &mut String, t: f64) {
-        let s = "mysql";
         let up = |i, j| unit(i, j, 1) >= P_DOWN;
         let live = |i, j, v: f64| up(i, j).then_some(v);
-        let replica = |i, j| (j == 1 && up(i, j)).then_some(());
-        self.family(out, ("mysql_up", "gauge", s), &[], |i, j, _| {
+        let replica = |i, j, v: f64| (j == 1 && up(i, j)).then_some(v);
+        let mut family = |name: &str, kind: &str, value: &dyn Fn(usize, usize) -> Option<f64>| {
+            let name = format!("mysql_{name}");
+            self.family(out, (&name, kind, "mysql"), &[], |i, j, _| value(i, j));
+        };
+        family("up", "gauge", &|i, j| {
             Some(if up(i, j) { 1.0 } else { 0.0 })
         });
-        let gauges = [
-            (
-                "mysql_global_status_threads_connected",
-                2,
-                (5.0, 60.0),
-                (85.0, 140.0),
-            ),
-            (
-                "mysql_global_status_threads_running",
-                3,
-                (1.0, 20.0),
-                (45.0, 80.0),
-            ),
-        ];
-        for (name, salt, normal, high) in gauges {
-            self.family(out, (name, "gauge", s), &[], |i, j, _| {
-                live(i, j, level(i, j, salt, normal, high).round())
-            });
+        for (name, salt, normal, high) in [
+            ("threads_connected", 2, (5.0, 60.0), (85.0, 140.0)),
+            ("threads_running", 3, (1.0, 20.0), (45.0, 80.0)),
+        ] {
+            let value = |i, j| live(i, j, level(i, j, salt, normal, high).round());
+            family(&format!("global_status_{name}"), "gauge", &value);
         }
-        self.family(
-            out,
-            ("mysql_global_variables_max_connections", "gauge", s),
-            &[],
-            |i, j, _| live(i, j, 151.0),
-        );
+        family("global_variables_max_connections", "gauge", &|i, j| {
+            live(i, j, 151.0)
+        });
         // Per-minute rates, usual and high. Rates jitter a little from one evaluation to the
         // next, so both ranges stay clear of every threshold a tenant can have (custom values
         // are 0.5 to 2 times the defaults of 10, 10, 1 and 60 per minute).
-        let counters = [
-            (
-                "mysql_global_status_slow_queries",
-                4,
-                (0.0, 2.0),
-                (25.0, 40.0),
-            ),
-            (
-                "mysql_global_status_aborted_connects",
-                5,
-                (0.0, 2.0),
-                (25.0, 40.0),
-            ),
-            (
-                "mysql_global_status_innodb_deadlocks",
-                6,
-                (0.0, 0.2),
-                (2.5, 5.0),
-            ),
-            (
-                "mysql_global_status_innodb_row_lock_waits",
-                7,
-                (0.0, 12.0),
-                (130.0, 200.0),
-            ),
-        ];
-        for (name, salt, normal, high) in counters {
-            self.family(out, (name, "untyped", s), &[], |i, j, _| {
-                live(
+        for (name, salt, normal, high) in [
+            ("slow_queries", 4, (0.0, 2.0), (25.0, 40.0)),
+            ("aborted_connects", 5, (0.0, 2.0), (25.0, 40.0)),
+            ("innodb_deadlocks", 6, (0.0, 0.2), (2.5, 5.0)),
+            ("innodb_row_lock_waits", 7, (0.0, 12.0), (130.0, 200.0)),
+        ] {
+            let per_second = move |i, j| level(i, j, salt, normal, high) / 60.0;
+            let value = |i, j| live(i, j, counter(i, j, salt, per_second(i, j), t));
+            family(&format!("global_status_{name}"), "untyped", &value);
+        }
+        let lag = |i, j| replica(i, j, level(i, j, 8, (0.0, 5.0), (40.0, 300.0)).round());
+        family("slave_status_seconds_behind_master", "gauge", &lag);
+        for (name, salt) in [("io", 9), ("sql", 10)] {
+            let running = |i, j| {
+                replica(
                     i,
                     j,
-                    counter(i, j, salt, level(i, j, salt, normal, high) / 60.0, t),
-                )
-            });
-        }
-        self.family(
-            out,
-            ("mysql_slave_status_seconds_behind_master", "gauge", s),
-            &[],
-            |i, j, _| replica(i, j).map(|()| level(i, j, 8, (0.0, 5.0), (40.0, 300.0)).round()),
-        );
-        for (name, salt) in [
-            ("mysql_slave_status_slave_io_running", 9),
-            ("mysql_slave_status_slave_sql_running", 10),
-        ] {
-            self.family(out, (name, "gauge", s), &[], |i, j, _| {
-                replica(i, j).map(|()| {
                     if unit(i, j, salt) < P_HIGH / 2.0 {
                         0.0
                     } else {
                         1.0
-                    }
-                })
-            });
+                    },
+                )
+            };
+            family(
+                &format!("slave_status_slave_{name}_running"),
+                "gauge",
+                &running,
+            );
         }
     }
 
     pub fn redis(&self, out: &mut String, t: f64) {
-        let s = "redis";
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
         const COMMANDS: [&str; 4] = [
             "cmd=\"get\"",
@@ -199,110 +161,74 @@ impl Synthetic {
         ];
         let up = |i, j| unit(i, j, 31) >= P_DOWN;
         let live = |i, j, v: f64| up(i, j).then_some(v);
-        self.family(out, ("redis_up", "gauge", s), &[], |i, j, _| {
-            Some(if up(i, j) { 1.0 } else { 0.0 })
-        });
-        // A tenth of the instances have no maxmemory (0) and are left out of the ratio.
-        let max_memory = |i, j| if unit(i, j, 32) < 0.1 { 0.0 } else { GIB };
-        self.family(
-            out,
-            ("redis_memory_max_bytes", "gauge", s),
-            &[],
-            |i, j, _| live(i, j, max_memory(i, j)),
-        );
-        self.family(
-            out,
-            ("redis_memory_used_bytes", "gauge", s),
-            &[],
-            |i, j, _| {
-                live(
-                    i,
-                    j,
-                    (GIB * level(i, j, 33, (0.2, 0.8), (0.9, 0.99))).round(),
-                )
-            },
-        );
-        self.family(
-            out,
-            ("redis_connected_clients", "gauge", s),
-            &[],
-            |i, j, _| {
-                live(
-                    i,
-                    j,
-                    level(i, j, 34, (10.0, 800.0), (1100.0, 2000.0)).round(),
-                )
-            },
-        );
         let keys: Vec<String> = DIMENSIONS[0]
             .values
             .iter()
             .map(|queue| format!("db=\"db0\",key=\"{queue}\""))
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.family(out, ("redis_key_size", "gauge", s), &keys, |i, j, k| {
+        let mut family =
+            |name: &str,
+             kind: &str,
+             extra: &[&str],
+             value: &dyn Fn(usize, usize, usize) -> Option<f64>| {
+                self.family(out, (&format!("redis_{name}"), kind, "redis"), extra, value);
+            };
+        family("up", "gauge", &[], &|i, j, _| {
+            Some(if up(i, j) { 1.0 } else { 0.0 })
+        });
+        // A tenth of the instances have no maxmemory (0) and are left out of the ratio.
+        let max_memory = |i, j, _| live(i, j, if unit(i, j, 32) < 0.1 { 0.0 } else { GIB });
+        family("memory_max_bytes", "gauge", &[], &max_memory);
+        let used = |i, j, _| {
+            live(
+                i,
+                j,
+                (GIB * level(i, j, 33, (0.2, 0.8), (0.9, 0.99))).round(),
+            )
+        };
+        family("memory_used_bytes", "gauge", &[], &used);
+        let clients = |i, j, _| {
+            live(
+                i,
+                j,
+                level(i, j, 34, (10.0, 800.0), (1100.0, 2000.0)).round(),
+            )
+        };
+        family("connected_clients", "gauge", &[], &clients);
+        let size = |i, j, k| {
             live(
                 i,
                 j,
                 level(i, j, 35 + k as u64, (0.0, 300.0), (600.0, 5000.0)).round(),
             )
-        });
-        self.family(
-            out,
-            ("redis_rejected_connections_total", "counter", s),
-            &[],
-            |i, j, _| {
-                live(
-                    i,
-                    j,
-                    counter(i, j, 40, level(i, j, 40, (0.0, 0.0), (1.0, 5.0)) / 60.0, t),
-                )
-            },
-        );
+        };
+        family("key_size", "gauge", &keys, &size);
+        let rejected = |i, j| level(i, j, 40, (0.0, 0.0), (1.0, 5.0)) / 60.0;
+        let rejected = |i, j, _| live(i, j, counter(i, j, 40, rejected(i, j), t));
+        family("rejected_connections_total", "counter", &[], &rejected);
         // Calls per second per command, and the instance's mean latency in ms.
         let calls = |i, j, k: usize| level(i, j, 41 + k as u64, (50.0, 500.0), (50.0, 500.0));
         let latency_ms = |i, j| level(i, j, 50, (0.01, 2.0), (22.0, 30.0));
         // INFO's total_commands_processed: the calls of every command.
-        self.family(
-            out,
-            ("redis_commands_processed_total", "counter", s),
-            &[],
-            |i, j, _| {
-                let all_calls = (0..COMMANDS.len()).map(|k| calls(i, j, k)).sum();
-                live(i, j, counter(i, j, 41, all_calls, t).floor())
-            },
-        );
-        self.family(
-            out,
-            ("redis_commands_duration_seconds_total", "counter", s),
+        let all_calls = |i, j| (0..COMMANDS.len()).map(|k| calls(i, j, k)).sum();
+        let processed = |i, j, _| live(i, j, counter(i, j, 41, all_calls(i, j), t).floor());
+        family("commands_processed_total", "counter", &[], &processed);
+        let busy = |i, j, k: usize| calls(i, j, k) * latency_ms(i, j) / 1000.0;
+        let duration = |i, j, k: usize| live(i, j, counter(i, j, 45 + k as u64, busy(i, j, k), t));
+        family(
+            "commands_duration_seconds_total",
+            "counter",
             &COMMANDS,
-            |i, j, k| {
-                live(
-                    i,
-                    j,
-                    counter(
-                        i,
-                        j,
-                        45 + k as u64,
-                        calls(i, j, k) * latency_ms(i, j) / 1000.0,
-                        t,
-                    ),
-                )
-            },
+            &duration,
         );
         // INFO's total_error_replies (failed and rejected commands of every command).
-        self.family(
-            out,
-            ("redis_total_error_replies", "counter", s),
-            &[],
-            |i, j, _| {
-                let per_second = COMMANDS.len() as f64 * level(i, j, 60, (0.0, 0.007), (0.2, 0.5));
-                live(i, j, counter(i, j, 60, per_second, t))
-            },
-        );
-        self.family(out, ("redis_master_link_up", "gauge", s), &[], |i, j, _| {
-            (j == 1 && up(i, j)).then(|| if unit(i, j, 70) < P_HIGH { 0.0 } else { 1.0 })
-        });
+        let errors = |i, j| COMMANDS.len() as f64 * level(i, j, 60, (0.0, 0.007), (0.2, 0.5));
+        let errors = |i, j, _| live(i, j, counter(i, j, 60, errors(i, j), t));
+        family("total_error_replies", "counter", &[], &errors);
+        let link =
+            |i, j, _| (j == 1 && up(i, j)).then(|| if unit(i, j, 70) < P_HIGH { 0.0 } else { 1.0 });
+        family("master_link_up", "gauge", &[], &link);
     }
 }
 
