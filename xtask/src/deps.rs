@@ -92,3 +92,17 @@ fn is_root() -> Result<bool> {
         .context("running `id -u` to check for root")?;
     Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
 }
+
+#[cfg(test)]
+mod tests {
+    /// xtask compiles `components.rs` into its own test binary: a test in that file would run
+    /// there and in the testkit, and one failure would count twice in the summary.
+    #[test]
+    fn the_included_component_list_brings_no_tests() {
+        let source = include_str!("../../crates/dynalert-testkit/src/components.rs");
+        assert!(
+            !source.contains("#[test]"),
+            "move the tests of components.rs to lib.rs"
+        );
+    }
+}

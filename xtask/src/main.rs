@@ -1,10 +1,6 @@
 //! Project automation for dynalert, run as `cargo xtask <command>` (the alias is in
 //! `.cargo/config.toml`). `main` only parses arguments; each command lives in its own module.
 
-mod bench_api;
-mod bench_exporter;
-mod bench_rules;
-mod bench_support;
 mod deps;
 mod gen_tenants;
 mod summary;
@@ -27,13 +23,27 @@ enum Command {
     Test(test::TestArgs),
     /// Write a synthetic conf.d tree with N tenants (for load tests and benchmarks).
     GenTenants(gen_tenants::GenTenantsArgs),
-    /// Benchmark `dynalert serve` against the targets, next to a Pushgateway.
-    BenchExporter(bench_exporter::BenchExporterArgs),
-    /// Rule packs vs. hand-written per-tenant rules on a real Prometheus, at N tenants.
-    BenchRules(bench_rules::BenchRulesArgs),
-    /// Management API writes (PATCH) and write → /metrics times, on SQLite and PostgreSQL.
-    BenchApi(bench_api::BenchApiArgs),
-    // Benchmarks join here as `Bench*` variants (`cargo xtask bench-…`), one module each.
+    /// `cargo run -p dynalert-bench --release -- exporter ARGS` (see docs/benchmarks.md).
+    BenchExporter(BenchArgs),
+    /// `cargo run -p dynalert-bench --release -- rules ARGS`.
+    BenchRules(BenchArgs),
+    /// `cargo run -p dynalert-bench --release -- api ARGS`.
+    BenchApi(BenchArgs),
+}
+
+/// The benchmarks live in `crates/dynalert-bench`; these commands only forward to it.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Arguments of the benchmark (`--help` lists them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Runs benchmark `name` of dynalert-bench, built in release mode, with `args`.
+fn bench(name: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    let mut argv = vec!["run", "--release", "-p", "dynalert-bench", "--", name];
+    argv.extend(args.args.iter().map(String::as_str));
+    cargo_step(&workspace_root(), &argv)
 }
 
 /// The workspace root: xtask's manifest lives one level below it.
@@ -71,9 +81,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test::run(&args),
         Command::GenTenants(args) => gen_tenants::run(&args),
-        Command::BenchExporter(args) => bench_exporter::run(&args),
-        Command::BenchRules(args) => bench_rules::run(&args),
-        Command::BenchApi(args) => bench_api::run(&args),
+        Command::BenchExporter(args) => bench("exporter", &args),
+        Command::BenchRules(args) => bench("rules", &args),
+        Command::BenchApi(args) => bench("api", &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,9 @@
 //!
 //! This is the one list: `dynalert-testkit` uses it to name the package in "not installed"
 //! messages, and `xtask` includes this very file (via `#[path]`) to decide what to
-//! `apt-get install`. Keep it free of dependencies and of `crate::` paths for that reason.
+//! `apt-get install`. Keep it free of dependencies and of `crate::` paths for that reason, and
+//! free of tests (they are in `lib.rs`): xtask would compile and run them again, so one
+//! failing test would count twice in `cargo xtask test`'s summary.
 //!
 //! To add a component to the suite, add its package here; `cargo xtask test` then installs it
 //! on a fresh machine.
@@ -137,7 +139,7 @@ pub fn postgres_bin_dirs() -> Vec<PathBuf> {
 }
 
 /// Keeps the names that are versions (`15`, `9.6`) and sorts them numerically, highest first.
-fn highest_version_first(names: Vec<String>) -> Vec<String> {
+pub(crate) fn highest_version_first(names: Vec<String>) -> Vec<String> {
     let mut versions: Vec<(Vec<u32>, String)> = names
         .into_iter()
         .filter_map(|name| {
@@ -157,17 +159,4 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_versions_sort_numerically_highest_first() {
-        let names = ["9.6", "15", "extension", "16", "10"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(highest_version_first(names), ["16", "15", "10", "9.6"]);
-    }
 }

@@ -130,6 +130,17 @@ mod tests {
     }
 
     #[test]
+    fn postgres_versions_sort_numerically_highest_first() {
+        let names = ["9.6", "15", "extension", "16", "10"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            components::highest_version_first(names),
+            ["16", "15", "10", "9.6"]
+        );
+    }
+
+    #[test]
     fn known_binaries_name_their_debian_package() {
         assert_eq!(
             components::package_for_binary("promtool"),

@@ -78,6 +78,8 @@ pub struct PrometheusBuilder {
     rule_files: Vec<PathBuf>,
     extra_config_yaml: Option<String>,
     extra_args: Vec<String>,
+    /// Scrape and evaluation interval; 1 s when not set.
+    interval: Option<Duration>,
 }
 
 impl PrometheusBuilder {
@@ -96,6 +98,13 @@ impl PrometheusBuilder {
     /// It must not repeat `global`, `rule_files` or `scrape_configs`, which are generated.
     pub fn extra_config(mut self, yaml: impl Into<String>) -> Self {
         self.extra_config_yaml = Some(yaml.into());
+        self
+    }
+
+    /// The scrape and evaluation interval (and scrape timeout), in whole seconds; 1 s by
+    /// default, which suits tests; a benchmark runs at a deployment's pace instead.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
         self
     }
 
@@ -151,8 +160,10 @@ impl PrometheusBuilder {
     }
 
     fn render_config(&self, rules_dir: &Path) -> String {
-        let mut yaml = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
+        let seconds = self.interval.map_or(1, |i| i.as_secs().max(1));
+        let mut yaml = format!(
+            "global:\n  scrape_interval: {seconds}s\n  scrape_timeout: {seconds}s\n  \
+             evaluation_interval: {seconds}s\n"
         );
         yaml.push_str("rule_files:\n");
         let default_globs = ["*.yml", "*.yaml"].map(|glob| rules_dir.join(glob));
@@ -252,6 +263,11 @@ impl Prometheus {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id (for reading its memory and CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Rule files (`*.yml`, `*.yaml`) put here are loaded on start and [`Self::reload`].
@@ -395,6 +411,16 @@ mod tests {
             "    relabel_configs:\n      - target_label: \"tenant\"\n        replacement: \"db-a\"\n"
         ));
         assert!(yaml.ends_with("alerting:\n  alertmanagers: []\n"));
+    }
+
+    #[test]
+    fn interval_sets_scrape_and_evaluation_pace() {
+        let yaml = Prometheus::builder()
+            .interval(Duration::from_secs(5))
+            .render_config(Path::new("/r"));
+        assert!(
+            yaml.contains("scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\n")
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ impl Pushgateway {
         self.port
     }
 
+    /// The server's process id (for reading its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_path(&self) -> &Path {
         self.child.log_path()
     }

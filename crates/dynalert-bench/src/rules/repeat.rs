@@ -6,12 +6,13 @@
 //! repetition on its own (packs and per-tenant of the same repetition, each minus that
 //! repetition's baseline), so a reader sees how firm a verdict is.
 
-use super::*;
+use super::{BASELINE, Measured, PACKS, PER_TENANT, Round};
+use crate::support::median;
 
 /// The order of the variants in repetition `k` (from 1): as given in odd repetitions,
 /// reversed in even ones, so that a drift of the machine over the run (a neighbour starting
 /// work) does not always fall on the variant measured last.
-pub(super) fn order<T: Clone>(variants: &[T], k: usize) -> Vec<T> {
+pub fn order<T: Clone>(variants: &[T], k: usize) -> Vec<T> {
     let mut ordered = variants.to_vec();
     if k.is_multiple_of(2) {
         ordered.reverse();
@@ -24,7 +25,7 @@ pub(super) fn order<T: Clone>(variants: &[T], k: usize) -> Vec<T> {
 /// and load at start), every sample of the sampled ones (evaluation time, heap, load at reload),
 /// the sum of the counts (slices thrown away, failures, missed iterations). Rule counts and
 /// alerts come from the first repetition: the report compares each repetition's alerts itself.
-pub(super) fn combine(repetitions: &[Vec<Measured>]) -> Vec<Measured> {
+pub fn combine(repetitions: &[Vec<Measured>]) -> Vec<Measured> {
     let Some(first) = repetitions.first() else {
         return Vec::new();
     };
@@ -35,13 +36,10 @@ pub(super) fn combine(repetitions: &[Vec<Measured>]) -> Vec<Measured> {
 }
 
 /// `variant`'s measurement in each repetition that has one, in order.
-pub(super) fn of_variant<'a>(
-    repetitions: &'a [Vec<Measured>],
-    variant: &Variant,
-) -> Vec<&'a Measured> {
+pub fn of_variant<'a>(repetitions: &'a [Vec<Measured>], variant: &str) -> Vec<&'a Measured> {
     repetitions
         .iter()
-        .filter_map(|results| results.iter().find(|m| m.variant == *variant))
+        .filter_map(|results| results.iter().find(|m| m.variant == variant))
         .collect()
 }
 
@@ -51,21 +49,13 @@ fn combine_variant(first: &Measured, all: &[&Measured]) -> Measured {
     let samples = |figure: fn(&Measured) -> &Vec<f64>| -> Vec<f64> {
         all.iter().flat_map(|m| figure(m).iter().copied()).collect()
     };
-    let durations = |figure: fn(&Measured) -> &Vec<Duration>| -> Vec<Duration> {
-        all.iter().flat_map(|m| figure(m).iter().copied()).collect()
-    };
-    let loads_at_start: Vec<f64> = all
-        .iter()
-        .filter_map(|m| m.load_at_start)
-        .map(|d| d.as_secs_f64())
-        .collect();
+    let loads_at_start: Vec<f64> = all.iter().filter_map(|m| m.load_at_start).collect();
     Measured {
         variant: first.variant.clone(),
-        ready: Duration::from_secs_f64(single(|m| m.ready.as_secs_f64())),
-        load_at_start: (!loads_at_start.is_empty())
-            .then(|| Duration::from_secs_f64(median(&loads_at_start))),
-        load_at_reload: durations(|m| &m.load_at_reload),
-        reload_requests: durations(|m| &m.reload_requests),
+        ready: single(|m| m.ready),
+        load_at_start: (!loads_at_start.is_empty()).then(|| median(&loads_at_start)),
+        load_at_reload: samples(|m| &m.load_at_reload),
+        reload_requests: samples(|m| &m.reload_requests),
         rules: first.rules.clone(),
         eval: samples(|m| &m.eval),
         cpu: single(|m| m.cpu),
@@ -87,14 +77,14 @@ fn combine_variant(first: &Measured, all: &[&Measured]) -> Measured {
 impl Round {
     /// CPU above the baseline of `variant` in each repetition, the baseline of the same
     /// repetition subtracted.
-    pub(super) fn cpu_each(&self, variant: &Variant) -> Vec<f64> {
+    pub fn cpu_each(&self, variant: &str) -> Vec<f64> {
         self.repetitions
             .iter()
             .filter_map(|results| {
-                let m = results.iter().find(|m| m.variant == *variant)?;
+                let m = results.iter().find(|m| m.variant == variant)?;
                 let base = results
                     .iter()
-                    .find(|m| m.variant == Variant::Baseline)
+                    .find(|m| m.variant == BASELINE)
                     .map_or(0.0, |b| b.cpu);
                 Some(m.cpu - base)
             })
@@ -102,7 +92,7 @@ impl Round {
     }
 
     /// The median evaluation time per cycle of `variant` in each repetition.
-    pub(super) fn eval_each(&self, variant: &Variant) -> Vec<f64> {
+    pub fn eval_each(&self, variant: &str) -> Vec<f64> {
         of_variant(&self.repetitions, variant)
             .iter()
             .map(|m| median(&m.eval))
@@ -111,24 +101,27 @@ impl Round {
 
     /// Per-tenant ÷ packs of a figure (`Round::cpu_each`, `Round::eval_each`) in each
     /// repetition: how many times the packs are cheaper in each.
-    pub(super) fn cheaper_each(&self, each: fn(&Round, &Variant) -> Vec<f64>) -> Vec<f64> {
-        let per_tenant = each(self, &Variant::PerTenant);
-        let packs = each(self, &Variant::Packs);
+    pub fn cheaper_each(&self, each: fn(&Round, &str) -> Vec<f64>) -> Vec<f64> {
+        let (per_tenant, packs) = (each(self, PER_TENANT), each(self, PACKS));
         per_tenant.iter().zip(&packs).map(|(t, p)| t / p).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::measure::Rules;
+    use super::super::synthetic::Conf;
     use super::*;
 
-    fn measured(variant: Variant, cpu: f64, eval: &[f64], discarded: usize) -> Measured {
+    fn measured(variant: &str, cpu: f64, eval: &[f64], discarded: usize) -> Measured {
         Measured {
-            variant,
-            ready: Duration::from_millis(100),
-            load_at_start: Some(Duration::from_millis(10)),
-            load_at_reload: vec![Duration::from_millis(12)],
-            reload_requests: vec![Duration::from_millis(13)],
+            variant: variant.to_owned(),
+            ready: 0.1,
+            load_at_start: Some(0.01),
+            load_at_reload: vec![0.012],
+            reload_requests: vec![0.013],
             rules: Rules::default(),
             eval: eval.to_vec(),
             cpu,
@@ -159,25 +152,25 @@ mod tests {
         // The second repetition ran in reverse order: combining matches variants, not places.
         let repetitions = vec![
             vec![
-                measured(Variant::Baseline, 0.04, &[], 0),
-                measured(Variant::Packs, 0.30, &[1.0, 1.2], 1),
+                measured(BASELINE, 0.04, &[], 0),
+                measured(PACKS, 0.30, &[1.0, 1.2], 1),
             ],
             vec![
-                measured(Variant::Packs, 0.20, &[0.9], 0),
-                measured(Variant::Baseline, 0.05, &[], 2),
+                measured(PACKS, 0.20, &[0.9], 0),
+                measured(BASELINE, 0.05, &[], 2),
             ],
             vec![
-                measured(Variant::Baseline, 0.03, &[], 0),
-                measured(Variant::Packs, 0.25, &[1.1], 0),
+                measured(BASELINE, 0.03, &[], 0),
+                measured(PACKS, 0.25, &[1.1], 0),
             ],
         ];
         let combined = combine(&repetitions);
         assert_eq!(combined.len(), 2);
-        assert!(combined[0].variant == Variant::Baseline);
+        assert_eq!(combined[0].variant, BASELINE);
         assert!((combined[0].cpu - 0.04).abs() < 1e-12);
         assert_eq!(combined[0].discarded, 2);
         let packs = &combined[1];
-        assert!(packs.variant == Variant::Packs);
+        assert_eq!(packs.variant, PACKS);
         assert!((packs.cpu - 0.25).abs() < 1e-12);
         assert_eq!(packs.eval, [1.0, 1.2, 0.9, 1.1]);
         assert_eq!(packs.load_at_reload.len(), 3);
@@ -189,14 +182,14 @@ mod tests {
     fn each_repetition_subtracts_its_own_baseline() {
         let repetitions = vec![
             vec![
-                measured(Variant::Baseline, 0.04, &[], 0),
-                measured(Variant::Packs, 0.30, &[], 0),
-                measured(Variant::PerTenant, 1.04, &[], 0),
+                measured(BASELINE, 0.04, &[], 0),
+                measured(PACKS, 0.30, &[], 0),
+                measured(PER_TENANT, 1.04, &[], 0),
             ],
             vec![
-                measured(Variant::PerTenant, 0.70, &[], 0),
-                measured(Variant::Packs, 0.30, &[], 0),
-                measured(Variant::Baseline, 0.10, &[], 0),
+                measured(PER_TENANT, 0.70, &[], 0),
+                measured(PACKS, 0.30, &[], 0),
+                measured(BASELINE, 0.10, &[], 0),
             ],
         ];
         let round = Round {
@@ -210,11 +203,10 @@ mod tests {
             results: combine(&repetitions),
             repetitions,
         };
-        let packs = round.cpu_each(&Variant::Packs);
-        let per_tenant = round.cpu_each(&Variant::PerTenant);
         let close = |got: &[f64], want: &[f64]| {
             got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9)
         };
+        let (packs, per_tenant) = (round.cpu_each(PACKS), round.cpu_each(PER_TENANT));
         assert!(close(&packs, &[0.26, 0.20]), "{packs:?}");
         assert!(close(&per_tenant, &[1.00, 0.60]), "{per_tenant:?}");
         assert!(close(

@@ -1,0 +1,126 @@
+//! `dynalert-bench`: dynalert measured against real components on 127.0.0.1, one subcommand
+//! per benchmark. Every run writes its results as JSON and renders them into the markdown
+//! section of `docs/benchmarks.md`; `report` renders a results file again.
+//!
+//! ```sh
+//! cargo run -p dynalert-bench --release -- exporter --tenants 5000 --out-md docs/benchmarks.md
+//! cargo run -p dynalert-bench --release -- rules --tenants 1000 --repeat 3 --floor
+//! cargo run -p dynalert-bench --release -- api --stores sqlite --measure-secs 5
+//! cargo run -p dynalert-bench -- report target/dynalert-bench/rules.json --out-md docs/benchmarks.md
+//! ```
+
+mod api;
+mod exporter;
+mod rules;
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+#[command(
+    name = "dynalert-bench",
+    about = "dynalert's benchmarks on real components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// `dynalert serve` against the exporter targets, next to a Prometheus Pushgateway.
+    Exporter(exporter::Args),
+    /// Rule packs vs. hand-written per-tenant rules on a real Prometheus, at N tenants.
+    Rules(rules::Args),
+    /// Management API writes (PATCH) and write → /metrics times, on SQLite and PostgreSQL.
+    Api(api::Args),
+    /// Render the markdown section of a results file written by a run.
+    Report {
+        /// The results file (`target/dynalert-bench/<benchmark>.json` by default).
+        json: PathBuf,
+        /// Markdown file whose section of this benchmark is replaced (else appended).
+        #[arg(long)]
+        out_md: Option<PathBuf>,
+    },
+}
+
+/// One run's results, as written to its JSON file.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "bench", rename_all = "lowercase")]
+enum Results {
+    Exporter(Box<exporter::Results>),
+    Rules(Box<rules::Results>),
+    Api(Box<api::Results>),
+}
+
+impl Results {
+    fn name(&self) -> &'static str {
+        match self {
+            Results::Exporter(_) => "exporter",
+            Results::Rules(_) => "rules",
+            Results::Api(_) => "api",
+        }
+    }
+
+    fn markdown(&self) -> String {
+        match self {
+            Results::Exporter(r) => exporter::markdown(r),
+            Results::Rules(r) => rules::markdown(r),
+            Results::Api(r) => api::markdown(r),
+        }
+    }
+
+    /// Prints the section and writes it into `out_md` between this benchmark's markers.
+    fn render(&self, out_md: Option<&PathBuf>) -> Result<()> {
+        let section = self.markdown();
+        println!("\n{section}");
+        if let Some(path) = out_md {
+            support::write_section(path, self.name(), &section)?;
+            println!(
+                "wrote the bench-{} section of {}",
+                self.name(),
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Writes the results file, then renders it.
+fn finish(results: Results, output: &support::Output) -> Result<()> {
+    let path = output.json_path(results.name());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&results)?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    println!("results: {}", path.display());
+    results.render(output.out_md.as_ref())
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Exporter(args) => exporter::run(&args).and_then(|(r, out)| finish(r, out)),
+        Command::Rules(args) => rules::run(&args).and_then(|(r, out)| finish(r, out)),
+        Command::Api(args) => api::run(&args).and_then(|(r, out)| finish(r, out)),
+        Command::Report { json, out_md } => std::fs::read_to_string(&json)
+            .with_context(|| format!("reading {}", json.display()))
+            .and_then(|text| {
+                serde_json::from_str::<Results>(&text)
+                    .with_context(|| format!("{} is not a results file", json.display()))
+            })
+            .and_then(|results| results.render(out_md.as_ref())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dynalert-bench: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! What the benchmarks share: their common options, the run's description (machine, load),
+//! building and starting `dynalert`, timed HTTP requests, `/proc` readings, figures.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use dynalert_testkit::{ChildGuard, Http};
+use serde::{Deserialize, Serialize};
+
+/// How long a server may take to become ready, and one HTTP response (a 35 MB plain body, a
+/// slow Pushgateway, a CPU profile).
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Options every benchmark takes.
+#[derive(clap::Args, Clone, Default)]
+pub struct Output {
+    /// Where to write the results (JSON); `target/dynalert-bench/<benchmark>.json` by default.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Markdown file whose section of this benchmark (between `<!-- bench-<name>:start -->`
+    /// and `<!-- bench-<name>:end -->`) is replaced, else appended.
+    #[arg(long)]
+    pub out_md: Option<PathBuf>,
+    /// Run this dynalert binary instead of building the release one (a profiling build, say).
+    #[arg(long)]
+    pub dynalert: Option<PathBuf>,
+    /// Keep the work directory (configs, rule files, logs) and print its path.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Output {
+    pub fn json_path(&self, bench: &str) -> PathBuf {
+        self.json
+            .clone()
+            .unwrap_or_else(|| target_dir().join(format!("dynalert-bench/{bench}.json")))
+    }
+
+    /// The dynalert binary: `--dynalert`, else a fresh release build.
+    pub fn dynalert(&self) -> Result<PathBuf> {
+        let binary = match &self.dynalert {
+            Some(path) => path.clone(),
+            None => {
+                cargo(&["build", "--release", "-p", "dynalert"])?;
+                target_dir().join("release/dynalert")
+            }
+        };
+        ensure!(
+            binary.is_file(),
+            "no dynalert binary at {}",
+            binary.display()
+        );
+        Ok(binary)
+    }
+
+    /// A temporary work directory, removed at the end unless `--keep`.
+    pub fn work_dir(&self, bench: &str) -> Result<WorkDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("dynalert-bench-{bench}-"))
+            .tempdir()
+            .context("creating the work directory")?;
+        Ok(WorkDir {
+            dir: Some(dir),
+            keep: self.keep,
+        })
+    }
+}
+
+pub struct WorkDir {
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("present until dropped").path()
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take().filter(|_| self.keep) {
+            println!("work directory kept: {}", dir.keep().display());
+        }
+    }
+}
+
+/// Where and when a run happened, for the report.
+#[derive(Serialize, Deserialize)]
+pub struct Meta {
+    pub command: String,
+    pub date: String,
+    pub machine: String,
+    pub load_at_start: String,
+    pub load_at_end: String,
+    pub seconds: f64,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+impl Meta {
+    pub fn start() -> Meta {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Meta {
+            command: format!(
+                "cargo run -p dynalert-bench --release -- {}",
+                args.join(" ")
+            ),
+            date: output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+                .map_or_else(|_| "unknown".to_owned(), |d| d.trim().to_owned()),
+            machine: machine(),
+            load_at_start: load_average(),
+            load_at_end: String::new(),
+            seconds: 0.0,
+            started: Some(Instant::now()),
+        }
+    }
+
+    pub fn finish(mut self) -> Meta {
+        self.load_at_end = load_average();
+        self.seconds = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        self
+    }
+
+    /// The list that opens every section.
+    pub fn markdown(&self, title: &str) -> String {
+        format!(
+            "## {title}\n\n- command: `{}`\n- date: {}\n- machine: {}\n\
+             - load average at the start: {}; at the end: {}\n",
+            self.command, self.date, self.machine, self.load_at_start, self.load_at_end
+        )
+    }
+}
+
+/// CPUs, the CPU model and the total memory.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let gib = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 / 1024.0 / 1024.0;
+    format!("{cpus} CPUs ({model}), {gib:.1} GiB RAM")
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+pub fn load_average() -> String {
+    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The workspace root (this crate's manifest is two levels below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir() -> PathBuf {
+    workspace_root().join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
+}
+
+/// Runs `cargo ARGS` in the workspace, its output shown; fails if it fails.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    println!("==> cargo {}", args.join(" "));
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .status()
+        .context("running cargo")?;
+    ensure!(
+        status.success(),
+        "`cargo {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+/// `cargo xtask gen-tenants N --out DIR --keys K`: the generator stays in xtask.
+pub fn gen_tenants(dir: &Path, tenants: usize, keys: usize) -> Result<()> {
+    let dir = dir.to_str().context("a work directory that is not UTF-8")?;
+    cargo(&[
+        "xtask",
+        "gen-tenants",
+        &tenants.to_string(),
+        "--out",
+        dir,
+        "--keys",
+        &keys.to_string(),
+    ])
+}
+
+/// Runs `command` to completion and returns its standard output.
+pub fn output(command: &mut Command) -> Result<String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{command:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A `dynalert serve` (or any server) started and answering its readiness path.
+pub struct Server {
+    pub guard: ChildGuard,
+    pub port: u16,
+    /// From spawning to the first 2xx of the readiness path (polled every 50 ms).
+    pub ready: f64,
+}
+
+/// `dynalert serve ARGS --listen 127.0.0.1:<free port>`, its log in `log`, waited for on
+/// `/ready`.
+pub fn serve(binary: &Path, args: &[&str], log: &Path, rust_log: &str) -> Result<Server> {
+    let port = dynalert_testkit::free_port();
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .args(args)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", rust_log);
+    let started = Instant::now();
+    let mut guard = ChildGuard::spawn("dynalert serve", command, log)?;
+    let url = format!("http://127.0.0.1:{port}/ready");
+    guard.wait_ready(&Http::new()?, &url, TIMEOUT)?;
+    Ok(Server {
+        guard,
+        port,
+        ready: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// An HTTP client for measurements. Without `keep_alive` every request has a connection of
+/// its own: `dynalert serve` leaves Nagle's algorithm on, and a multi-megabyte response on a
+/// reused connection often stalls ~40 ms on the client's delayed ACK. Bodies are never
+/// decompressed: the gzip benchmark counts the bytes sent.
+pub fn client(keep_alive: bool) -> Result<reqwest::blocking::Client> {
+    let mut builder = reqwest::blocking::Client::builder()
+        .timeout(TIMEOUT)
+        .no_gzip();
+    if !keep_alive {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().context("building the HTTP client")
+}
+
+/// A response: status, body, and the seconds from sending the request to its last byte.
+pub struct Timed {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub seconds: f64,
+}
+
+pub fn timed(request: reqwest::blocking::RequestBuilder) -> Result<Timed> {
+    let started = Instant::now();
+    let response = request.send()?;
+    let status = response.status().as_u16();
+    let body = response.bytes()?.to_vec();
+    Ok(Timed {
+        status,
+        body,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Resident memory now and at its peak, in KiB.
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+impl Memory {
+    /// `VmRSS` and `VmHWM` of process `pid`.
+    pub fn of(pid: u32) -> Result<Memory> {
+        let path = format!("/proc/{pid}/status");
+        let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let field =
+            |name: &str| kib_field(&status, name).with_context(|| format!("no {name} in {path}"));
+        Ok(Memory {
+            rss_kib: field("VmRSS:")?,
+            hwm_kib: field("VmHWM:")?,
+        })
+    }
+}
+
+/// A `Name:   1234 kB` line of a `/proc` file, in KiB.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ: 100 on every Linux we run on).
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of `/proc/<pid>/stat` (`self` for this process), in ticks.
+pub fn process_ticks(pid: &str) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count the fields after it,
+    // state (field 3 of the man page) first; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    Some(field(14)? + field(15)?)
+}
+
+/// Samples in a text exposition: the lines that are neither comments nor blank.
+pub fn count_series(body: &str) -> usize {
+    body.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .count()
+}
+
+/// Replaces the section of benchmark `name` in `path`, or appends one (the file may not exist).
+pub fn write_section(path: &Path, name: &str, section: &str) -> Result<()> {
+    let (start, end) = (
+        format!("<!-- bench-{name}:start -->"),
+        format!("<!-- bench-{name}:end -->"),
+    );
+    let old = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let block = format!("{start}\n{section}{end}");
+    let new = match (old.find(&start), old.find(&end)) {
+        (Some(s), Some(e)) if s < e => format!("{}{block}{}", &old[..s], &old[e + end.len()..]),
+        _ if old.is_empty() => format!("{block}\n"),
+        _ => format!("{}\n\n{block}\n", old.trim_end()),
+    };
+    fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `sorted[q × len]`: the median for 0.5, the maximum for 1.0; NaN for no samples.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// The median, the mean of the two middle values for an even count; NaN for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Seconds as `1.23 s`, `45.6 ms` or `0.78 ms`; `–` when not measured.
+pub fn seconds(s: f64) -> String {
+    if !s.is_finite() {
+        "–".to_owned()
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 0.01 {
+        format!("{:.1} ms", s * 1000.0)
+    } else {
+        format!("{:.2} ms", s * 1000.0)
+    }
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_marked_section_or_appends_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("BENCH.md");
+        write_section(&path, "x", "one\n").unwrap();
+        let first = fs::read_to_string(&path).unwrap();
+        fs::write(&path, format!("# Title\n\n{first}\ntail\n")).unwrap();
+        write_section(&path, "x", "two\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# Title\n\n<!-- bench-x:start -->\ntwo\n<!-- bench-x:end -->\n\ntail\n"
+        );
+    }
+
+    #[test]
+    fn figures_of_samples() {
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(
+            (quantile(&sorted, 0.5), quantile(&sorted, 1.0)),
+            (51.0, 100.0)
+        );
+        assert!(quantile(&[], 0.5).is_nan());
+        assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
+        assert_eq!(seconds(0.0456), "45.6 ms");
+        assert!(process_ticks("self").is_some());
+        assert!(Memory::of(std::process::id()).unwrap().rss_kib > 0);
+    }
+}
