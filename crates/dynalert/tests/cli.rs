@@ -155,3 +155,52 @@ fn output_into_a_closed_pipe_keeps_the_exit_code_and_does_not_panic() {
         assert!(!stderr.contains("error:"), "{args:?}: {stderr}");
     }
 }
+
+/// One convention for every subcommand that reads thresholds: `--config-dir DIR` or
+/// `--store URL` (lint keeps the positional directory as a shorthand).
+#[test]
+fn lint_and_show_read_config_dir_or_store() {
+    let positional = stdout_of(dynalert().args(["lint", "examples/broken-conf.d"]), 1);
+    let flag = stdout_of(
+        dynalert().args(["lint", "--config-dir", "examples/broken-conf.d"]),
+        1,
+    );
+    assert_eq!(positional, flag);
+
+    let db = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", db.path().join("t.db").display());
+    stdout_of(
+        dynalert().args(["store", "import", "examples/conf.d", "--store", &store]),
+        0,
+    );
+    assert_eq!(
+        stdout_of(dynalert().args(["lint", "--store", &store]), 0),
+        ""
+    );
+    let at = ["--at", "2026-12-07T03:00:00Z", "--format", "json"];
+    let from_dir = stdout_of(
+        dynalert()
+            .args(["show", "db-a", "--config-dir", "examples/conf.d"])
+            .args(at),
+        0,
+    );
+    let from_store = stdout_of(
+        dynalert()
+            .args(["show", "db-a", "--store", &store])
+            .args(at),
+        0,
+    );
+    assert_eq!(from_dir, from_store);
+
+    let twice = dynalert()
+        .args(["lint", "examples/conf.d", "--config-dir", "examples/conf.d"])
+        .output()
+        .unwrap();
+    assert_ne!(twice.status.code(), Some(0));
+    let neither = dynalert().args(["lint"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&neither.stderr).contains("--config-dir DIR or --store URL"),
+        "{}",
+        String::from_utf8_lossy(&neither.stderr)
+    );
+}

@@ -9,21 +9,24 @@ use super::Format;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The conf.d directory to check.
-    dir: PathBuf,
+    /// The conf.d directory to check (shorthand for --config-dir).
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    source: super::source::Source,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
 /// Exit 0 when clean, 1 when there are findings; usage errors exit 2 from `main`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = dynalert_server::load_dir(&args.dir, dynalert_rules::declared_keys())?;
+    let loaded = args.source.or_dir(args.dir)?;
+    let model = &loaded.model;
     // Paths as the user can open them: relative to where they ran the command.
     let shown: Vec<Diagnostic> = model
         .diagnostics
         .iter()
         .map(|d| Diagnostic {
-            file: args.dir.join(&d.file).display().to_string(),
+            file: loaded.shown_path(&d.file),
             ..d.clone()
         })
         .collect();

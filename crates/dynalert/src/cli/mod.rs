@@ -4,6 +4,7 @@ mod lint;
 mod rules;
 mod serve;
 mod show;
+mod source;
 mod stdout;
 mod store;
 mod token;

@@ -1,6 +1,5 @@
 //! `dynalert show TENANT`: a tenant's effective thresholds, as a table or JSON.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -13,9 +12,8 @@ use super::{Format, parse_at};
 pub struct Args {
     /// Tenant name.
     tenant: String,
-    /// The conf.d directory.
-    #[arg(long)]
-    config_dir: PathBuf,
+    #[command(flatten)]
+    source: super::source::Source,
     /// Resolve schedules and expiries at this instant (RFC 3339), default now.
     #[arg(long, value_parser = parse_at)]
     at: Option<chrono::DateTime<chrono::Utc>>,
@@ -24,14 +22,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = dynalert_server::load_dir(&args.config_dir, dynalert_rules::declared_keys())?;
+    let loaded = args.source.or_dir(None)?;
+    let model = &loaded.model;
     let at = args.at.unwrap_or_else(chrono::Utc::now);
     let Some(resolved) = model.resolve_tenant_at(&args.tenant, at) else {
         let names = model.tenants.keys().map(String::as_str);
         bail!(
             "tenant {:?} is not defined under {}{}",
             args.tenant,
-            args.config_dir.display(),
+            loaded.described,
             dynalert_config::names::suggestion(&args.tenant, names)
         );
     };

@@ -1,0 +1,88 @@
+//! Where `lint` and `show` read thresholds: `--config-dir DIR` or `--store URL`, one
+//! convention for every subcommand that reads them (`lint` also takes the directory as a
+//! positional shorthand).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use dynalert_config::Model;
+use dynalert_store::{Store, StoreSpec};
+
+#[derive(clap::Args)]
+pub struct Source {
+    /// The conf.d directory.
+    #[arg(long, conflicts_with = "store")]
+    pub config_dir: Option<PathBuf>,
+    /// A store instead of a directory: `sqlite:FILE` or `postgres://…`.
+    #[arg(long)]
+    pub store: Option<StoreSpec>,
+}
+
+impl Source {
+    /// The source given, with `positional` as the directory when no flag names one.
+    pub fn or_dir(self, positional: Option<PathBuf>) -> anyhow::Result<Loaded> {
+        match (self.config_dir, self.store, positional) {
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                bail!("give the thresholds once: a directory or --config-dir or --store")
+            }
+            (Some(dir), None, None) | (None, None, Some(dir)) => Loaded::dir(&dir),
+            (None, Some(spec), None) => Loaded::store(spec),
+            (None, None, None) => {
+                bail!("say where the thresholds are: --config-dir DIR or --store URL")
+            }
+            (Some(_), Some(_), None) => unreachable!("clap refuses both flags"),
+        }
+    }
+}
+
+/// A loaded model and how to name its files to the user.
+pub struct Loaded {
+    pub model: Arc<Model>,
+    /// The directory files are relative to, when they are files.
+    pub dir: Option<PathBuf>,
+    /// What was read, for messages.
+    pub described: String,
+}
+
+impl Loaded {
+    fn dir(dir: &Path) -> anyhow::Result<Loaded> {
+        let model = dynalert_server::load_dir(dir, dynalert_rules::declared_keys())?;
+        Ok(Loaded {
+            model,
+            dir: Some(dir.to_path_buf()),
+            described: dir.display().to_string(),
+        })
+    }
+
+    fn store(spec: StoreSpec) -> anyhow::Result<Loaded> {
+        if matches!(spec, StoreSpec::Dir(_)) {
+            bail!("--store reads a database; give a directory with --config-dir");
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let docs = runtime.block_on(async {
+            let store = Store::open(&spec).await?;
+            store.list().await
+        });
+        let docs = docs.with_context(|| format!("cannot read store {spec}"))?;
+        let model = dynalert_config::load_documents(
+            docs.into_iter().map(|d| (d.path, d.content)),
+            dynalert_rules::declared_keys(),
+        );
+        Ok(Loaded {
+            model,
+            dir: None,
+            described: spec.to_string(),
+        })
+    }
+
+    /// A file path as the user can open it: relative to where they ran the command.
+    pub fn shown_path(&self, file: &str) -> String {
+        match &self.dir {
+            Some(dir) => dir.join(file).display().to_string(),
+            None => file.to_string(),
+        }
+    }
+}
