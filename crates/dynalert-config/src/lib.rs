@@ -7,6 +7,7 @@
 //! each [`Delta`] into a new model and a [`ModelDiff`]. Every surface (exporter, API, linter,
 //! `show`) goes through this crate so they cannot disagree.
 
+pub mod codec;
 pub mod compile;
 pub mod diag;
 pub mod diff;

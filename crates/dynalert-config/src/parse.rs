@@ -36,6 +36,13 @@ pub fn is_platform_path(path: &str) -> bool {
 
 /// Parses one file. Never panics, whatever the bytes.
 pub fn parse_file(path: &str, source: &str) -> ParsedFile {
+    parse_tree(path, yaml::parse(source))
+}
+
+/// Parses one file already read as YAML (or the syntax error reading it gave): what
+/// [`parse_file`] does after reading, and what a document sent through the API goes through
+/// with its own positions (see [`crate::codec::SentTenant`]).
+pub(crate) fn parse_tree(path: &str, tree: Result<Option<Node>, yaml::SyntaxError>) -> ParsedFile {
     let mut cx = Cx {
         file: path.to_string(),
         diags: Vec::new(),
@@ -45,7 +52,7 @@ pub fn parse_file(path: &str, source: &str) -> ParsedFile {
     let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
     let mut platform = PlatformDoc::default();
     let mut tenants = Vec::new();
-    match yaml::parse(source) {
+    match tree {
         Err(e) => cx.reject(e.pos, format!("YAML syntax error: {}", e.message)),
         Ok(None) => {}
         Ok(Some(root)) => match &root.kind {

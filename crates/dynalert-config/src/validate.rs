@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::codec::{SENT_DOCUMENT, SentTenant};
 use crate::compile::{check_tenant_file, compile};
 use crate::diag::Diagnostic;
 use crate::doc::ParsedFile;
 use crate::model::Model;
-use crate::parse::{is_platform_path, parse_file};
+use crate::parse::{is_platform_path, parse_file, parse_tree};
 
 /// The errors that writing `source` to `path` (or removing it, for `None`) would bring: every
 /// error in that document, and errors in other documents that were clean before (a platform
@@ -28,7 +29,32 @@ pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diag
 /// [`check_change`] of writing `source` to `path`, with the document as parsed for the check:
 /// what the loader would parse again when the write is applied.
 pub fn check_write(model: &Model, path: &str, source: &str) -> (Vec<Diagnostic>, Arc<ParsedFile>) {
-    let parsed = Arc::new(parse_file(path, source));
+    check_parsed(model, path, Arc::new(parse_file(path, source)))
+}
+
+/// [`check_change`] of storing tenant `name`'s document as sent to `path`: findings about the
+/// document are in the sender's lines and columns, under [`SENT_DOCUMENT`].
+pub fn check_sent_tenant(
+    model: &Model,
+    path: &str,
+    name: &str,
+    sent: &SentTenant,
+) -> Vec<Diagnostic> {
+    let parsed = parse_tree(path, Ok(Some(sent.file_tree(name))));
+    let mut found = check_parsed(model, path, Arc::new(parsed)).0;
+    for d in &mut found {
+        if d.file == path {
+            d.file = SENT_DOCUMENT.to_string();
+        }
+    }
+    found
+}
+
+fn check_parsed(
+    model: &Model,
+    path: &str,
+    parsed: Arc<ParsedFile>,
+) -> (Vec<Diagnostic>, Arc<ParsedFile>) {
     if !is_platform_path(path) {
         // A tenant file changes nothing for other files: check it alone.
         if let Some(found) = check_tenant_file(&parsed, &model.platforms, &model.tenants) {

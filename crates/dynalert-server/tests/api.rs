@@ -416,6 +416,27 @@ async fn invalid_documents_change_nothing(s: &ApiServer) {
         .find(|e| e["field"] == "mysql_conections")
         .unwrap_or_else(|| panic!("no finding for the misspelt key: {}", bad.text));
     assert_eq!(unknown["line"], 2, "lines are the body's own: {unknown}");
+    assert_eq!(unknown["column"], 1, "{unknown}");
+    assert_eq!(unknown["file"], "(request body)", "{unknown}");
+    let sent_as_json = s
+        .call(
+            Method::PUT,
+            "/tenants/db-b",
+            Some(ADMIN),
+            &[("if-match", &etag)],
+            Some((
+                "application/json",
+                "{\"mysql_connections\": 50,\n  \"mysql_conections\": 60}".into(),
+            )),
+        )
+        .await;
+    assert_eq!(sent_as_json.status, 422, "{}", sent_as_json.text);
+    let finding = &sent_as_json.json["errors"][0];
+    assert_eq!(
+        (&finding["line"], &finding["column"]),
+        (&json!(2), &json!(3)),
+        "{finding}"
+    );
     assert!(
         unknown["message"]
             .as_str()

@@ -8,12 +8,11 @@
 //! decided in one place, [`ApiError::status`].
 //!
 //! Modules: `auth` (tokens and roles), `problem` (RFC 9457 errors), `document` (API documents
-//! ↔ conf.d files), `emit` (JSON → YAML), `tenants`, `platform`, `views` (effective view,
+//! ↔ conf.d files, through the model's codec), `tenants`, `platform`, `views` (effective view,
 //! simulate, status), `schema` (schemas of the model's types), `openapi` (the document).
 
 pub mod auth;
 mod document;
-mod emit;
 pub(crate) mod openapi;
 mod parsed;
 mod platform;

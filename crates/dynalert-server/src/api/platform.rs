@@ -154,7 +154,7 @@ pub async fn put(
     let model = api.model()?;
     let content = match format {
         Format::Yaml => text,
-        Format::Json => document::platform_file_from_map(&json_object(&text)?),
+        Format::Json => dynalert_config::codec::platform_file(&json_object(&text)?),
     };
     let warnings = validate(&model, &file, Some(&content)).map_err(ApiError::invalid)?;
     let meta = WriteMeta {

@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use dynalert_config::codec::{self, SentTenant};
 use dynalert_config::doc::ParsedFile;
-use dynalert_config::validate::{check_change, check_write};
+use dynalert_config::validate::{check_change, check_sent_tenant, check_write};
 use dynalert_config::{Diagnostic, Level, Model};
 use dynalert_store::{AuditEntry, Decision, Document, UpdateError, Updated, WriteMeta};
 use serde::{Deserialize, Serialize};
@@ -157,7 +158,7 @@ pub async fn get_one(
     summary = "Create or replace one tenant",
     description = "Creates the tenant (no `If-Match`), or replaces it (`If-Match` with its current revision). The document is validated by the model against the platform configuration being served.",
     params(("tenant" = String, Path, description = "The tenant's name: 1-63 characters a-z 0-9 . _ -, starting and ending with a letter or digit."), ("If-Match" = Option<String>, Header, description = "The revision the change is based on, quoted (`\"42\"`), or `*`. Needed to replace an existing document (`428` without it); a stale one is `412`.")),
-    request_body (content((TenantDocument = "application/json"), (TenantDocument = "application/yaml")), description = "The tenant's settings, JSON or YAML (`application/yaml`, `application/x-yaml`, `text/yaml`, `text/x-yaml`); a YAML document is stored as sent, comments included."),
+    request_body (content((TenantDocument = "application/json"), (TenantDocument = "application/yaml")), description = "The tenant's settings, JSON or YAML (`application/yaml`, `application/x-yaml`, `text/yaml`, `text/x-yaml`); stored as block YAML (comments of a YAML document are not kept); findings about it name `(request body)` with its own lines and columns."),
     responses(
         (status = 200, description = "Replaced", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
         (status = 201, description = "Created", body = TenantResource, headers(("ETag" = String, description = "The stored revision, quoted."))),
@@ -187,19 +188,15 @@ pub async fn put(
     let text = body_text(body)?;
     let model = api.model()?;
     let path = tenant_path(&model, &name);
-    // Checked as sent, so findings point at the sender's lines.
-    let as_sent = document::tenant_file_from_body(&name, &text);
-    let warnings = validate(&model, &path, Some(&as_sent))
-        .map_err(|f| ApiError::invalid(document::body_findings(f, &path)))?;
-    let content = match format {
-        Format::Yaml => as_sent,
-        Format::Json => {
-            let stored = document::tenant_file_from_map(&name, &json_object(&text)?);
-            validate(&model, &path, Some(&stored)).map_err(ApiError::invalid)?;
-            stored
-        }
+    let sent = match format {
+        Format::Yaml => SentTenant::from_yaml(&text)
+            .map_err(|finding| ApiError::invalid(vec![Finding::from_diagnostic(&finding)]))?,
+        Format::Json => SentTenant::from_json(&text, json_object(&text)?),
     };
-    document::check_defines_only(&content, &name)?;
+    // Checked as sent, so findings point at the sender's lines; then as it will be stored.
+    judged(&check_sent_tenant(&model, &path, &name, &sent)).map_err(ApiError::invalid)?;
+    let content = codec::tenant_file(&name, sent.settings());
+    let warnings = validate(&model, &path, Some(&content)).map_err(ApiError::invalid)?;
     let what = format!("tenant {name:?}");
     let mut existed = false;
     let updated = write(&api, &caller, &name, &path, |current| {
@@ -347,7 +344,7 @@ impl PatchJob<'_> {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        let content = document::tenant_file_from_map(name, &merged);
+        let content = codec::tenant_file(name, &merged);
         let (warnings, parsed) =
             validate_write(self.model, self.path, &content).map_err(ApiError::invalid)?;
         Ok(Patched {

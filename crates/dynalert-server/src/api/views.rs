@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Api;
-use super::document;
 use super::problem::Finding;
 use super::problem::Problem;
 use super::request::{Format, TenantPath, body_text, tenant_name};
@@ -224,7 +223,7 @@ pub async fn simulate(
     let at = request.at.unwrap_or_else(Utc::now);
     let model = api.model()?;
     let path = tenant_path(&model, name);
-    let content = document::tenant_file_from_map(name, &request.document);
+    let content = dynalert_config::codec::tenant_file(name, &request.document);
     let (found, simulated) = apply_change(&model, &path, Some(&content));
     let findings: Vec<Finding> = found.iter().map(Finding::from_diagnostic).collect();
     if findings.iter().any(|f| f.level == Level::Error) {
