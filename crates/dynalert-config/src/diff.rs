@@ -57,12 +57,16 @@ impl Difference {
     }
 }
 
-/// What changed between two served models: tenants (a tenant changes when its document or the
-/// platform in force for it does) and platforms (by directory).
+/// What changed since the outputs last acted: tenants (a tenant changes when its document or
+/// the platform in force for it does), platforms (by directory), and tenants whose values
+/// changed by the clock alone (`due`, from a [`crate::Timeline`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelDiff {
     pub tenants: Difference,
     pub platforms: Difference,
+    /// Tenants whose documents did not change but whose resolved values did, because a
+    /// schedule window opened or closed or something expired.
+    pub due: BTreeSet<String>,
 }
 
 impl ModelDiff {
@@ -72,6 +76,7 @@ impl ModelDiff {
         ModelDiff {
             tenants: Difference::between(&old.tenants, &new.tenants, tenant),
             platforms: Difference::between(&old.platforms, &new.platforms, |p| p.digest),
+            due: BTreeSet::new(),
         }
     }
 
@@ -81,7 +86,20 @@ impl ModelDiff {
         Self::between(&Model::empty(), model)
     }
 
+    /// Only the clock moved: these tenants' values changed at `now`.
+    pub fn due(due: BTreeSet<String>) -> Self {
+        ModelDiff {
+            due,
+            ..ModelDiff::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.tenants.is_empty() && self.platforms.is_empty()
+        self.tenants.is_empty() && self.platforms.is_empty() && self.due.is_empty()
+    }
+
+    /// Whether tenant `name`'s resolved values may differ from what outputs last saw.
+    pub fn touches(&self, name: &str) -> bool {
+        self.tenants.contains(name) || self.due.contains(name)
     }
 }

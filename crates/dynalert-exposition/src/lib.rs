@@ -39,14 +39,13 @@ pub struct RenderStats {
 }
 
 /// The rendering cache. Call [`Exposition::update`] with every new model and the diff that
-/// produced it, and with an empty diff when [`Exposition::next_due`] has passed; hand
-/// [`Exposition::snapshot`] to readers.
+/// produced it, and with the tenants whose time came (the diff's `due`, from a
+/// [`dynalert_config::Timeline`]); hand [`Exposition::snapshot`] to readers.
 pub struct Exposition {
     memos: HashMap<String, TenantMemo>,
     shards: Vec<Shard>,
     headers: Vec<Piece>,
     snapshot: Arc<Snapshot>,
-    next_due: Option<DateTime<Utc>>,
 }
 
 impl Default for Exposition {
@@ -65,7 +64,6 @@ impl Exposition {
             shards: vec![Shard::default()],
             headers,
             snapshot: Arc::new(Snapshot::default()),
-            next_due: None,
         };
         exposition.publish();
         exposition
@@ -95,7 +93,7 @@ impl Exposition {
         let mut known = 0;
         for (name, entry) in &model.tenants {
             let shard = shard_of(name, shard_count);
-            let changed = diff.tenants.contains(name);
+            let changed = diff.touches(name);
             inputs[shard].members.push(ShardMember {
                 name,
                 entry,
@@ -106,9 +104,9 @@ impl Exposition {
                     inputs[shard].membership_changed = true;
                     needs_work[shard] = true;
                 }
-                Some(m) => {
+                Some(_) => {
                     known += 1;
-                    needs_work[shard] |= changed || !m.is_current(now);
+                    needs_work[shard] |= changed;
                 }
             }
         }
@@ -149,7 +147,6 @@ impl Exposition {
                 self.shards[index] = shard;
             }
         }
-        self.next_due = self.memos.values().filter_map(|m| m.valid_until).min();
         if stats.shards_rebuilt > 0 {
             self.publish();
         }
@@ -167,11 +164,6 @@ impl Exposition {
             threshold_series: self.shards.iter().map(|s| s.rows).sum(),
             tenants: self.memos.len(),
         });
-    }
-
-    /// Earliest instant at which a time-dependent row changes.
-    pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.next_due
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

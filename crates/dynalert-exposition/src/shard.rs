@@ -26,23 +26,15 @@ const TYPICAL_BYTES_PER_TENANT: [usize; FAMILY_COUNT] = [3500, 2500, 100, 60, 70
 type Texts = [String; FAMILY_COUNT];
 type Spans = [(usize, usize); FAMILY_COUNT];
 
-/// What the cache remembers of a tenant: until when its rendering holds, and where its lines
-/// are in its shard's text. Whether its inputs changed is the model diff's to say.
+/// What the cache remembers of a tenant: where its lines are in its shard's text. Whether its
+/// inputs changed, or its time came, is the model diff's to say.
 #[derive(Clone)]
 pub(crate) struct TenantMemo {
-    pub valid_until: Option<DateTime<Utc>>,
     /// Hash of the tenant's lines, per family: tells which families a new rendering changed.
     hashes: [u64; FAMILY_COUNT],
     rows: usize,
     /// Byte range of the tenant's lines in its shard's text, per family.
     spans: Spans,
-}
-
-impl TenantMemo {
-    /// No schedule boundary or expiry passed since it was rendered.
-    pub fn is_current(&self, now: DateTime<Utc>) -> bool {
-        self.valid_until.is_none_or(|u| now < u)
-    }
 }
 
 #[derive(Clone)]
@@ -144,7 +136,7 @@ fn patch_shard<'a>(
         .into_iter()
         .map(|member| {
             let old = memos.get(member.name.as_str());
-            let stale = member.changed || old.is_none_or(|m| !m.is_current(now));
+            let stale = member.changed || old.is_none();
             let new = stale.then(|| {
                 let mut texts = Texts::default();
                 (render_member(member.entry, &mut texts, now), texts)
@@ -231,7 +223,6 @@ fn render_member(entry: &TenantEntry, texts: &mut Texts, now: DateTime<Utc>) -> 
         h.finish()
     });
     TenantMemo {
-        valid_until: resolved.valid_until,
         hashes,
         rows: resolved.rows.len(),
         spans: std::array::from_fn(|f| (starts[f], texts[f].len())),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use chrono::{TimeZone, Utc};
-use dynalert_config::ModelDiff;
+use dynalert_config::{ModelDiff, Timeline};
 
 fn examples() -> std::sync::Arc<dynalert_config::Model> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/conf.d");
@@ -36,12 +36,25 @@ fn incremental_update_equals_a_fresh_render() {
     let night = Utc.with_ymd_and_hms(2026, 11, 18, 22, 30, 0).unwrap();
     let weekend = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
     let mut e = dynalert_exposition::Exposition::new();
-    e.update(&model, &ModelDiff::initial(&model), night);
+    let mut timeline = Timeline::new();
+    let initial = ModelDiff::initial(&model);
+    timeline.follow(&model, &initial, night);
+    e.update(&model, &initial, night);
     assert!(
-        e.next_due()
+        timeline
+            .next_due()
             .is_some_and(|d| d <= night + chrono::Duration::minutes(1))
     );
-    let stats = e.update(&model, &ModelDiff::default(), weekend);
+    let unchanged = e.update(&model, &ModelDiff::default(), weekend);
+    assert_eq!(
+        unchanged.tenants_rendered, 0,
+        "nothing renders unless the diff says so"
+    );
+    let stats = e.update(
+        &model,
+        &ModelDiff::due(timeline.take_due(&model, weekend)),
+        weekend,
+    );
     assert!(stats.tenants_rendered > 0);
     assert_eq!(
         e.snapshot().to_text(),

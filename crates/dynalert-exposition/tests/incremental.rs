@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use dynalert_config::{Delta, DocumentSet, Upsert};
+use dynalert_config::{Delta, DocumentSet, Timeline, Upsert};
 use dynalert_exposition::{Exposition, RenderStats, render_once};
 
 const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n  mysql_connections_critical: 100\n  \
@@ -49,6 +49,7 @@ fn by_family(text: &str) -> BTreeMap<String, Vec<String>> {
 struct Fixture {
     loader: DocumentSet,
     exposition: Exposition,
+    timeline: Timeline,
 }
 
 impl Fixture {
@@ -56,6 +57,7 @@ impl Fixture {
         Fixture {
             loader: DocumentSet::new(),
             exposition: Exposition::new(),
+            timeline: Timeline::new(),
         }
     }
 
@@ -81,8 +83,9 @@ impl Fixture {
             .into_iter()
             .map(|(path, content)| Upsert::text(path, content))
             .collect();
-        let diff = self.loader.apply(Delta { upserts, removed }).diff;
+        let mut diff = self.loader.apply(Delta { upserts, removed }).diff;
         let model = self.loader.model();
+        self.timeline.advance(&model, &mut diff, at);
         assert!(model.diagnostics.is_empty(), "{:?}", model.diagnostics);
         let stats = self.exposition.update(&model, &diff, at);
         let served = self.exposition.snapshot().to_text();

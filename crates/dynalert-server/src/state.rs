@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use dynalert_config::{Model, ModelDiff};
+use dynalert_config::{Model, ModelDiff, Timeline};
 use dynalert_exposition::{Exposition, RenderStats, Snapshot};
 
 use crate::checked::CheckedDocuments;
@@ -60,9 +60,19 @@ pub(crate) enum ReloadOutcome {
     DirUnreadable(String),
 }
 
+/// The outputs and what they were last brought up to date with.
 struct Renderer {
     exposition: Exposition,
     model: Arc<Model>,
+    timeline: Timeline,
+}
+
+impl Renderer {
+    /// Brings the outputs up to date with `diff` and whatever the clock changed by `now`.
+    fn update(&mut self, mut diff: ModelDiff, now: DateTime<Utc>) -> RenderStats {
+        self.timeline.advance(&self.model, &mut diff, now);
+        self.exposition.update(&self.model, &diff, now)
+    }
 }
 
 pub(crate) struct AppState {
@@ -84,7 +94,11 @@ impl AppState {
         };
         AppState {
             served: RwLock::new(served),
-            renderer: Mutex::new(Renderer { exposition, model }),
+            renderer: Mutex::new(Renderer {
+                exposition,
+                model,
+                timeline: Timeline::new(),
+            }),
             checked: CheckedDocuments::default(),
         }
     }
@@ -133,8 +147,7 @@ impl AppState {
                 status.reloads_failure += 1;
             }
         }
-        let Renderer { exposition, model } = &mut *renderer;
-        let render = exposition.update(model, &diff, now);
+        let render = renderer.update(diff, now);
         self.publish(&renderer, status);
         crate::memory::release_free_pages();
         ReloadRecord { ok, render }
@@ -143,8 +156,7 @@ impl AppState {
     /// Re-renders rows whose resolution changed with time (cheap when none did).
     pub fn refresh(&self, now: DateTime<Utc>) -> RenderStats {
         let mut renderer = self.lock_renderer();
-        let Renderer { exposition, model } = &mut *renderer;
-        let stats = exposition.update(model, &ModelDiff::default(), now);
+        let stats = renderer.update(ModelDiff::default(), now);
         let status = self.served().status;
         self.publish(&renderer, status);
         stats
@@ -155,7 +167,7 @@ impl AppState {
         let served = Served {
             model: renderer.model.clone(),
             snapshot: renderer.exposition.snapshot(),
-            next_due: renderer.exposition.next_due(),
+            next_due: renderer.timeline.next_due(),
             status,
         };
         *self.served.write().unwrap_or_else(PoisonError::into_inner) = served;
