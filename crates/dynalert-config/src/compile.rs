@@ -11,6 +11,7 @@ use crate::diag::Diagnostic;
 use crate::digest::{Canon, Digest};
 use crate::doc::*;
 use crate::names::suggestion;
+use crate::text_error::KeyError;
 use crate::value::{Setting, Severity};
 
 use rayon::prelude::*;
@@ -101,7 +102,7 @@ impl EffectivePlatform {
                 });
             });
             c.seq(self.custom_alerts.iter(), |c, (name, a)| {
-                c.str(name).str(&a.expr).str(&a.op);
+                c.str(name).str(&a.expr).str(a.op.as_str());
                 c.opt(a.for_.as_ref(), |c, f| {
                     c.str(f);
                 });
@@ -405,7 +406,7 @@ fn check_tenant(
     for t in &doc.thresholds {
         if let Err(message) = check_key(&t.key, &t.value.base, platform) {
             diags.push(
-                Diagnostic::error(&doc.file, t.pos, message)
+                Diagnostic::error(&doc.file, t.pos, message.to_string())
                     .for_tenant(&doc.name)
                     .for_key(t.key.raw()),
             );
@@ -467,7 +468,7 @@ fn check_tenant(
     Arc::new(cleaned)
 }
 
-fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), String> {
+fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), KeyError> {
     let suggest = || {
         suggestion(
             key.name(),
@@ -475,16 +476,12 @@ fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Resu
         )
     };
     if !platform.is_known(key.name()) {
-        let what = if key.dims().is_empty() {
-            "unknown key"
+        let (name, suggestion) = (key.name().to_string(), suggest());
+        return Err(if key.dims().is_empty() {
+            KeyError::Unknown { name, suggestion }
         } else {
-            "dimensional key on unknown base key"
-        };
-        return Err(format!(
-            "{what} {:?}{}; keys must be declared in defaults or optional of a platform file",
-            key.name(),
-            suggest()
-        ));
+            KeyError::UnknownBase { name, suggestion }
+        });
     }
     let tier = platform.tier_base(key.name()).is_some() && !platform.declares(key.name());
     if let Setting::Value {
@@ -494,10 +491,10 @@ fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Resu
         && tier
         && *sev != Severity::Critical
     {
-        return Err(format!(
-            "{:?} is the critical tier; it cannot carry severity {sev}",
-            key.name()
-        ));
+        return Err(KeyError::TierSeverity {
+            name: key.name().to_string(),
+            severity: *sev,
+        });
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::comparison::Comparison;
 use crate::digest::{Canon, Digest};
 use crate::value::{Severity, Threshold};
 use crate::yaml::Pos;
@@ -233,7 +234,7 @@ impl StateFilter {
 pub struct CustomAlert {
     pub name: String,
     pub expr: String,
-    pub op: String,
+    pub op: Comparison,
     pub for_: Option<String>,
     pub description: Option<String>,
 }

@@ -8,6 +8,7 @@
 //! `show`) goes through this crate so they cannot disagree.
 
 pub mod codec;
+mod comparison;
 pub mod compile;
 pub mod diag;
 pub mod diff;
@@ -19,16 +20,19 @@ pub mod names;
 pub mod parse;
 pub mod resolve;
 pub mod schedule;
+mod text_error;
 mod timeline;
 pub mod validate;
 pub mod value;
 pub mod yaml;
 
+pub use comparison::Comparison;
 pub use compile::{EffectivePlatform, TenantEntry};
 pub use diag::{Diagnostic, Level};
 pub use diff::{Difference, ModelDiff};
 pub use document_set::{Applied, ApplyStats, Body, Delta, DocumentSet, Upsert, load_documents};
 pub use model::{FileStatus, Model};
 pub use resolve::{ConfigEvent, KeyState, KeyView, Origin, ResolvedTenant, ThresholdRow};
+pub use text_error::{DimensionError, KeyError, TextError};
 pub use timeline::Timeline;
 pub use value::Severity;

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::comparison::Comparison;
 use crate::diag::Diagnostic;
 use crate::doc::*;
 use crate::names::{self, suggestion};
+use crate::text_error::{DimensionError, TextError};
 use crate::value::{self, Severity};
 use crate::yaml::{self, Node, NodeKind, Pos};
 
@@ -26,8 +28,17 @@ const RESERVED_TENANT_KEYS: &[&str] = &[
     "_metadata",
     "_rules",
 ];
-/// Labels a dimension may not use: they are the series' own identity.
-const RESERVED_LABELS: &[&str] = &["tenant", "component", "metric", "severity"];
+/// Labels a dimension may not use: the series' own identity, and the labels Prometheus gives
+/// a meaning of their own in histograms (`le`) and summaries (`quantile`), which make an
+/// exposition with them invalid.
+const RESERVED_LABELS: &[&str] = &[
+    "tenant",
+    "component",
+    "metric",
+    "severity",
+    "le",
+    "quantile",
+];
 
 /// Whether a path (relative, `/`-separated) names a platform file: its basename starts with `_`.
 pub fn is_platform_path(path: &str) -> bool {
@@ -238,7 +249,7 @@ impl Cx {
         }
         let key_ref = match parse_key_ref(&raw) {
             Ok(k) => k,
-            Err(message) => return self.reject_in(s, key.pos, message),
+            Err(message) => return self.reject_in(s, key.pos, message.to_string()),
         };
         if let Some(dim) = key_ref.dims().iter().find(|d| d.regex) {
             self.warn_in(
@@ -318,7 +329,7 @@ impl Cx {
         &mut self,
         node: &Node,
         field: &str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, TextError>,
         s: Subject<'_>,
     ) -> Option<Temporal<T>> {
         let entries = match &node.kind {
@@ -330,7 +341,7 @@ impl Cx {
                         reason: None,
                     }),
                     Err(m) => {
-                        self.reject_in(s, node.pos, m);
+                        self.reject_in(s, node.pos, m.to_string());
                         None
                     }
                 };
@@ -352,12 +363,12 @@ impl Cx {
             if name == field {
                 match parse(text) {
                     Ok(x) => value = Some(x),
-                    Err(m) => self.reject_in(s, v.pos, m),
+                    Err(m) => self.reject_in(s, v.pos, m.to_string()),
                 }
             } else if name == "expires" {
                 match value::parse_instant(text) {
                     Ok(t) => expires = Some(t),
-                    Err(m) => self.reject_in(s, v.pos, m),
+                    Err(m) => self.reject_in(s, v.pos, m.to_string()),
                 }
             } else if name == "reason" {
                 reason = Some(text.to_string());
@@ -567,11 +578,11 @@ impl Cx {
                 match fk.as_str().unwrap_or_default() {
                     "severity" => match Severity::parse(text) {
                         Ok(sev) => filter.severity = sev,
-                        Err(m) => self.reject(fv.pos, m),
+                        Err(m) => self.reject(fv.pos, m.to_string()),
                     },
                     "default_state" => match parse_on_off(text) {
                         Ok(on) => filter.default_enabled = on,
-                        Err(m) => self.reject(fv.pos, m),
+                        Err(m) => self.reject(fv.pos, m.to_string()),
                     },
                     "reasons" => match &fv.kind {
                         NodeKind::Seq(items) => filter.reasons = items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
@@ -626,16 +637,17 @@ impl Cx {
             let mut alert = CustomAlert {
                 name: String::new(),
                 expr: String::new(),
-                op: ">".into(),
+                op: Comparison::Greater,
                 for_: None,
                 description: None,
             };
+            let mut op_text = None;
             for (k, v) in fields {
                 let text = v.as_str().unwrap_or_default().to_string();
                 match k.as_str().unwrap_or_default() {
                     "name" => alert.name = text,
                     "expr" => alert.expr = text,
-                    "op" => alert.op = text,
+                    "op" => op_text = Some(text),
                     "for" => alert.for_ = Some(text),
                     "description" => alert.description = Some(text),
                     other => self.reject(k.pos, format!("unknown custom alert field {other:?}{}; allowed: name, expr, op, for, description", suggestion(other, ["name", "expr", "op", "for", "description"]))),
@@ -654,16 +666,24 @@ impl Cx {
                     item.pos,
                     format!("custom alert {:?} needs an \"expr\"", alert.name),
                 );
-            } else if !matches!(alert.op.as_str(), ">" | ">=" | "<" | "<=" | "==" | "!=") {
-                self.reject(
-                    item.pos,
-                    format!(
-                        "custom alert {:?}: op {:?} must be one of > >= < <= == !=",
-                        alert.name, alert.op
-                    ),
-                );
             } else {
-                out.push((alert, item.pos));
+                let op = match op_text {
+                    None => Ok(Comparison::Greater),
+                    Some(text) => Comparison::parse(&text).ok_or(text),
+                };
+                match op {
+                    Ok(op) => {
+                        alert.op = op;
+                        out.push((alert, item.pos));
+                    }
+                    Err(text) => self.reject(
+                        item.pos,
+                        format!(
+                            "custom alert {:?}: op {text:?} must be one of > >= < <= == !=",
+                            alert.name
+                        ),
+                    ),
+                }
             }
         }
         out
@@ -689,33 +709,29 @@ fn unique_entries<'n>(
     out
 }
 
-pub fn parse_on_off(text: &str) -> Result<bool, String> {
+pub fn parse_on_off(text: &str) -> Result<bool, TextError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "enable" | "enabled" | "on" | "true" => Ok(true),
         "disable" | "disabled" | "off" | "false" => Ok(false),
-        _ => Err(format!("{text:?} must be enable or disable")),
+        _ => Err(TextError::OnOff(text.to_string())),
     }
 }
 
-fn parse_silent_mode(text: &str) -> Result<SilentMode, String> {
+fn parse_silent_mode(text: &str) -> Result<SilentMode, TextError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "warning" => Ok(SilentMode::Warning),
         "critical" => Ok(SilentMode::Critical),
         "all" => Ok(SilentMode::All),
         "disable" | "disabled" | "off" => Ok(SilentMode::Disable),
-        _ => Err(format!(
-            "silent mode {text:?} must be warning, critical, all or disable"
-        )),
+        _ => Err(TextError::SilentMode(text.to_string())),
     }
 }
 
 /// Parses `name` or `name{label='v', other=~"re"}`.
-pub fn parse_key_ref(raw: &str) -> Result<KeyRef, String> {
+pub fn parse_key_ref(raw: &str) -> Result<KeyRef, TextError> {
     if raw.len() > 1024 {
-        return Err(format!(
-            "key {:?}… is longer than 1024 characters",
-            &raw[..raw.floor_char_boundary(40)]
-        ));
+        let start = &raw[..raw.floor_char_boundary(40)];
+        return Err(TextError::KeyTooLong(start.to_string()));
     }
     let (name, rest) = match raw.find('{') {
         Some(i) => (&raw[..i], Some(&raw[i..])),
@@ -723,24 +739,23 @@ pub fn parse_key_ref(raw: &str) -> Result<KeyRef, String> {
     };
     let name = name.trim();
     if !names::is_valid_key(name) {
-        return Err(format!(
-            "invalid key {name:?}: keys are lowercase letters, digits and '_', starting with a letter"
-        ));
+        return Err(TextError::KeyName(name.to_string()));
     }
     let dims = match rest {
         None => Vec::new(),
-        Some(rest) => {
-            parse_dimensions(rest).map_err(|m| format!("in dimensional key {raw:?}: {m}"))?
-        }
+        Some(rest) => parse_dimensions(rest).map_err(|reason| TextError::Dimensions {
+            key: raw.to_string(),
+            reason,
+        })?,
     };
     Ok(KeyRef::new(raw, name, dims))
 }
 
-fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
+fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, DimensionError> {
     let inner = text
         .strip_prefix('{')
         .and_then(|t| t.trim_end().strip_suffix('}'))
-        .ok_or("expected {label='value', ...}")?;
+        .ok_or(DimensionError::NotBraced)?;
     let mut chars = inner.chars().peekable();
     let mut dims: Vec<Dimension> = Vec::new();
     loop {
@@ -753,27 +768,25 @@ fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
                 .collect();
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(format!("expected '=' or '=~' after label {label:?}"));
+            return Err(DimensionError::NoOperator(label));
         }
         let regex = chars.next_if_eq(&'~').is_some();
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let quote = chars
             .next()
             .filter(|c| *c == '\'' || *c == '"')
-            .ok_or("label values must be quoted")?;
+            .ok_or(DimensionError::Unquoted)?;
         let mut value = String::new();
         loop {
             match chars.next() {
-                None => return Err("unterminated quoted value".into()),
+                None => return Err(DimensionError::Unterminated),
                 Some('\\') => value.extend(chars.next()),
                 Some(c) if c == quote => break,
                 Some(c) => value.push(c),
             }
         }
         if !names::is_valid_label_name(&label) || RESERVED_LABELS.contains(&label.as_str()) {
-            return Err(format!(
-                "{label:?} cannot be a dimension label (must be a label name other than tenant, component, metric, severity)"
-            ));
+            return Err(DimensionError::ReservedLabel(label));
         }
         let dim = Dimension {
             label,
@@ -781,12 +794,12 @@ fn parse_dimensions(text: &str) -> Result<Vec<Dimension>, String> {
             regex,
         };
         if dims.iter().any(|d| d.label_name() == dim.label_name()) {
-            return Err(format!("label {:?} given twice", dim.label));
+            return Err(DimensionError::Repeated(dim.label));
         }
         dims.push(dim);
     }
     if dims.is_empty() {
-        return Err("no labels between the braces".into());
+        return Err(DimensionError::Empty);
     }
     dims.sort();
     Ok(dims)

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
+use crate::text_error::TextError;
+
 /// A daily window `[start, end)` in minutes after local midnight. `end` may be 1440 (`24:00`).
 /// When `start > end` the window crosses midnight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,16 +39,13 @@ impl Days {
 
 impl Window {
     /// Parses `HH:MM-HH:MM`. `24:00` is allowed as an end only; an empty window is refused.
-    pub fn parse(text: &str) -> Result<Window, String> {
-        let shape =
-            || format!("window {text:?} must look like \"HH:MM-HH:MM\" (e.g. \"01:00-05:00\")");
+    pub fn parse(text: &str) -> Result<Window, TextError> {
+        let shape = || TextError::WindowShape(text.to_string());
         let (a, b) = text.trim().split_once('-').ok_or_else(shape)?;
         let start = parse_clock(a.trim(), false).ok_or_else(shape)?;
         let end = parse_clock(b.trim(), true).ok_or_else(shape)?;
         if start == end {
-            return Err(format!(
-                "window {text:?} is empty: start and end are the same time"
-            ));
+            return Err(TextError::WindowEmpty(text.to_string()));
         }
         Ok(Window { start, end })
     }
@@ -93,10 +92,10 @@ pub fn parse_weekday(text: &str) -> Option<Weekday> {
     })
 }
 
-pub fn parse_timezone(text: &str) -> Result<Tz, String> {
-    text.trim().parse::<Tz>().map_err(|_| {
-        format!("unknown timezone {text:?}: use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
-    })
+pub fn parse_timezone(text: &str) -> Result<Tz, TextError> {
+    text.trim()
+        .parse::<Tz>()
+        .map_err(|_| TextError::Timezone(text.to_string()))
 }
 
 /// The start of the next minute after `at`: windows are minute-aligned, so a schedule's

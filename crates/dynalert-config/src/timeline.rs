@@ -101,7 +101,10 @@ mod tests {
         );
         crate::load_documents(
             [
-                ("_defaults.yaml".into(), "defaults:\n  mysql_connections: 80\n".into()),
+                (
+                    "_defaults.yaml".into(),
+                    "defaults:\n  mysql_connections: 80\n".into(),
+                ),
                 ("t.yaml".to_string(), tenants),
             ],
             [],
@@ -139,7 +142,10 @@ mod tests {
         let after = model("03:00-05:00");
         let mut edit = ModelDiff::between(&before, &after);
         timeline.advance(&after, &mut edit, utc(0, 30));
-        assert!(edit.due.is_empty(), "an edited tenant is rendered as changed, not due");
+        assert!(
+            edit.due.is_empty(),
+            "an edited tenant is rendered as changed, not due"
+        );
         assert_eq!(timeline.next_due(), Some(utc(0, 31)));
         let empty = Model::empty();
         timeline.advance(&empty, &mut ModelDiff::between(&after, &empty), utc(0, 40));

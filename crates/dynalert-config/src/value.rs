@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::schedule::{self, Days, Window};
+use crate::text_error::TextError;
 use crate::yaml::{Node, NodeKind, Pos};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -18,14 +19,12 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub fn parse(text: &str) -> Result<Severity, String> {
+    pub fn parse(text: &str) -> Result<Severity, TextError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "critical" => Ok(Severity::Critical),
             "warning" => Ok(Severity::Warning),
             "info" => Ok(Severity::Info),
-            _ => Err(format!(
-                "unknown severity {text:?}: use critical, warning or info"
-            )),
+            _ => Err(TextError::Severity(text.to_string())),
         }
     }
 
@@ -166,7 +165,7 @@ fn err<T>(pos: Pos, message: impl Into<String>) -> Result<T, ValueError> {
 }
 
 /// Parses a scalar setting: `80`, `"80"`, `"5:critical"`, `disable`.
-pub fn parse_setting(text: &str) -> Result<Setting, String> {
+pub fn parse_setting(text: &str) -> Result<Setting, TextError> {
     let trimmed = text.trim();
     if is_disable_word(trimmed) {
         return Ok(Setting::Disabled);
@@ -185,8 +184,8 @@ pub fn is_disable_word(text: &str) -> bool {
         .any(|w| text.eq_ignore_ascii_case(w))
 }
 
-fn parse_number(text: &str) -> Result<f64, String> {
-    let not_number = || format!("{text:?} is not a number (expected e.g. 80, 0.5 or \"disable\")");
+fn parse_number(text: &str) -> Result<f64, TextError> {
+    let not_number = || TextError::Number(text.to_string());
     // Rust accepts "inf"/"nan"; a threshold must be a finite number.
     if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
         return Err(not_number());
@@ -198,11 +197,12 @@ fn parse_number(text: &str) -> Result<f64, String> {
 }
 
 /// Parses an RFC 3339 instant, e.g. `2026-12-01T00:00:00Z`.
-pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, TextError> {
     DateTime::parse_from_rfc3339(text.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            format!("{text:?} is not an RFC 3339 time like \"2026-12-01T00:00:00Z\" ({e})")
+        .map_err(|e| TextError::Instant {
+            text: text.to_string(),
+            reason: e.to_string(),
         })
 }
 
@@ -214,7 +214,7 @@ fn scalar_setting(node: &Node) -> Result<Setting, ValueError> {
         ),
         NodeKind::Scalar { text, .. } => parse_setting(text).map_err(|message| ValueError {
             pos: node.pos,
-            message,
+            message: message.to_string(),
         }),
         _ => err(
             node.pos,
@@ -266,7 +266,7 @@ pub fn parse_threshold(node: &Node) -> Result<Threshold, Vec<ValueError>> {
                     severity = Some(Severity::parse(value.as_str().unwrap_or_default()).map_err(
                         |message| ValueError {
                             pos: value.pos,
-                            message,
+                            message: message.to_string(),
                         },
                     )?)
                 }
@@ -275,7 +275,7 @@ pub fn parse_threshold(node: &Node) -> Result<Threshold, Vec<ValueError>> {
                         schedule::parse_timezone(value.as_str().unwrap_or_default()).map_err(
                             |message| ValueError {
                                 pos: value.pos,
-                                message,
+                                message: message.to_string(),
                             },
                         )?,
                     )
@@ -285,7 +285,7 @@ pub fn parse_threshold(node: &Node) -> Result<Threshold, Vec<ValueError>> {
                     expires = Some(parse_instant(value.as_str().unwrap_or_default()).map_err(
                         |message| ValueError {
                             pos: value.pos,
-                            message,
+                            message: message.to_string(),
                         },
                     )?)
                 }
@@ -380,7 +380,7 @@ fn parse_override(node: &Node) -> Result<Override, ValueError> {
                 window = Some(Window::parse(value.as_str().unwrap_or_default()).map_err(
                     |message| ValueError {
                         pos: value.pos,
-                        message,
+                        message: message.to_string(),
                     },
                 )?)
             }
@@ -462,15 +462,17 @@ mod tests {
         );
         assert_eq!(parse_setting("Disabled"), Ok(Setting::Disabled));
         assert_eq!(parse_setting("off"), Ok(Setting::Disabled));
-        assert!(
-            parse_setting("eighty")
-                .unwrap_err()
-                .contains("not a number")
+        assert_eq!(
+            parse_setting("eighty"),
+            Err(TextError::Number("eighty".into()))
         );
-        assert!(
-            parse_setting("5:urgent")
-                .unwrap_err()
-                .contains("unknown severity")
+        assert_eq!(
+            parse_setting("5:urgent"),
+            Err(TextError::Severity("urgent".into()))
+        );
+        assert_eq!(
+            TextError::Severity("urgent".into()).to_string(),
+            "unknown severity \"urgent\": use critical, warning or info"
         );
         for bad in ["inf", "NaN", "", "1e999", "true", "5:"] {
             assert!(parse_setting(bad).is_err(), "{bad}");

@@ -68,7 +68,11 @@ fn alert_rule(pack: &Pack, key: &str, decl: &KeyDecl, severity: &str) -> Rule {
                 "{}: tenant {{{{ $labels.tenant }}}}{dimension} is at {{{{ $value | humanize }}}} {}, {} its {severity} threshold ({}).",
                 decl.alert.description,
                 decl.unit,
-                if decl.op == "<" { "below" } else { "above" },
+                if decl.op.fires_below() {
+                    "below"
+                } else {
+                    "above"
+                },
                 threshold_reference(key, severity, decl.dimension.as_deref()),
             ),
         ),

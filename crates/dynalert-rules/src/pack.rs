@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use dynalert_config::Comparison;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -39,7 +40,7 @@ pub struct KeyDecl {
     pub signal: String,
     /// `>` (alert above the threshold) or `<` (alert below it).
     #[serde(default = "greater")]
-    pub op: String,
+    pub op: Comparison,
     /// A label of the signal that tenants may set per-value thresholds for.
     #[serde(default)]
     pub dimension: Option<String>,
@@ -51,8 +52,8 @@ pub struct KeyDecl {
     pub alert: AlertDecl,
 }
 
-fn greater() -> String {
-    ">".into()
+fn greater() -> Comparison {
+    Comparison::Greater
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -126,9 +127,9 @@ impl Pack {
             if !dynalert_config::names::is_valid_key(key) || !key.contains('_') {
                 return Err(invalid(format!("key {key:?} must be <component>_<metric>")));
             }
-            if !matches!(decl.op.as_str(), ">" | "<") {
+            if !matches!(decl.op, Comparison::Greater | Comparison::Less) {
                 return Err(invalid(format!(
-                    "key {key}: op must be > or <, not {:?}",
+                    "key {key}: op must be > or <, not {}",
                     decl.op
                 )));
             }

@@ -79,7 +79,7 @@ pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
                 name: name.clone(),
                 component: component.to_owned(),
                 metric: metric.to_owned(),
-                op: decl.op.clone(),
+                op: decl.op.to_string(),
                 dimension: decl.dimension.clone(),
                 dimension_label: decl.dimension_label.clone(),
                 signal,

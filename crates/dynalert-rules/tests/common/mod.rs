@@ -141,7 +141,7 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
 
     // 1. A custom warning threshold, with the critical tier moved out of the way.
     let custom = |d: &KeyDecl| {
-        if d.op == "<" {
+        if d.op.fires_below() {
             d.default + 3.0
         } else {
             d.default + 7.0
@@ -151,15 +151,15 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
         Some(format!(
             "    {k}: {}\n    {k}_critical: {}\n",
             number(custom(d)),
-            number(far(&d.op, custom(d)))
+            number(far(d.op.as_str(), custom(d)))
         ))
     }) + "    _metadata: {owner: team-x, tier: gold}\n";
     let mut above = Scenario::new("custom threshold, signal above it", &body);
     let mut below = Scenario::new("custom threshold, signal below it", &body);
     for (k, d) in &pack.keys {
-        above.signal(k, d, breach(&d.op, custom(d)));
+        above.signal(k, d, breach(d.op.as_str(), custom(d)));
         above.expect(&d.alert.name, d);
-        below.signal(k, d, safe(&d.op, custom(d)));
+        below.signal(k, d, safe(d.op.as_str(), custom(d)));
     }
     out.push(above);
     out.push(below);
@@ -170,26 +170,28 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
     for (k, d) in &pack.keys {
         let value = match d.default_critical {
             Some(c) if c != d.default => (d.default + c) / 2.0,
-            _ => breach(&d.op, d.default),
+            _ => breach(d.op.as_str(), d.default),
         };
         defaults.signal(k, d, value);
-        if fires(&d.op, value, d.default) {
+        if fires(d.op.as_str(), value, d.default) {
             defaults.expect(&d.alert.name, d);
         }
-        if d.default_critical.is_some_and(|c| fires(&d.op, value, c)) {
+        if d.default_critical
+            .is_some_and(|c| fires(d.op.as_str(), value, c))
+        {
             defaults.expect(&critical_name(d), d);
         }
         if let Some(c) = d.default_critical {
-            let beyond = if d.op == "<" {
-                breach(&d.op, c.min(d.default))
+            let beyond = if d.op.fires_below() {
+                breach(d.op.as_str(), c.min(d.default))
             } else {
-                breach(&d.op, c.max(d.default))
+                breach(d.op.as_str(), c.max(d.default))
             };
             critical.signal(k, d, beyond);
             critical.expect(&d.alert.name, d);
             critical.expect(&critical_name(d), d);
         } else {
-            critical.signal(k, d, safe(&d.op, d.default));
+            critical.signal(k, d, safe(d.op.as_str(), d.default));
         }
     }
     out.push(defaults);
@@ -203,9 +205,9 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
             k,
             d,
             breach(
-                &d.op,
+                d.op.as_str(),
                 breach(
-                    &d.op,
+                    d.op.as_str(),
                     d.default.max(d.default_critical.unwrap_or(d.default)),
                 ),
             ),
@@ -216,7 +218,11 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
     // 4. Maintenance silences everything.
     let mut maintenance = Scenario::new("maintenance", "    _state_maintenance: enable\n");
     for (k, d) in &pack.keys {
-        maintenance.signal(k, d, far(if d.op == "<" { ">" } else { "<" }, d.default));
+        maintenance.signal(
+            k,
+            d,
+            far(if d.op.fires_below() { ">" } else { "<" }, d.default),
+        );
     }
     out.push(maintenance);
 
@@ -235,8 +241,8 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
                 format!(
                     "    {k}: {}\n    {k}_critical: {}\n    \"{k}{{{dim}='own'}}\": {}\n",
                     number(custom(d)),
-                    number(far(&d.op, custom(d))),
-                    number(far(&d.op, custom(d)) / 2.0 + custom(d) / 2.0)
+                    number(far(d.op.as_str(), custom(d))),
+                    number(far(d.op.as_str(), custom(d)) / 2.0 + custom(d) / 2.0)
                 )
             })
             .collect::<String>();
@@ -244,7 +250,7 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
         for (k, d) in &dims {
             let dim = d.dimension.clone().unwrap();
             let label = signal_label(d).to_string();
-            let value = breach(&d.op, custom(d));
+            let value = breach(d.op.as_str(), custom(d));
             s.signals
                 .push((k.to_string(), vec![(label.clone(), "own".into())], value));
             s.signals
@@ -254,7 +260,7 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
         }
         // Keys without a dimension keep a quiet signal here.
         for (k, d) in pack.keys.iter().filter(|(_, d)| d.dimension.is_none()) {
-            s.signal(k, d, safe(&d.op, d.default));
+            s.signal(k, d, safe(d.op.as_str(), d.default));
         }
         out.push(s);
     }
@@ -264,10 +270,12 @@ fn scenarios(pack: &Pack) -> Vec<Scenario> {
         let mut absent = Scenario::new("dynalert absent: defaults", "");
         absent.dynalert_up = false;
         for (k, d) in &pack.keys {
-            let value = breach(&d.op, d.default);
+            let value = breach(d.op.as_str(), d.default);
             absent.signal(k, d, value);
             absent.expect(&d.alert.name, d);
-            if d.default_critical.is_some_and(|c| fires(&d.op, value, c)) {
+            if d.default_critical
+                .is_some_and(|c| fires(d.op.as_str(), value, c))
+            {
                 absent.expect(&critical_name(d), d);
             }
         }

@@ -388,10 +388,10 @@ pub fn write_real_signal_tests(pack: &Pack, rows: &[Row], dir: &Path) {
                         }
                         l
                     };
-                    if fires(&decl.op, level, w) {
+                    if fires(decl.op.as_str(), level, w) {
                         expected.push((checked[0].clone(), labels("warning")));
                     }
-                    if decl.default_critical.is_some() && fires(&decl.op, level, c) {
+                    if decl.default_critical.is_some() && fires(decl.op.as_str(), level, c) {
                         expected.push((checked[1].clone(), labels("critical")));
                     }
                 }

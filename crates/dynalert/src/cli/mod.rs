@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `--at`: RFC 3339, or `now`.
-pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, dynalert_config::TextError> {
     if text == "now" {
         return Ok(chrono::Utc::now());
     }
