@@ -337,7 +337,22 @@ async fn invalid_documents_change_nothing(s: &Server) {
         s.admin_get("/tenants/db-b/history").await.json["entries"],
         history
     );
-    s.wait_for_line(&threshold_line("db-b", "50"), true).await;
+    // A valid write after the refused ones: once it is served, /metrics has caught up with the
+    // store, and none of the refused documents' values may be there.
+    let valid = s
+        .patch("db-b", json!({"redis_memory_usage": 70}), None)
+        .await;
+    assert_eq!(valid.status, 200, "{}", valid.text);
+    let redis = "user_threshold{tenant=\"db-b\",component=\"redis\",metric=\"memory_usage\",severity=\"warning\"} 70";
+    let metrics = s.wait_for_line(redis, true).await;
+    assert!(
+        metrics.lines().any(|l| l == threshold_line("db-b", "50")),
+        "db-b keeps mysql_connections 50:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("tenant=\"db-escape\""),
+        "no tenant escaped db-b's file:\n{metrics}"
+    );
 }
 
 async fn request_errors(s: &Server) {
