@@ -3,15 +3,13 @@
 //! equal to the documented ones (`http.rs` tests), the main responses valid against the
 //! document's schemas, and the statuses the one error mapping decides.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+mod common;
 
-use dynalert_server::{ServeError, ServeOptions, hash_token, serve_on};
+use common::{Reply, Server};
+use dynalert_server::{ServeOptions, hash_token};
 use dynalert_store::StoreSpec;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const ADMIN: &str = "openapi-admin-token";
 const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n  redis_memory_usage: 85\n\
@@ -20,75 +18,35 @@ const DB_A: &str = "mysql_connections: 70\nredis_memory_usage: disable\n\
 mysql_replication_lag: {value: 600, expires: \"2099-12-01T00:00:00Z\", reason: \"INC-42\"}\n\
 _state_maintenance: enable\n_silent_mode: warning\n_metadata: {owner: team-a, backup: nightly}\n";
 
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), ServeError>>>,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Server {
-    /// Serves `opts` (its store under a fresh directory) until dropped; returns once ready.
-    async fn start(configure: impl FnOnce(&Path) -> ServeOptions) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = configure(dir.path());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, opts, async move {
-            let _ = stopped.await;
-        }));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let server = Server {
-            base,
-            client,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.call("GET", "/ready", None, &[]).await.status != 200 {
-            assert!(Instant::now() < deadline, "server not ready after 10 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-
-    /// An SQLite store seeded with `_defaults.yaml`, an admin token, and tenant `db-a`.
-    async fn with_tenant() -> Server {
-        let server = Server::start(|dir| {
-            let seed = dir.join("seed");
-            std::fs::create_dir(&seed).unwrap();
-            std::fs::write(seed.join("_defaults.yaml"), DEFAULTS).unwrap();
-            let auth = dir.join("auth.yaml");
-            let line = format!(
-                "tokens:\n  - {{name: ops, sha256: {}, role: admin}}\n",
-                hash_token(ADMIN)
-            );
-            std::fs::write(&auth, line).unwrap();
-            let mut opts = ServeOptions::with_store(StoreSpec::Sqlite(dir.join("test.db")));
-            opts.known_keys = dynalert_rules::declared_keys();
-            opts.import = Some(seed);
-            opts.auth_file = Some(auth);
-            opts
-        })
+/// An SQLite store seeded with `_defaults.yaml`, an admin token, and tenant `db-a`; the
+/// directory holding them lives as long as the returned guard.
+async fn with_tenant() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    std::fs::create_dir(&seed).unwrap();
+    std::fs::write(seed.join("_defaults.yaml"), DEFAULTS).unwrap();
+    let auth = dir.path().join("auth.yaml");
+    let line = format!(
+        "tokens:\n  - {{name: ops, sha256: {}, role: admin}}\n",
+        hash_token(ADMIN)
+    );
+    std::fs::write(&auth, line).unwrap();
+    let mut opts = ServeOptions::with_store(StoreSpec::Sqlite(dir.path().join("test.db")));
+    opts.known_keys = dynalert_rules::declared_keys();
+    opts.import = Some(seed);
+    opts.auth_file = Some(auth);
+    let server = Server::serve(opts).await;
+    let yaml = [("content-type", "application/yaml")];
+    let put = server
+        .admin("PUT", "/api/v1/tenants/db-a", Some(DB_A), &yaml)
         .await;
-        let yaml = [("content-type", "application/yaml")];
-        let put = server
-            .call("PUT", "/api/v1/tenants/db-a", Some(DB_A), &yaml)
-            .await;
-        assert_eq!(put.status, 201, "{}", put.body);
-        server
-    }
+    assert_eq!(put.status, 201, "{}", put.text);
+    (dir, server)
+}
 
-    async fn call(
+/// Calls as the admin, the way this file's tests do.
+impl Server {
+    async fn admin(
         &self,
         method: &str,
         path: &str,
@@ -96,46 +54,20 @@ impl Server {
         headers: &[(&str, &str)],
     ) -> Reply {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
+        let mut request = self.request(method, path).bearer_auth(ADMIN);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let body = response.text().await.unwrap();
-        Reply {
-            status,
-            content_type,
-            body,
-        }
+        self.send(request).await
     }
 
     async fn document(&self) -> Value {
-        let reply = self.call("GET", "/api/v1/openapi.json", None, &[]).await;
+        let reply = self.admin("GET", "/api/v1/openapi.json", None, &[]).await;
         assert_eq!(reply.status, 200);
-        serde_json::from_str(&reply.body).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        serde_json::from_str(&reply.text).unwrap()
     }
 }
 
@@ -154,7 +86,7 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn the_served_document_is_the_generated_one() {
-    let server = Server::with_tenant().await;
+    let (_dir, server) = with_tenant().await;
     let doc = server.document().await;
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
@@ -166,7 +98,7 @@ async fn the_served_document_is_the_generated_one() {
 
 #[tokio::test]
 async fn every_documented_path_and_method_is_routed() {
-    let server = Server::with_tenant().await;
+    let (_dir, server) = with_tenant().await;
     let doc = server.document().await;
     let ops = operations(&doc);
     assert_eq!(ops.len(), 16, "{ops:?}");
@@ -174,7 +106,7 @@ async fn every_documented_path_and_method_is_routed() {
         let url = path.replace("{tenant}", "db-a");
         // No If-Match and an empty object: writes are refused (428, 422, …), never 404/405.
         let reply = server
-            .call(
+            .admin(
                 method,
                 &url,
                 Some("{}"),
@@ -185,7 +117,7 @@ async fn every_documented_path_and_method_is_routed() {
             ![404, 405].contains(&reply.status),
             "{method} {path}: {} {}",
             reply.status,
-            reply.body
+            reply.text
         );
     }
     // A method a documented path does not list is 405: the document lists all it answers.
@@ -193,7 +125,7 @@ async fn every_documented_path_and_method_is_routed() {
         for method in ["GET", "PUT", "PATCH", "POST", "DELETE"] {
             if item.get(method.to_ascii_lowercase()).is_none() {
                 let reply = server
-                    .call(method, &path.replace("{tenant}", "db-a"), None, &[])
+                    .admin(method, &path.replace("{tenant}", "db-a"), None, &[])
                     .await;
                 assert_eq!(reply.status, 405, "{method} {path}");
             }
@@ -238,7 +170,7 @@ type Case<'a> = (
 
 #[tokio::test]
 async fn responses_match_the_documented_schemas() {
-    let server = Server::with_tenant().await;
+    let (_dir, server) = with_tenant().await;
     let doc = server.document().await;
     let json_type = [("content-type", "application/json")];
     let patch_type = [("content-type", "application/merge-patch+json")];
@@ -352,9 +284,9 @@ async fn responses_match_the_documented_schemas() {
         ),
     ];
     for &(method, path, url, body, headers, status) in calls {
-        let reply = server.call(method, url, body, headers).await;
-        assert_eq!(reply.status, status, "{method} {url}: {}", reply.body);
-        let instance: Value = serde_json::from_str(&reply.body).unwrap();
+        let reply = server.admin(method, url, body, headers).await;
+        assert_eq!(reply.status, status, "{method} {url}: {}", reply.text);
+        let instance: Value = serde_json::from_str(&reply.text).unwrap();
         let validator = validator(&doc, method, path, status, &reply.content_type);
         let errors: Vec<String> = validator
             .iter_errors(&instance)
@@ -379,11 +311,11 @@ async fn responses_match_the_documented_schemas() {
 /// Statuses decided by `ApiError::status`, each through the real server.
 #[tokio::test]
 async fn store_errors_get_the_status_of_what_failed() {
-    let server = Server::with_tenant().await;
+    let (_dir, server) = with_tenant().await;
     // The tenant's file is missing in the store: the store's not-found, 404 (was 503 when
     // every store error was).
     let missing = server
-        .call("GET", "/api/v1/tenants/nobody", None, &[])
+        .admin("GET", "/api/v1/tenants/nobody", None, &[])
         .await;
     assert_eq!(
         (missing.status, missing.content_type.as_str()),
@@ -391,13 +323,13 @@ async fn store_errors_get_the_status_of_what_failed() {
     );
     // A platform file path that cannot name a document: 400.
     let bad_path = server
-        .call("PUT", "/api/v1/platform?file=../_x.yaml", Some("{}"), &[])
+        .admin("PUT", "/api/v1/platform?file=../_x.yaml", Some("{}"), &[])
         .await;
-    assert_eq!(bad_path.status, 400, "{}", bad_path.body);
+    assert_eq!(bad_path.status, 400, "{}", bad_path.text);
     // A body over the limit: 413.
     let large = "#".repeat((1 << 20) + 1);
     let too_large = server
-        .call(
+        .admin(
             "PUT",
             "/api/v1/tenants/db-a",
             Some(&large),
@@ -411,11 +343,11 @@ async fn store_errors_get_the_status_of_what_failed() {
 async fn a_damaged_store_is_unavailable() {
     let conf = tempfile::tempdir().unwrap();
     let root = conf.path().to_path_buf();
-    let server = Server::start(|_| ServeOptions::new(&root)).await;
+    let server = Server::serve(ServeOptions::new(&root)).await;
     // Damaged after start (a store that is damaged at start does not start).
     std::fs::write(root.join("db-z.yaml"), b"tenants:\n  db-z: {a: \"\xff\"}\n").unwrap();
-    let reply = server.call("GET", "/api/v1/tenants/db-z", None, &[]).await;
-    assert_eq!(reply.status, 503, "{}", reply.body);
-    let problem: Value = serde_json::from_str(&reply.body).unwrap();
+    let reply = server.admin("GET", "/api/v1/tenants/db-z", None, &[]).await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    let problem: Value = serde_json::from_str(&reply.text).unwrap();
     assert_eq!(problem["title"], "Store unavailable");
 }

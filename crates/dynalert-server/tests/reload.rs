@@ -1,15 +1,16 @@
-//! Hot reload: changes on disk are served within a second, through the file watcher alone
-//! (the periodic re-scan is an hour away in these tests), and a broken edit loses nothing.
+//! Hot reload: changes on disk are served through the file watcher alone (the periodic
+//! re-scan is an hour away in these tests), and a broken edit loses nothing. How soon a change
+//! is served is measured by the benchmarks, not here: each wait below only gives up, after
+//! [`WAIT`], on a change that never comes.
 
 mod common;
 
 use std::os::unix::fs::symlink;
-use std::time::Instant;
 
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edited_file_is_served_within_a_second() {
+async fn an_edited_file_is_served() {
     let dir = conf_d();
     let server = Server::start(dir.path()).await;
     assert_eq!(
@@ -23,12 +24,11 @@ async fn an_edited_file_is_served_within_a_second() {
     );
 
     std::fs::write(dir.path().join("a.yaml"), tenant("db-a", 75)).unwrap();
-    let took = server
+    server
         .wait_for_metrics("edit", |m| {
             threshold(m, "db-a", "mysql_connections", "warning") == Some(75.0)
         })
         .await;
-    assert_served_in_time("edited file", took);
 
     // A platform default reaches every tenant that does not override it.
     std::fs::write(
@@ -36,27 +36,23 @@ async fn an_edited_file_is_served_within_a_second() {
         DEFAULTS.replace("85", "90"),
     )
     .unwrap();
-    let took = server
+    server
         .wait_for_metrics("default", |m| {
             threshold(m, "db-a", "redis_memory_usage", "warning") == Some(90.0)
         })
         .await;
-    assert_served_in_time("edited default", took);
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn added_removed_and_renamed_files_are_served_within_a_second() {
+async fn added_removed_and_renamed_files_are_served() {
     let dir = conf_d();
     let server = Server::start(dir.path()).await;
     let has_b = |m: &str| threshold(m, "db-b", "mysql_connections", "warning") == Some(60.0);
 
     std::fs::create_dir(dir.path().join("team")).unwrap();
     std::fs::write(dir.path().join("team/b.yaml"), tenant("db-b", 60)).unwrap();
-    assert_served_in_time(
-        "added file in a new subdirectory",
-        server.wait_for_metrics("add", has_b).await,
-    );
+    server.wait_for_metrics("add", has_b).await;
 
     // Renamed to a name the loader skips: the tenant goes away.
     std::fs::rename(
@@ -64,10 +60,7 @@ async fn added_removed_and_renamed_files_are_served_within_a_second() {
         dir.path().join("team/b.yaml.off"),
     )
     .unwrap();
-    assert_served_in_time(
-        "renamed away",
-        server.wait_for_metrics("rename away", |m| !has_b(m)).await,
-    );
+    server.wait_for_metrics("rename away", |m| !has_b(m)).await;
 
     // Renamed into place, as an editor's atomic save does.
     std::fs::rename(
@@ -75,18 +68,14 @@ async fn added_removed_and_renamed_files_are_served_within_a_second() {
         dir.path().join("team/b.yml"),
     )
     .unwrap();
-    assert_served_in_time(
-        "renamed into place",
-        server.wait_for_metrics("rename back", has_b).await,
-    );
+    server.wait_for_metrics("rename back", has_b).await;
 
     std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
-    let took = server
+    server
         .wait_for_metrics("remove", |m| {
             threshold(m, "db-a", "mysql_connections", "warning").is_none() && has_b(m)
         })
         .await;
-    assert_served_in_time("removed file", took);
     assert_eq!(
         series(&server.metrics().await, "dynalert_tenants", &[]),
         Some(1.0)
@@ -113,12 +102,11 @@ async fn a_broken_edit_keeps_the_last_good_values_and_is_reported_everywhere() {
         "tenants:\n  db-a:\n    mysql_connections: \"75\n",
     )
     .unwrap();
-    let took = server
+    server
         .wait_for_metrics("error metric", |m| {
             series(m, "dynalert_config_errors", &[("file", "a.yaml")]) == Some(1.0)
         })
         .await;
-    assert_served_in_time("broken edit reported", took);
     let metrics = server.metrics().await;
     assert_eq!(
         threshold(&metrics, "db-a", "mysql_connections", "warning"),
@@ -167,14 +155,13 @@ async fn a_broken_edit_keeps_the_last_good_values_and_is_reported_everywhere() {
     assert_eq!(key["value"], 70.0);
 
     std::fs::write(dir.path().join("a.yaml"), tenant("db-a", 76)).unwrap();
-    let took = server
+    server
         .wait_for_metrics("fix", |m| {
             threshold(m, "db-a", "mysql_connections", "warning") == Some(76.0)
                 && series(m, "dynalert_config_errors", &[("file", "a.yaml")]).is_none()
                 && series(m, "dynalert_config_last_reload_successful", &[]) == Some(1.0)
         })
         .await;
-    assert_served_in_time("fixed file", took);
     assert_eq!(server.get("/ready").await, (200, "ready\n".to_string()));
     assert_eq!(server.config().await["status"], "ok");
     server.stop().await;
@@ -183,7 +170,7 @@ async fn a_broken_edit_keeps_the_last_good_values_and_is_reported_everywhere() {
 /// The layout kubelet gives a ConfigMap volume, and its atomic update: a new timestamped
 /// directory, a `..data_tmp` symlink to it renamed over `..data`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubernetes_configmap_swap_is_served_within_a_second() {
+async fn a_kubernetes_configmap_swap_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let first = root.join("..2026_01_01");
@@ -211,7 +198,6 @@ async fn a_kubernetes_configmap_swap_is_served_within_a_second() {
     std::fs::write(second.join("a.yaml"), tenant("db-a", 71)).unwrap();
     symlink("..2026_01_02", root.join("..data_tmp")).unwrap();
     std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
-    let swapped = Instant::now();
     std::fs::remove_dir_all(&first).unwrap();
     server
         .wait_for_metrics("swap", |m| {
@@ -219,7 +205,6 @@ async fn a_kubernetes_configmap_swap_is_served_within_a_second() {
                 && threshold(m, "db-a", "redis_memory_usage", "warning") == Some(91.0)
         })
         .await;
-    assert_served_in_time("ConfigMap swap", swapped.elapsed());
     server.stop().await;
 }
 
@@ -239,20 +224,18 @@ async fn a_swapped_root_symlink_is_followed() {
 
     symlink("rev2", tmp.path().join("current.tmp")).unwrap();
     std::fs::rename(tmp.path().join("current.tmp"), &root).unwrap();
-    let took = server
+    server
         .wait_for_metrics("root swap", |m| {
             threshold(m, "db-a", "mysql_connections", "warning") == Some(72.0)
         })
         .await;
-    assert_served_in_time("root symlink swap", took);
 
     std::fs::write(tmp.path().join("rev2/a.yaml"), tenant("db-a", 73)).unwrap();
-    let took = server
+    server
         .wait_for_metrics("edit after swap", |m| {
             threshold(m, "db-a", "mysql_connections", "warning") == Some(73.0)
         })
         .await;
-    assert_served_in_time("edit in the new root", took);
     server.stop().await;
 }
 
@@ -275,28 +258,21 @@ async fn an_expiry_is_served_without_a_file_change() {
         ),
         Some(600.0)
     );
-    let started = Instant::now();
-    loop {
-        let metrics = server.metrics().await;
-        if threshold(&metrics, "db-a", "mysql_connections", "warning") == Some(80.0) {
-            let event = [
-                ("tenant", "db-a"),
-                ("key", "mysql_connections"),
-                ("event", "threshold_expired"),
-            ];
-            assert_eq!(
-                series(&metrics, "dynalert_config_event", &event),
-                Some(1.0),
-                "{metrics}"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed().as_secs() < 5,
-            "expiry not served:\n{metrics}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let metrics = server
+        .wait_for_metrics("the default after the expiry", |m| {
+            threshold(m, "db-a", "mysql_connections", "warning") == Some(80.0)
+        })
+        .await;
+    let event = [
+        ("tenant", "db-a"),
+        ("key", "mysql_connections"),
+        ("event", "threshold_expired"),
+    ];
+    assert_eq!(
+        series(&metrics, "dynalert_config_event", &event),
+        Some(1.0),
+        "{metrics}"
+    );
     server.stop().await;
 }
 
@@ -310,12 +286,11 @@ async fn a_vanished_root_keeps_serving_and_recovers() {
     let server = Server::start(&root).await;
 
     std::fs::rename(&root, tmp.path().join("conf.d.away")).unwrap();
-    let took = server
+    server
         .wait_for_metrics("unreadable root", |m| {
             series(m, "dynalert_config_last_reload_successful", &[]) == Some(0.0)
         })
         .await;
-    assert_served_in_time("vanished root reported", took);
     let metrics = server.metrics().await;
     assert_eq!(
         threshold(&metrics, "db-a", "mysql_connections", "warning"),
@@ -340,21 +315,19 @@ async fn a_vanished_root_keeps_serving_and_recovers() {
     );
 
     std::fs::rename(tmp.path().join("conf.d.away"), &root).unwrap();
-    let took = server
+    server
         .wait_for_metrics("root back", |m| {
             series(m, "dynalert_config_last_reload_successful", &[]) == Some(1.0)
         })
         .await;
-    assert_served_in_time("root back", took);
     assert_eq!(server.get("/ready").await, (200, "ready\n".to_string()));
 
     // The root is watched again.
     std::fs::write(root.join("a.yaml"), tenant("db-a", 74)).unwrap();
-    let took = server
+    server
         .wait_for_metrics("edit after return", |m| {
             threshold(m, "db-a", "mysql_connections", "warning") == Some(74.0)
         })
         .await;
-    assert_served_in_time("edit after the root came back", took);
     server.stop().await;
 }

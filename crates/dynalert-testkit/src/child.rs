@@ -108,12 +108,13 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts a server on a fresh free port and waits until `ready_path` answers.
+/// Starts a server on a fresh free port and waits until `ready_path` answers 2xx, logging
+/// to `log_path`; returns it and its port. `command_for_port` builds the command for a port.
 ///
 /// [`crate::free_port`] can race with another process grabbing the same port between our
-/// probe and the server's bind, so a start that dies with "address already in use" is
-/// retried on a new port a few times.
-pub(crate) fn spawn_ready(
+/// probe and the server's bind, so a start that dies with "address already in use" (in any
+/// letter case: Go and Rust spell it differently) is retried on a new port a few times.
+pub fn spawn_ready(
     name: &str,
     http: &Http,
     log_path: &Path,
@@ -134,7 +135,10 @@ pub(crate) fn spawn_ready(
             Err(error)
                 if attempt < ATTEMPTS
                     && guard.exit_status()?.is_some()
-                    && guard.log_tail().contains("address already in use") =>
+                    && guard
+                        .log_tail()
+                        .to_ascii_lowercase()
+                        .contains("address already in use") =>
             {
                 drop(error);
             }

@@ -36,7 +36,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 pub use alertmanager::{Alertmanager, WebhookReceiver};
-pub use child::ChildGuard;
+pub use child::{ChildGuard, spawn_ready};
 pub use exporters::{MysqldExporter, RedisExporter};
 pub use http::{Http, HttpResponse};
 pub use mariadb::{ClientConnections, MariaDb};

@@ -22,20 +22,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use dynalert_testkit::{ChildGuard, Http, free_port};
+use common::{Launch, Served};
 use serde_json::{Value, json};
 
 /// The admin token of the auth file every server of these tests reads.
 const TOKEN: &str = "crash-test-admin-token";
 /// Concurrent writers, each owning one tenant.
 const WRITERS: usize = 8;
-/// How long the writers hammer the server before it is killed.
-const BURST: Duration = Duration::from_secs(1);
-/// Longest a burst may take to get its first [`WRITERS`] acknowledgements.
-const BURST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Writes every writer has had acknowledged in a burst before the server is killed: the
+/// burst is a number of writes, not a length of time, so it is the same on a slow machine.
+const BURST_WRITES: u64 = 20;
+/// Longest a burst may take to reach [`BURST_WRITES`] (a guard against a stuck server).
+const BURST_TIMEOUT: Duration = common::WAIT;
 /// Burst + kill + restart cycles per test.
 const ROUNDS: usize = 2;
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The platform file of both trees: `mysql_connections` is a declared key with a default.
 const DEFAULTS: &str = "defaults:\n  mysql_connections: 80\n";
 /// Most entries one history request returns (the API's limit).
@@ -87,7 +87,7 @@ fn crash_rounds(tmp: &Path, store_args: &[OsString], conf: Option<&Path>, audit:
     let mut starts = 0;
     let mut start = |label: &str| {
         starts += 1;
-        Server::start(&args, &tmp.join(format!("serve-{starts}-{label}.log")))
+        Launch::args(&args, &tmp.join(format!("serve-{starts}-{label}.log"))).start()
     };
     let mut server = start("burst");
     for round in 1..=ROUNDS {
@@ -140,16 +140,20 @@ struct Outcome {
 
 /// Starts [`WRITERS`] writers on `server`, each creating its tenant (when `current` says it
 /// does not exist yet) and then raising `mysql_connections` by one per PATCH, and kills the
-/// server with SIGKILL after [`BURST`] while they are busy. Returns what each writer saw.
-fn burst(server: Server, tenants: &[String], current: &[Option<u64>]) -> Vec<Outcome> {
+/// server with SIGKILL once each has had [`BURST_WRITES`] writes acknowledged, while they are
+/// busy. Returns what each writer saw.
+fn burst(server: Served, tenants: &[String], current: &[Option<u64>]) -> Vec<Outcome> {
     let api = Api::new(server.port);
     let go = Arc::new(Barrier::new(WRITERS + 1));
     let killing = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(AtomicU64::new(0));
+    // Writes acknowledged so far, per writer.
+    let acknowledged: Arc<Vec<AtomicU64>> =
+        Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
     let writers: Vec<_> = tenants
         .iter()
         .zip(current)
-        .map(|(tenant, value)| {
+        .enumerate()
+        .map(|(writer, (tenant, value))| {
             let (api, go, killing, acknowledged) = (
                 api.clone(),
                 go.clone(),
@@ -174,21 +178,25 @@ fn burst(server: Server, tenants: &[String], current: &[Option<u64>]) -> Vec<Out
                     }
                 };
                 go.wait();
-                write_loop(&api, tenant, acked, &killing, &acknowledged)
+                write_loop(&api, tenant, acked, &killing, &acknowledged[writer])
             })
         })
         .collect();
     go.wait();
-    std::thread::sleep(BURST);
-    // A loaded machine may be slow to fsync: burst on until every writer could have been
-    // acknowledged once, so the kill always interrupts a running burst.
     let deadline = Instant::now() + BURST_TIMEOUT;
-    while acknowledged.load(Ordering::SeqCst) < WRITERS as u64 {
+    loop {
+        let counts: Vec<u64> = acknowledged
+            .iter()
+            .map(|count| count.load(Ordering::SeqCst))
+            .collect();
+        if counts.iter().all(|&n| n >= BURST_WRITES) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "{} writes acknowledged {BURST_TIMEOUT:?} into the burst; log:\n{}",
-            acknowledged.load(Ordering::SeqCst),
-            server.child.log_tail()
+            "acknowledged writes per writer after {BURST_TIMEOUT:?}: {counts:?}, short of \
+             {BURST_WRITES} each; log:\n{}",
+            server.log_tail()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -261,13 +269,13 @@ struct Checked {
 /// stored without being acknowledged.
 fn verify(
     api: &Api,
-    server: &Server,
+    server: &Served,
     outcomes: &[Outcome],
     conf: Option<&Path>,
     unacked: &mut [BTreeSet<u64>],
     audit: Audit,
 ) -> Checked {
-    let log = || server.child.log_tail();
+    let log = || server.log_tail();
     let config = api.get_json("/api/v1/config");
     assert_eq!(config["status"], "ok", "{config:#}\nlog:\n{}", log());
     assert_eq!(config["errors"], json!([]), "{config:#}");
@@ -446,36 +454,6 @@ fn auth_file(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// `dynalert serve` on a loopback port; dropping it kills it with SIGKILL.
-struct Server {
-    port: u16,
-    child: ChildGuard,
-}
-
-impl Server {
-    /// Starts `dynalert serve ARGS --listen 127.0.0.1:<free port>` and waits for `/ready`,
-    /// on a new port if another process took the first one.
-    fn start(args: &[OsString], log: &Path) -> Server {
-        const ATTEMPTS: usize = 3;
-        let http = Http::new().unwrap();
-        for attempt in 1..=ATTEMPTS {
-            let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynalert"));
-            cmd.arg("serve")
-                .args(args)
-                .args(["--listen", &format!("127.0.0.1:{port}")]);
-            let mut child = ChildGuard::spawn("dynalert", cmd, log).unwrap();
-            let url = format!("http://127.0.0.1:{port}/ready");
-            match child.wait_ready(&http, &url, READY_TIMEOUT) {
-                Ok(()) => return Server { port, child },
-                Err(_) if attempt < ATTEMPTS && child.log_tail().contains("in use") => {}
-                Err(e) => panic!("{e:#}"),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
-    }
 }
 
 /// The management API as the admin.

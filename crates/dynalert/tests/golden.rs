@@ -7,11 +7,13 @@
 //! The server runs under `faketime`, so schedules and expiries resolve at the same instant on
 //! every run; the CLI commands take that instant as `--at`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use dynalert_testkit::{ChildGuard, Http, free_port, require_binary};
+use common::{Launch, Served, wait_until};
+use dynalert_testkit::require_binary;
 
 /// A Monday, 11:00 in Taipei: inside the example's business-hours window.
 const AT: &str = "2026-12-07T03:00:00Z";
@@ -140,24 +142,19 @@ fn served_metrics_and_config() {
     };
     for tree in TREES {
         let logs = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(&faketime);
-        cmd.args(["-f", FAKETIME_AT, env!("CARGO_BIN_EXE_dynalert")])
-            .args(["serve", "--config-dir", tree])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(workspace_root());
-        let mut child = ChildGuard::spawn("dynalert", cmd, &logs.path().join("serve.log")).unwrap();
-        let http = Http::new().unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        child
-            .wait_ready(&http, &format!("{base}/health"), Duration::from_secs(20))
-            .unwrap();
-        let config = wait_loaded(&http, &base);
-        let metrics = http.get(&format!("{base}/metrics"), &[]).unwrap().body;
+        // A broken tree never makes `/ready` 200: the server is up once `/health` is.
+        let served = Launch::args(["--config-dir", tree], &logs.path().join("serve.log"))
+            .current_dir(&workspace_root())
+            .under(&faketime, &["-f", FAKETIME_AT])
+            .ready_at("/health")
+            .start();
+        let config = wait_loaded(&served);
+        let metrics = served.metrics();
         insta::assert_snapshot!(snapshot_name(tree, "metrics"), stable_metrics(&metrics));
         insta::assert_snapshot!(snapshot_name(tree, "api_config"), stable_config(config));
-        let at = http
-            .get(&format!("{base}/api/v1/config"), &[("at", AT)])
+        let at = served
+            .http()
+            .get(&served.url("/api/v1/config"), &[("at", AT)])
             .unwrap();
         insta::assert_snapshot!(
             snapshot_name(tree, "api_config_at"),
@@ -166,17 +163,17 @@ fn served_metrics_and_config() {
     }
 }
 
-/// `/api/v1/config` once the first load is done (a broken tree never makes `/ready` 200).
-fn wait_loaded(http: &Http, base: &str) -> serde_json::Value {
-    let start = std::time::Instant::now();
-    loop {
-        let r = http.get(&format!("{base}/api/v1/config"), &[]).unwrap();
-        if r.status == 200 {
-            return r.json().unwrap();
+/// `/api/v1/config` once the first load is done: before, it says `"status": "loading"` (and
+/// `/metrics` answers 503).
+fn wait_loaded(served: &Served) -> serde_json::Value {
+    wait_until("the first load", || {
+        let config = served.get_json("/api/v1/config");
+        if config["status"] == "loading" {
+            Err(format!("{config:#}"))
+        } else {
+            Ok(config)
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "never loaded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 /// The exposition without the figures that differ from run to run even at a fixed clock: the

@@ -14,11 +14,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use dynalert_testkit::{ChildGuard, Http, Postgres, free_port};
+use common::{Launch, Served};
+use dynalert_testkit::Postgres;
 
 /// The repository's example tree.
 fn examples() -> PathBuf {
@@ -186,12 +186,14 @@ fn prune_removes_only_documents_missing_from_the_tree() {
 fn serve_without_a_store_seeds_dynalert_db_and_serves_what_the_directory_serves() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let from_dir = common::Served::start(&examples(), t);
+    let from_dir = Served::start(&examples(), t);
     let workdir = t.join("work");
     std::fs::create_dir(&workdir).unwrap();
     let db = workdir.join("dynalert.db");
     let serve_args = [OsString::from("--import"), examples().into_os_string()];
-    let from_db = Server::start_in(&serve_args, &t.join("sqlite.log"), &workdir);
+    let from_db = Launch::args(serve_args, &t.join("sqlite.log"))
+        .current_dir(&workdir)
+        .start();
     assert!(db.is_file(), "the default store is {}", db.display());
 
     // Both render at "now": fetch again if a scheduled window turned between the two.
@@ -234,7 +236,9 @@ fn serve_without_a_store_seeds_dynalert_db_and_serves_what_the_directory_serves(
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("lone.yaml"), "tenants:\n  lone: {}\n").unwrap();
     let again = [OsString::from("--import"), other.into_os_string()];
-    let restarted = Server::start_in(&again, &t.join("sqlite-again.log"), &workdir);
+    let restarted = Launch::args(again, &t.join("sqlite-again.log"))
+        .current_dir(&workdir)
+        .start();
     assert_eq!(
         thresholds(&served_lines(&restarted.metrics())),
         thresholds(&dir_lines),
@@ -446,44 +450,4 @@ fn rendered(dir: &Path) -> String {
             format!("# at {at}\n{text}")
         })
         .collect()
-}
-
-/// `dynalert serve ARGS` on a loopback port, killed on drop.
-struct Server {
-    port: u16,
-    child: ChildGuard,
-}
-
-impl Server {
-    /// Starts it in working directory `cwd` (where the default store lives) and waits for
-    /// `/ready`, on a new port if another process took the first.
-    fn start_in(args: &[OsString], log: &Path, cwd: &Path) -> Server {
-        const ATTEMPTS: usize = 3;
-        let http = Http::new().unwrap();
-        for attempt in 1..=ATTEMPTS {
-            let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynalert"));
-            cmd.current_dir(cwd)
-                .arg("serve")
-                .args(args)
-                .args(["--listen", &format!("127.0.0.1:{port}")]);
-            let mut child = ChildGuard::spawn("dynalert", cmd, log).unwrap();
-            let url = format!("http://127.0.0.1:{port}/ready");
-            match child.wait_ready(&http, &url, Duration::from_secs(30)) {
-                Ok(()) => return Server { port, child },
-                Err(_) if attempt < ATTEMPTS && child.log_tail().contains("in use") => {}
-                Err(e) => panic!("{e:#}"),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
-    }
-
-    fn metrics(&self) -> String {
-        let r = Http::new()
-            .unwrap()
-            .get(&format!("http://127.0.0.1:{}/metrics", self.port), &[])
-            .unwrap();
-        assert_eq!(r.status, 200, "{}\nlog:\n{}", r.body, self.child.log_tail());
-        r.body
-    }
 }
