@@ -838,6 +838,16 @@ mod tests {
         ] {
             assert!(parse_key_ref(bad).is_err(), "{bad}");
         }
+        // `le` and `quantile` would make the exposition invalid (promtool check metrics).
+        for label in ["le", "quantile"] {
+            assert_eq!(
+                parse_key_ref(&format!("x{{{label}='0.5'}}")),
+                Err(TextError::Dimensions {
+                    key: format!("x{{{label}='0.5'}}"),
+                    reason: DimensionError::ReservedLabel(label.into()),
+                })
+            );
+        }
     }
 
     #[test]

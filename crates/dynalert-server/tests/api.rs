@@ -300,7 +300,7 @@ async fn invalid_documents_change_nothing(s: &Server) {
     assert_eq!(unknown["column"], 1, "{unknown}");
     assert_eq!(unknown["file"], "(request body)", "{unknown}");
     let sent_as_json = s
-        .call(
+        .api(
             Method::PUT,
             "/tenants/db-b",
             Some(ADMIN),
