@@ -13,7 +13,7 @@ use std::hash::Hasher as _;
 
 use chrono::{DateTime, Utc};
 use dynalert_config::TenantEntry;
-use dynalert_config::resolve::resolve_tenant;
+use dynalert_config::resolve_tenant;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::gzip::Piece;

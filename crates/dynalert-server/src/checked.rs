@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use dynalert_config::doc::ParsedFile;
+use dynalert_config::ParsedFile;
 
 /// Documents kept at most; past that the map starts over (a document not found is parsed).
 const CAPACITY: usize = 4096;
@@ -49,7 +49,7 @@ mod tests {
     fn only_the_offered_text_is_taken() {
         let checked = CheckedDocuments::default();
         let text = "tenants:\n  a: {}\n";
-        let parsed = Arc::new(dynalert_config::parse::parse_file("a.yaml", text));
+        let parsed = Arc::new(dynalert_config::parse_file("a.yaml", text));
         checked.offer("a.yaml", text, parsed.clone());
         assert!(checked.take("a.yaml", "tenants:\n  b: {}\n").is_none());
         // A miss forgets the offer: another write came in between.

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dynalert_config::parse::is_platform_path;
+use dynalert_config::is_platform_path;
 use dynalert_store::{Decision, Updated, WriteMeta, check_path};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

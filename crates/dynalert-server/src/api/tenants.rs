@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use dynalert_config::ParsedFile;
 use dynalert_config::codec::{self, SentTenant};
-use dynalert_config::doc::ParsedFile;
 use dynalert_config::validate::{check_change, check_sent_tenant, check_write};
 use dynalert_config::{Diagnostic, Level, Model};
 use dynalert_store::{AuditEntry, Decision, Document, UpdateError, Updated, WriteMeta};
@@ -94,7 +94,7 @@ pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Res
         .iter()
         .filter(|(name, _)| own.is_none_or(|o| o == name.as_str()))
         .map(|(name, entry)| {
-            let resolved = dynalert_config::resolve::resolve_tenant(entry, now);
+            let resolved = dynalert_config::resolve_tenant(entry, now);
             TenantSummary {
                 tenant: name,
                 revision: revisions.get(&entry.doc.file).cloned(),

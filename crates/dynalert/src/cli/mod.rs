@@ -63,5 +63,5 @@ pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, dynalert_co
     if text == "now" {
         return Ok(chrono::Utc::now());
     }
-    dynalert_config::value::parse_instant(text)
+    dynalert_config::parse_instant(text)
 }
