@@ -14,6 +14,7 @@ use crate::compile::compile;
 use crate::diag::Diagnostic;
 use crate::diff::ModelDiff;
 use crate::doc::ParsedFile;
+use crate::limits::{self, Limits};
 use crate::model::{FileStatus, Model};
 use crate::parse::parse_file;
 use crate::yaml::Pos;
@@ -84,6 +85,7 @@ pub struct Applied {
 pub struct DocumentSet {
     /// Keys known without a platform file declaring them (the rule packs' keys).
     builtin_keys: Arc<BTreeSet<String>>,
+    limits: Limits,
     slots: BTreeMap<String, Slot>,
     model: Arc<Model>,
 }
@@ -98,6 +100,7 @@ impl DocumentSet {
     pub fn new() -> Self {
         DocumentSet {
             builtin_keys: Arc::default(),
+            limits: Limits::DEFAULT,
             slots: BTreeMap::new(),
             model: Arc::new(Model::empty()),
         }
@@ -107,6 +110,12 @@ impl DocumentSet {
     /// `optional` (used for the keys the rule packs declare).
     pub fn with_known_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
         Arc::make_mut(&mut self.builtin_keys).extend(keys);
+        self
+    }
+
+    /// Bounds on what one tenant may set; a file over them falls back to its last good copy.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -134,7 +143,11 @@ impl DocumentSet {
                     upsert
                         .parsed
                         .filter(|p| p.path == upsert.path)
-                        .unwrap_or_else(|| Arc::new(parse_body(&upsert.path, &upsert.body)))
+                        .unwrap_or_else(|| {
+                            let mut file = parse_body(&upsert.path, &upsert.body);
+                            limits::enforce(&mut file, &self.limits);
+                            Arc::new(file)
+                        })
                 });
                 (upsert.path, hash, parsed)
             })
@@ -223,8 +236,11 @@ impl DocumentSet {
         };
         diagnostics.sort();
         diagnostics.dedup();
-        Model::new(prev.generation + 1, platforms, tenants, diagnostics, files)
-            .with_sources(serve, self.builtin_keys.clone())
+        Model::new(prev.generation + 1, platforms, tenants, diagnostics, files).with_sources(
+            serve,
+            self.builtin_keys.clone(),
+            self.limits,
+        )
     }
 }
 

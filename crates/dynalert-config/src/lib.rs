@@ -23,6 +23,7 @@ mod diff;
 mod digest;
 mod doc;
 mod document_set;
+mod limits;
 mod model;
 pub mod names;
 mod parse;
@@ -40,6 +41,7 @@ pub use diag::{Diagnostic, Level};
 pub use diff::{Difference, ModelDiff};
 pub use doc::ParsedFile;
 pub use document_set::{Applied, ApplyStats, Body, Delta, DocumentSet, Upsert, load_documents};
+pub use limits::Limits;
 pub use model::{FileStatus, Model};
 pub use parse::{is_platform_path, parse_file};
 pub use resolve::{

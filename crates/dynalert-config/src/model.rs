@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::compile::{EffectivePlatform, TenantEntry};
 use crate::diag::Diagnostic;
 use crate::doc::ParsedFile;
+use crate::limits::Limits;
 use crate::resolve::{ResolvedTenant, resolve_tenant};
 
 /// How a file takes part in the served model.
@@ -39,6 +40,8 @@ pub struct Model {
     pub sources: BTreeMap<String, Arc<ParsedFile>>,
     /// Keys known without a platform file declaring them (the rule packs' keys).
     pub builtin_keys: Arc<BTreeSet<String>>,
+    /// The bounds the documents were held to, and a proposed write is.
+    pub limits: Limits,
 }
 
 impl Model {
@@ -68,17 +71,21 @@ impl Model {
             hash: OnceLock::new(),
             sources: BTreeMap::new(),
             builtin_keys: Arc::default(),
+            limits: Limits::DEFAULT,
         }
     }
 
-    /// Attaches the parsed files the model was built from and the built-in keys it knew.
+    /// Attaches the parsed files the model was built from, the built-in keys it knew and the
+    /// limits it held them to.
     pub fn with_sources(
         mut self,
         sources: BTreeMap<String, Arc<ParsedFile>>,
         builtin_keys: Arc<BTreeSet<String>>,
+        limits: Limits,
     ) -> Self {
         self.sources = sources;
         self.builtin_keys = builtin_keys;
+        self.limits = limits;
         self
     }
 

@@ -9,6 +9,7 @@ use crate::codec::{SENT_DOCUMENT, SentTenant};
 use crate::compile::{check_tenant_file, compile};
 use crate::diag::Diagnostic;
 use crate::doc::ParsedFile;
+use crate::limits;
 use crate::model::Model;
 use crate::parse::{is_platform_path, parse_file, parse_tree};
 
@@ -29,7 +30,7 @@ pub fn check_change(model: &Model, path: &str, source: Option<&str>) -> Vec<Diag
 /// [`check_change`] of writing `source` to `path`, with the document as parsed for the check:
 /// what the loader would parse again when the write is applied.
 pub fn check_write(model: &Model, path: &str, source: &str) -> (Vec<Diagnostic>, Arc<ParsedFile>) {
-    check_parsed(model, path, Arc::new(parse_file(path, source)))
+    check_parsed(model, path, Arc::new(parse_limited(model, path, source)))
 }
 
 /// [`check_change`] of storing tenant `name`'s document as sent to `path`: findings about the
@@ -40,7 +41,8 @@ pub fn check_sent_tenant(
     name: &str,
     sent: &SentTenant,
 ) -> Vec<Diagnostic> {
-    let parsed = parse_tree(path, Ok(Some(sent.file_tree(name))));
+    let mut parsed = parse_tree(path, Ok(Some(sent.file_tree(name))));
+    limits::enforce(&mut parsed, &model.limits);
     let mut found = check_parsed(model, path, Arc::new(parsed)).0;
     for d in &mut found {
         if d.file == path {
@@ -48,6 +50,13 @@ pub fn check_sent_tenant(
         }
     }
     found
+}
+
+/// A proposed document as the loader would hold it: parsed, and held to the model's limits.
+fn parse_limited(model: &Model, path: &str, source: &str) -> ParsedFile {
+    let mut parsed = parse_file(path, source);
+    limits::enforce(&mut parsed, &model.limits);
+    parsed
 }
 
 fn check_parsed(
@@ -83,7 +92,7 @@ pub fn apply_change(model: &Model, path: &str, source: Option<&str>) -> (Vec<Dia
     changed_model(
         model,
         path,
-        source.map(|text| Arc::new(parse_file(path, text))),
+        source.map(|text| Arc::new(parse_limited(model, path, text))),
     )
 }
 

@@ -60,6 +60,9 @@ pub enum ApiError {
     /// The tenant (or other object) named by the request does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The write would take the served configuration over a configured limit.
+    #[error("{0}")]
+    OverLimit(String),
     /// Nothing can be validated before the first load of the store.
     #[error("the first load of the store is not done yet; retry in a moment")]
     NotReady,
@@ -238,6 +241,7 @@ impl ApiError {
                     StatusCode::PRECONDITION_FAILED
                 }
             },
+            ApiError::OverLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Document(e) => match e {
                 DocumentError::Invalid(_) | DocumentError::DefinesOthers(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY

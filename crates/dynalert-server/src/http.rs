@@ -213,6 +213,7 @@ mod tests {
             store: Arc::new(dynalert_store::Store::Dir(store)),
             auth: crate::api::Auth::none(),
             parsed: Default::default(),
+            max_series: usize::MAX,
         }));
         assert_eq!(
             get(app.clone(), "/health").await,
@@ -246,6 +247,7 @@ mod tests {
             store: Arc::new(dynalert_store::Store::Dir(store)),
             auth: crate::api::Auth::none(),
             parsed: Default::default(),
+            max_series: usize::MAX,
         }));
         let debug = format!("{app:?}");
         let mut routed = std::collections::BTreeSet::new();

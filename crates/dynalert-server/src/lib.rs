@@ -150,6 +150,7 @@ async fn serve_prepared(
         store,
         auth: prepared.auth,
         parsed: Default::default(),
+        max_series: opts.max_series,
     });
     // Without TCP_NODELAY a large /metrics response on a reused connection (Prometheus keeps
     // its scrape connections) waits ~40 ms for the peer's delayed ACK (Nagle).

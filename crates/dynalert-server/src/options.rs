@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dynalert_config::Limits;
 use dynalert_store::StoreSpec;
 
 /// Settings for [`crate::run`] and [`crate::serve_on`].
@@ -26,6 +27,11 @@ pub struct ServeOptions {
     pub debounce: Duration,
     /// Keys known without a platform file declaring them (the rule packs' keys).
     pub known_keys: Vec<String>,
+    /// Bounds on one tenant's document.
+    pub limits: Limits,
+    /// Most `user_threshold` series served in all: an API write that would go over it is
+    /// refused.
+    pub max_series: usize,
     /// Bearer tokens and their roles. Without it the management API is read-only.
     pub auth_file: Option<PathBuf>,
     /// A conf.d tree to copy into an empty database store at start.
@@ -38,6 +44,8 @@ impl ServeOptions {
     pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
     pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(300);
+    /// Room for 50,000 tenants with 30 keys each (1.8 million series) and growth.
+    pub const DEFAULT_MAX_SERIES: usize = 4_000_000;
 
     /// Defaults for serving the conf.d tree `config_dir`: listen on `0.0.0.0:8080`, re-scan
     /// every 30 s, debounce 300 ms.
@@ -54,6 +62,8 @@ impl ServeOptions {
             poll_interval: Self::DEFAULT_POLL_INTERVAL,
             debounce: Self::DEFAULT_DEBOUNCE,
             known_keys: Vec::new(),
+            limits: Limits::DEFAULT,
+            max_series: Self::DEFAULT_MAX_SERIES,
             auth_file: None,
             import: None,
         }

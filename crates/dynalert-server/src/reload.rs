@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dynalert_config::{Body, Delta, DocumentSet};
+use dynalert_config::{Body, Delta, DocumentSet, Limits};
 use dynalert_store::{Store, StoreSpec};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{Notify, broadcast, watch};
@@ -35,6 +35,7 @@ struct ReloadLoop {
     /// `None` only while a pass runs on a blocking thread.
     documents: Option<DocumentSet>,
     known_keys: Vec<String>,
+    limits: Limits,
 }
 
 /// Runs until `stop` turns true (or its sender is dropped).
@@ -58,8 +59,9 @@ pub(crate) async fn run(
     let mut pass = ReloadLoop {
         state,
         source,
-        documents: Some(new_documents(&opts.known_keys)),
+        documents: Some(new_documents(&opts.known_keys, opts.limits)),
         known_keys: opts.known_keys.clone(),
+        limits: opts.limits,
     };
     pass.reload(Trigger::Full, "start").await;
     let mut rescan = periodic(period);
@@ -87,8 +89,10 @@ pub(crate) async fn run(
     debug!("reload loop stopped");
 }
 
-fn new_documents(known_keys: &[String]) -> DocumentSet {
-    DocumentSet::new().with_known_keys(known_keys.iter().cloned())
+fn new_documents(known_keys: &[String], limits: Limits) -> DocumentSet {
+    DocumentSet::new()
+        .with_known_keys(known_keys.iter().cloned())
+        .with_limits(limits)
 }
 
 /// Ticks every `period`, the first time one period from now.
@@ -191,7 +195,7 @@ impl ReloadLoop {
             Err(e) => {
                 // A bug in the model; start over rather than never reload again.
                 error!("reload failed: {e}; re-reading every document next time");
-                self.documents = Some(new_documents(&self.known_keys));
+                self.documents = Some(new_documents(&self.known_keys, self.limits));
                 self.source.forget();
                 return;
             }

@@ -207,12 +207,8 @@ fn delta_of_tree(tree: TreeDelta) -> Delta {
 
 /// Loads a conf.d directory once, as `lint` and `show` do: the same reader and document set as
 /// `serve`, so an unreadable or non-UTF-8 file is a diagnostic, not a failure.
-pub fn load_dir(
-    root: &Path,
-    known_keys: impl IntoIterator<Item = String>,
-) -> std::io::Result<Arc<Model>> {
+pub fn load_dir(root: &Path, mut set: dynalert_config::DocumentSet) -> std::io::Result<Arc<Model>> {
     let tree = TreeReader::new(root).read_all()?;
-    let mut set = dynalert_config::DocumentSet::new().with_known_keys(known_keys);
     set.apply(delta_of_tree(tree));
     Ok(set.model())
 }

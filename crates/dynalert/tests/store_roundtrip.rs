@@ -433,7 +433,9 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The tree loaded as `lint`/`serve` load it and rendered as `/metrics` at each of
 /// [`INSTANTS`]; the tree must load without findings.
 fn rendered(dir: &Path) -> String {
-    let model = dynalert_server::load_dir(dir, dynalert_rules::declared_keys()).unwrap();
+    let documents =
+        dynalert_config::DocumentSet::new().with_known_keys(dynalert_rules::declared_keys());
+    let model = dynalert_server::load_dir(dir, documents).unwrap();
     assert!(
         model.diagnostics.is_empty(),
         "{}: {:#?}",

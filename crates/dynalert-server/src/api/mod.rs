@@ -48,10 +48,27 @@ pub struct Api {
     pub auth: Auth,
     /// Tenant files as PATCH last wrote them, so the next PATCH need not parse them.
     pub parsed: parsed::ParsedFiles,
+    /// Most `user_threshold` series served in all (`--max-series`).
+    pub max_series: usize,
 }
 
 impl Api {
     /// The served model, or `503` before the first load (nothing can be validated yet).
+    /// `422` when a tenant going from `before` to `after` keys of its own would take the
+    /// served series over `--max-series`; a write that adds no key always passes, so an
+    /// admin can always repair.
+    pub fn check_series(&self, before: usize, after: usize) -> Result<(), ApiError> {
+        let served = self.state.served().snapshot.threshold_series();
+        if after <= before || served + (after - before) <= self.max_series {
+            return Ok(());
+        }
+        Err(ApiError::OverLimit(format!(
+            "the write adds {} series to the {served} served, over the limit of {} (--max-series)",
+            after - before,
+            self.max_series
+        )))
+    }
+
     pub fn model(&self) -> Result<Arc<Model>, ApiError> {
         let served = self.state.served();
         if served.status.first_load_done {

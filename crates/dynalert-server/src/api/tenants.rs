@@ -195,6 +195,7 @@ pub async fn put(
     };
     // Checked as sent, so findings point at the sender's lines; then as it will be stored.
     judged(&check_sent_tenant(&model, &path, &name, &sent)).map_err(ApiError::invalid)?;
+    api.check_series(served_keys(&model, &name), own_keys(sent.settings()))?;
     let content = codec::tenant_file(&name, sent.settings());
     let warnings = validate(&model, &path, Some(&content)).map_err(ApiError::invalid)?;
     let what = format!("tenant {name:?}");
@@ -268,6 +269,7 @@ pub async fn patch(
             warnings,
             parsed,
         } = job.apply(current.as_ref())?;
+        api.check_series(served_keys(&model, &name), own_keys(&settings))?;
         api.state.checked.offer(&path, &content, parsed);
         let based_on = current.map(|d| d.revision);
         let meta = write_meta(&caller, &name);
@@ -283,6 +285,7 @@ pub async fn patch(
     let mut outcome = (Map::new(), Vec::new());
     let updated = write(&api, &caller, &name, &path, |current| {
         let patched = job.apply(current)?;
+        api.check_series(served_keys(&model, &name), own_keys(&patched.settings))?;
         outcome = (patched.settings, patched.warnings);
         Ok(Decision::Write(patched.content))
     })
@@ -290,6 +293,19 @@ pub async fn patch(
     let (settings, warnings) = outcome;
     remember(&api.parsed, &updated, &name, &settings);
     respond_written(updated, &name, &path, Some(settings), warnings, false)
+}
+
+/// The thresholds tenant `name` sets itself in the served model.
+fn served_keys(model: &Model, name: &str) -> usize {
+    model
+        .tenants
+        .get(name)
+        .map_or(0, |e| e.doc.thresholds.len())
+}
+
+/// The thresholds a tenant document sets (settings starting with `_` are not thresholds).
+fn own_keys(settings: &Map<String, Value>) -> usize {
+    settings.keys().filter(|k| !k.starts_with('_')).count()
 }
 
 /// Keeps what a PATCH wrote parsed for the next PATCH of the tenant.

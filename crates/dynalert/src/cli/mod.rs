@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
+mod limits;
 mod lint;
 mod rules;
 mod serve;

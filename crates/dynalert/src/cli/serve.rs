@@ -32,6 +32,12 @@ pub struct Args {
     /// Full re-scan interval, a fallback for missed file events (e.g. 30s, 5m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     reload_interval: Duration,
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
+    /// Most `user_threshold` series served in all; an API write that would go over it is
+    /// refused with 422.
+    #[arg(long, value_name = "N", default_value_t = ServeOptions::DEFAULT_MAX_SERIES)]
+    max_series: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -45,6 +51,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         reload_interval: args.reload_interval,
         known_keys: dynalert_rules::declared_keys(),
+        limits: args.limits.limits(),
+        max_series: args.max_series,
         auth_file: args.auth_file,
         import: args.import,
         ..ServeOptions::with_store(store)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use dynalert_config::Model;
+use dynalert_config::{Delta, DocumentSet, Model, Upsert};
 use dynalert_store::{Store, StoreSpec};
 
 #[derive(clap::Args)]
@@ -17,17 +17,22 @@ pub struct Source {
     /// A store instead of a directory: `sqlite:FILE` or `postgres://…`.
     #[arg(long)]
     pub store: Option<StoreSpec>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 impl Source {
     /// The source given, with `positional` as the directory when no flag names one.
     pub fn or_dir(self, positional: Option<PathBuf>) -> anyhow::Result<Loaded> {
+        let documents = dynalert_config::DocumentSet::new()
+            .with_known_keys(dynalert_rules::declared_keys())
+            .with_limits(self.limits.limits());
         match (self.config_dir, self.store, positional) {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 bail!("give the thresholds once: a directory or --config-dir or --store")
             }
-            (Some(dir), None, None) | (None, None, Some(dir)) => Loaded::dir(&dir),
-            (None, Some(spec), None) => Loaded::store(spec),
+            (Some(dir), None, None) | (None, None, Some(dir)) => Loaded::dir(&dir, documents),
+            (None, Some(spec), None) => Loaded::store(spec, documents),
             (None, None, None) => {
                 bail!("say where the thresholds are: --config-dir DIR or --store URL")
             }
@@ -46,8 +51,8 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn dir(dir: &Path) -> anyhow::Result<Loaded> {
-        let model = dynalert_server::load_dir(dir, dynalert_rules::declared_keys())?;
+    fn dir(dir: &Path, documents: DocumentSet) -> anyhow::Result<Loaded> {
+        let model = dynalert_server::load_dir(dir, documents)?;
         Ok(Loaded {
             model,
             dir: Some(dir.to_path_buf()),
@@ -55,7 +60,7 @@ impl Loaded {
         })
     }
 
-    fn store(spec: StoreSpec) -> anyhow::Result<Loaded> {
+    fn store(spec: StoreSpec, mut documents: DocumentSet) -> anyhow::Result<Loaded> {
         if matches!(spec, StoreSpec::Dir(_)) {
             bail!("--store reads a database; give a directory with --config-dir");
         }
@@ -67,10 +72,15 @@ impl Loaded {
             store.list().await
         });
         let docs = docs.with_context(|| format!("cannot read store {spec}"))?;
-        let model = dynalert_config::load_documents(
-            docs.into_iter().map(|d| (d.path, d.content)),
-            dynalert_rules::declared_keys(),
-        );
+        let upserts = docs
+            .into_iter()
+            .map(|d| Upsert::text(d.path, d.content))
+            .collect();
+        documents.apply(Delta {
+            upserts,
+            removed: Vec::new(),
+        });
+        let model = documents.model();
         Ok(Loaded {
             model,
             dir: None,

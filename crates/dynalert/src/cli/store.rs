@@ -86,7 +86,9 @@ async fn import(
     prune: bool,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let model = dynalert_server::load_dir(&dir, dynalert_rules::declared_keys())?;
+    let documents =
+        dynalert_config::DocumentSet::new().with_known_keys(dynalert_rules::declared_keys());
+    let model = dynalert_server::load_dir(&dir, documents)?;
     let errors: Vec<_> = model.diagnostics.iter().filter(|d| d.is_error()).collect();
     for d in &errors {
         // The path as the user can open it, as `dynalert lint DIR` shows it.
