@@ -35,7 +35,7 @@ pub use api::auth::hash_token;
 pub use api::openapi;
 pub use error::ServeError;
 pub use options::ServeOptions;
-pub use source::load_dir;
+pub use source::{load_dir, load_dir_with_limit};
 
 /// Serves `opts.store` on `opts.listen` until SIGTERM or Ctrl-C, then shuts down
 /// gracefully. Fails before binding if the store cannot be opened or the auth file read.
@@ -75,7 +75,7 @@ async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
             error,
         })?;
     }
-    let store = Store::open(&opts.store)
+    let store = Store::open_with_limit(&opts.store, opts.max_file_size)
         .await
         .map_err(|error| ServeError::Store {
             store: opts.store.to_string(),

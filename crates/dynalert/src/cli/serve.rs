@@ -32,6 +32,10 @@ pub struct Args {
     /// Full re-scan interval, a fallback for missed file events (e.g. 30s, 5m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     reload_interval: Duration,
+    /// Files of a conf.d directory larger than this are reported, not read (e.g. 4MiB,
+    /// 512KiB); their last good content stays served.
+    #[arg(long, default_value = "4MiB", value_parser = super::parse_size)]
+    max_file_size: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -44,6 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ServeOptions {
         listen: args.listen,
         reload_interval: args.reload_interval,
+        max_file_size: args.max_file_size,
         known_keys: dynalert_rules::declared_keys(),
         auth_file: args.auth_file,
         import: args.import,

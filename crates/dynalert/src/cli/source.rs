@@ -17,6 +17,9 @@ pub struct Source {
     /// A store instead of a directory: `sqlite:FILE` or `postgres://…`.
     #[arg(long)]
     pub store: Option<StoreSpec>,
+    /// Files of the directory larger than this are reported, not read (e.g. 4MiB, 512KiB).
+    #[arg(long, default_value = "4MiB", value_parser = super::parse_size)]
+    pub max_file_size: u64,
 }
 
 impl Source {
@@ -26,7 +29,9 @@ impl Source {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 bail!("give the thresholds once: a directory or --config-dir or --store")
             }
-            (Some(dir), None, None) | (None, None, Some(dir)) => Loaded::dir(&dir),
+            (Some(dir), None, None) | (None, None, Some(dir)) => {
+                Loaded::dir(&dir, self.max_file_size)
+            }
             (None, Some(spec), None) => Loaded::store(spec),
             (None, None, None) => {
                 bail!("say where the thresholds are: --config-dir DIR or --store URL")
@@ -46,8 +51,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn dir(dir: &Path) -> anyhow::Result<Loaded> {
-        let model = dynalert_server::load_dir(dir, dynalert_rules::declared_keys())?;
+    fn dir(dir: &Path, max_file_size: u64) -> anyhow::Result<Loaded> {
+        let model = dynalert_server::load_dir_with_limit(
+            dir,
+            dynalert_rules::declared_keys(),
+            max_file_size,
+        )?;
         Ok(Loaded {
             model,
             dir: Some(dir.to_path_buf()),
