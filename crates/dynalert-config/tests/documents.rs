@@ -67,7 +67,11 @@ fn an_unreadable_document_keeps_its_last_good_version_and_reports_the_current_re
         assert!(applied.stats.changed, "{reason}: a new reason is a change");
         let model = loader.model();
         assert_eq!(model.tenants["a"].doc.thresholds.len(), 1, "last good kept");
-        let messages: Vec<&str> = model.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        let messages: Vec<&str> = model
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
         assert_eq!(messages, [reason]);
     }
     // The same reason again is no change: a re-scan of a still-refused file renders nothing.

@@ -59,7 +59,11 @@ fn configmap_tree() -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn symlinks_are_followed_only_inside_the_tree() {
     let (dir, root) = configmap_tree();
-    symlink(dir.path().join("outside/secret.yaml"), root.join("leak.yaml")).unwrap();
+    symlink(
+        dir.path().join("outside/secret.yaml"),
+        root.join("leak.yaml"),
+    )
+    .unwrap();
     symlink("../outside", root.join("team")).unwrap();
     symlink("/dev/zero", root.join("zero.yaml")).unwrap();
     write(&root, "..real/b.yaml", "tenants:\n  b: {}\n");
@@ -67,7 +71,11 @@ fn symlinks_are_followed_only_inside_the_tree() {
 
     let delta = TreeReader::new(&root).read_all().unwrap();
     let found = contents(&delta);
-    assert_eq!(found["a.yaml"], Ok("tenants:\n  a: {}\n".into()), "ConfigMap");
+    assert_eq!(
+        found["a.yaml"],
+        Ok("tenants:\n  a: {}\n".into()),
+        "ConfigMap"
+    );
     assert_eq!(found["alias/b.yaml"], Ok("tenants:\n  b: {}\n".into()));
     for refused in ["leak.yaml", "zero.yaml"] {
         assert!(
@@ -190,7 +198,11 @@ fn a_name_that_is_not_utf8_is_reported_lossily() {
 async fn the_directory_store_reads_through_the_same_guard() {
     let (dir, root) = configmap_tree();
     mkfifo(&root.join("x.yaml"));
-    symlink(dir.path().join("outside/secret.yaml"), root.join("leak.yaml")).unwrap();
+    symlink(
+        dir.path().join("outside/secret.yaml"),
+        root.join("leak.yaml"),
+    )
+    .unwrap();
     std::fs::write(root.join("bad.yaml"), b"tenants:\n\xff\n").unwrap();
     // Opening lists (and reconciles) every document: the FIFO must not hang it, and one bad
     // file must not fail it.
