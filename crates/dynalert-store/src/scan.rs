@@ -382,16 +382,17 @@ impl Walk {
     /// own failure is an error; a subdirectory's is reported as that directory.
     fn dir(&mut self, dir: &Path, prefix: &str, depth: usize) -> io::Result<()> {
         use rayon::prelude::*;
-        let listed = std::fs::canonicalize(dir).and_then(|canonical| {
-            // Symlinked directories could form a loop; canonical paths stop it.
-            let first_visit = self.visited.insert(canonical);
-            Ok((depth <= 32 && first_visit).then(|| read_entries(dir)))
-        });
-        let entries = match listed {
-            Ok(None) => return Ok(()),
-            Ok(Some(Ok(entries))) => entries,
-            Ok(Some(Err(e))) | Err(e) if prefix.is_empty() => return Err(e),
-            Ok(Some(Err(e))) | Err(e) => {
+        let canonical = std::fs::canonicalize(dir);
+        // Symlinked directories could form a loop; canonical paths stop it.
+        if let Ok(canonical) = &canonical
+            && (depth > 32 || !self.visited.insert(canonical.clone()))
+        {
+            return Ok(());
+        }
+        let entries = match canonical.and_then(|_| read_entries(dir)) {
+            Ok(entries) => entries,
+            Err(e) if prefix.is_empty() => return Err(e),
+            Err(e) => {
                 self.refuse_dir(prefix, Refusal::from(e));
                 return Ok(());
             }
