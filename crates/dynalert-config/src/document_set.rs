@@ -268,8 +268,11 @@ fn parse_body(path: &str, body: &Body) -> ParsedFile {
 fn body_hash(body: &Body) -> u64 {
     match body {
         Body::Text(text) => xxh3_64(text.as_bytes()),
-        // An unreadable body is parsed every time: the next read may succeed.
-        Body::Unreadable { .. } => 0,
+        // By its reason, so a file that stays unreadable for another reason (a FIFO replaced
+        // by an oversized file) is reported anew; the next good read has a text hash.
+        Body::Unreadable { line, message } => {
+            xxh3_64(format!("\0unreadable:{line}:{message}").as_bytes())
+        }
     }
 }
 

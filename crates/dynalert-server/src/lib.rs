@@ -75,7 +75,7 @@ async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
             error,
         })?;
     }
-    let store = Store::open(&opts.store)
+    let store = Store::open_with_limit(&opts.store, opts.max_file_size)
         .await
         .map_err(|error| ServeError::Store {
             store: opts.store.to_string(),

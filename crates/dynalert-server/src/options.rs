@@ -25,6 +25,8 @@ pub struct ServeOptions {
     /// How long the tree must stay quiet after a file change before it is re-read, so an
     /// editor's save or a ConfigMap swap (several events) costs one reload.
     pub debounce: Duration,
+    /// Files of a conf.d tree larger than this many bytes are refused with a diagnostic.
+    pub max_file_size: u64,
     /// Keys known without a platform file declaring them (the rule packs' keys).
     pub known_keys: Vec<String>,
     /// Bounds on one tenant's document.
@@ -61,6 +63,7 @@ impl ServeOptions {
             reload_interval: Self::DEFAULT_RELOAD_INTERVAL,
             poll_interval: Self::DEFAULT_POLL_INTERVAL,
             debounce: Self::DEFAULT_DEBOUNCE,
+            max_file_size: dynalert_store::DEFAULT_MAX_FILE_SIZE,
             known_keys: Vec::new(),
             limits: Limits::DEFAULT,
             max_series: Self::DEFAULT_MAX_SERIES,

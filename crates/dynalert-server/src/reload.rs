@@ -50,7 +50,7 @@ pub(crate) async fn run(
     let wake = Arc::new(Notify::new());
     let (source, period) = match &opts.store {
         StoreSpec::Dir(root) => (
-            Source::directory(root, wake.clone(), opts.reload_interval),
+            Source::directory(root, wake.clone(), opts.reload_interval, opts.max_file_size),
             opts.reload_interval,
         ),
         StoreSpec::Postgres(_) => (Source::database(store), opts.poll_interval),

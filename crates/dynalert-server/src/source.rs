@@ -44,7 +44,13 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    pub fn directory(root: &Path, wake: Arc<Notify>, rescan: std::time::Duration) -> Self {
+    /// A conf.d directory; files over `max_file_size` bytes are reported, not read.
+    pub fn directory(
+        root: &Path,
+        wake: Arc<Notify>,
+        rescan: std::time::Duration,
+        max_file_size: u64,
+    ) -> Self {
         let watcher = match DirWatcher::new(root, wake) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -55,7 +61,7 @@ impl Source {
             }
         };
         Source::Directory(DirectorySource {
-            reader: Some(TreeReader::new(root)),
+            reader: Some(TreeReader::new(root).with_max_file_size(max_file_size)),
             watcher,
         })
     }
@@ -80,8 +86,9 @@ impl Source {
     pub fn forget(&mut self) {
         match self {
             Source::Directory(dir) => {
-                let root = dir.reader.as_ref().map(|r| r.root().to_path_buf());
-                dir.reader = root.map(TreeReader::new);
+                if let Some(reader) = dir.reader.as_mut() {
+                    reader.forget();
+                }
             }
             Source::Database(db) => db.known.clear(),
         }
@@ -206,9 +213,16 @@ fn delta_of_tree(tree: TreeDelta) -> Delta {
 }
 
 /// Loads a conf.d directory once, as `lint` and `show` do: the same reader and document set as
-/// `serve`, so an unreadable or non-UTF-8 file is a diagnostic, not a failure.
-pub fn load_dir(root: &Path, mut set: dynalert_config::DocumentSet) -> std::io::Result<Arc<Model>> {
-    let tree = TreeReader::new(root).read_all()?;
+/// `serve`, so an unreadable or non-UTF-8 file is a diagnostic, not a failure; files over
+/// `max_file_size` bytes are refused (`--max-file-size`).
+pub fn load_dir(
+    root: &Path,
+    max_file_size: u64,
+    mut set: dynalert_config::DocumentSet,
+) -> std::io::Result<Arc<Model>> {
+    let tree = TreeReader::new(root)
+        .with_max_file_size(max_file_size)
+        .read_all()?;
     set.apply(delta_of_tree(tree));
     Ok(set.model())
 }

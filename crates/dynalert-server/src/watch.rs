@@ -6,7 +6,9 @@
 //! place or re-created. When that happens the root watch is re-established on the new
 //! directory ([`DirWatcher::ensure_watching`], called before every reload). Kubernetes'
 //! ConfigMap swap (`..data` re-pointed by a rename) happens inside the root and is seen by the
-//! root watch.
+//! root watch. notify gives up on a recursive watch at the first directory it may not read;
+//! then every other directory is watched on its own, again before every reload (so new and
+//! readable-again directories are picked up), and the periodic re-scan covers the rest.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// What changed since the last reload, as the watcher reported it.
 #[derive(Debug, Default)]
@@ -31,6 +33,8 @@ pub(crate) struct DirWatcher {
     root: PathBuf,
     /// The directory the root watch was placed on, while there is one.
     watched_root: Option<DirIdentity>,
+    /// Some directory under the root could not be watched: the others are, one by one.
+    partial: bool,
     watching_parent: bool,
     /// Whether a failure to watch was logged at warn level already.
     warned: bool,
@@ -88,6 +92,7 @@ impl DirWatcher {
             changes,
             root,
             watched_root: None,
+            partial: false,
             watching_parent: false,
             warned: false,
         })
@@ -108,17 +113,64 @@ impl DirWatcher {
             self.watching_parent = self.watch(&parent, RecursiveMode::NonRecursive);
         }
         let current = DirIdentity::of(&self.root);
-        if current == self.watched_root {
+        if current == self.watched_root && !self.partial {
             return;
         }
-        if self.watched_root.take().is_some() {
+        if self.watched_root.is_some() && current != self.watched_root {
             // The old directory may be gone already; its watches die with it then.
             let _ = self.watcher.unwatch(&self.root);
+            self.watched_root = None;
         }
-        if current.is_some() && self.watch(&self.root.clone(), RecursiveMode::Recursive) {
-            debug!(root = %self.root.display(), "watching");
-            self.watched_root = current;
+        if current.is_none() {
+            return;
         }
+        let root = self.root.clone();
+        if let Err(e) = self.watcher.watch(&root, RecursiveMode::Recursive) {
+            let watched = self.watch_each_dir();
+            if watched == 0 {
+                self.log_once(format!(
+                    "cannot watch {}: {e}; relying on the periodic re-scan",
+                    root.display()
+                ));
+                return;
+            }
+            if !self.partial {
+                warn!(
+                    "cannot watch every directory under {} ({e}); watching the {watched} others, the periodic re-scan covers the rest",
+                    root.display()
+                );
+            }
+            self.partial = true;
+        } else {
+            if self.partial {
+                info!(root = %root.display(), "every directory is watched again");
+            }
+            self.partial = false;
+        }
+        debug!(root = %root.display(), partial = self.partial, "watching");
+        self.watched_root = current;
+    }
+
+    /// Watches every directory under the root that can be watched, each on its own (symlinks
+    /// not followed); returns how many are watched.
+    fn watch_each_dir(&mut self) -> usize {
+        let mut watched = 0;
+        let mut pending = vec![(self.root.clone(), 0)];
+        while let Some((dir, depth)) = pending.pop() {
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => watched += 1,
+                Err(e) => debug!("cannot watch {}: {e}", dir.display()),
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if depth < 32 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push((entry.path(), depth + 1));
+                }
+            }
+        }
+        watched
     }
 
     /// Places one watch; a failure is logged once (it is retried before every reload).
@@ -126,17 +178,21 @@ impl DirWatcher {
         match self.watcher.watch(path, mode) {
             Ok(()) => true,
             Err(e) => {
-                let message = format!(
+                self.log_once(format!(
                     "cannot watch {}: {e}; relying on the periodic re-scan",
                     path.display()
-                );
-                if std::mem::replace(&mut self.warned, true) {
-                    debug!("{message}");
-                } else {
-                    warn!("{message}");
-                }
+                ));
                 false
             }
+        }
+    }
+
+    /// Logs at warn level the first time, at debug level after.
+    fn log_once(&mut self, message: String) {
+        if std::mem::replace(&mut self.warned, true) {
+            debug!("{message}");
+        } else {
+            warn!("{message}");
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, broadcast};
 
+use crate::file_guard::{self, Refusal};
 use crate::{
     AuditEntry, Decision, Document, ImportStats, StoreError, UpdateError, Updated, WriteMeta,
     audit_now, document_object, notifier,
@@ -23,6 +24,8 @@ const AUDIT_FILE: &str = "audit.jsonl";
 
 pub struct DirStore {
     root: PathBuf,
+    /// Files larger than this are not read (`--max-file-size`).
+    max_file_size: u64,
     /// One writer at a time: a write reads, decides and replaces under it.
     write_lock: Mutex<()>,
     /// Id of the last audit entry written.
@@ -45,9 +48,15 @@ struct AuditLine {
 impl DirStore {
     /// Opens a directory that must exist.
     pub fn open(root: &Path) -> Result<DirStore, StoreError> {
+        Self::open_with_limit(root, crate::DEFAULT_MAX_FILE_SIZE)
+    }
+
+    /// [`DirStore::open`], refusing to read files over `max_file_size` bytes.
+    pub fn open_with_limit(root: &Path, max_file_size: u64) -> Result<DirStore, StoreError> {
         crate::scan::list_files(root)?;
         let store = DirStore {
             root: root.to_path_buf(),
+            max_file_size,
             write_lock: Mutex::new(()),
             last_audit_id: AtomicI64::new(0),
             changes: notifier(),
@@ -69,7 +78,7 @@ impl DirStore {
         for e in &entries {
             audited.insert(&e.path, e.after.as_deref());
         }
-        let docs = self.list()?;
+        let (docs, unusable) = self.documents()?;
         let on_disk: std::collections::BTreeMap<&str, &str> = docs
             .iter()
             .map(|d| (d.path.as_str(), d.content.as_str()))
@@ -78,10 +87,14 @@ impl DirStore {
         paths.sort();
         paths.dedup();
         for path in paths {
-            // A file never written through the store has no history to continue.
+            // A file never written through the store has no history to continue; one that
+            // cannot be read now (a FIFO, too large, …) was not changed by anyone we know of.
             let Some(&last) = audited.get(path) else {
                 continue;
             };
+            if unusable.contains(path) {
+                continue;
+            }
             let now = on_disk.get(path).copied();
             if last != now {
                 self.append_audit(AuditLine {
@@ -106,20 +119,39 @@ impl DirStore {
         self.changes.subscribe()
     }
 
+    /// Every document that can be read. Files the loader reports as unreadable (not UTF-8,
+    /// a FIFO, over the size limit, leading outside the tree) are left out, so one bad file
+    /// does not make the whole store unreadable.
     pub fn list(&self) -> Result<Vec<Document>, StoreError> {
-        let files = crate::scan::list_files(&self.root)?;
-        let mut docs = Vec::with_capacity(files.len());
-        for (path, abs) in files {
-            match read_document(&path, &abs)? {
-                Some(doc) => docs.push(doc),
-                None => continue, // removed since the listing
+        Ok(self.documents()?.0)
+    }
+
+    /// The documents that can be read, and the paths of those that cannot.
+    fn documents(&self) -> Result<(Vec<Document>, std::collections::BTreeSet<String>), StoreError> {
+        let listing = crate::scan::list_files(&self.root)?;
+        let mut docs = Vec::with_capacity(listing.files.len());
+        let mut unusable: std::collections::BTreeSet<String> =
+            listing.refused.into_keys().collect();
+        for (path, abs) in listing.files {
+            let read = file_guard::read_limited(&abs, self.max_file_size);
+            match document_of(&path, read) {
+                Ok(Some(doc)) => docs.push(doc),
+                Ok(None) => continue, // removed since the listing
+                Err(e) => {
+                    tracing::debug!("{e}; left out of the store listing");
+                    unusable.insert(path);
+                }
             }
         }
-        Ok(docs)
+        Ok((docs, unusable))
     }
 
     pub fn get(&self, path: &str) -> Result<Option<Document>, StoreError> {
-        read_document(path, &self.root.join(path))
+        let abs = self.root.join(path);
+        document_of(
+            path,
+            file_guard::read_in_tree(&self.root, &abs, self.max_file_size),
+        )
     }
 
     pub async fn update<E, F>(
@@ -288,9 +320,13 @@ pub fn revision_of(bytes: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
-fn read_document(path: &str, abs: &Path) -> Result<Option<Document>, StoreError> {
-    match fs::read(abs) {
-        Ok(bytes) => {
+/// A document from a guarded read of its file (`None`: there is no such file).
+fn document_of(
+    path: &str,
+    read: Result<(fs::Metadata, Vec<u8>), Refusal>,
+) -> Result<Option<Document>, StoreError> {
+    match read {
+        Ok((_, bytes)) => {
             let revision = revision_of(&bytes);
             let content = String::from_utf8(bytes).map_err(|_| {
                 StoreError::Corrupt(format!("{path} is not valid UTF-8; fix it on disk"))
@@ -301,8 +337,11 @@ fn read_document(path: &str, abs: &Path) -> Result<Option<Document>, StoreError>
                 revision,
             }))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(Refusal::Missing) => Ok(None),
+        Err(Refusal::Io(e)) => Err(io::Error::new(e.kind(), format!("{path}: {e}")).into()),
+        Err(why) => Err(StoreError::Corrupt(format!(
+            "{path}: {why}; fix it on disk"
+        ))),
     }
 }
 

@@ -16,6 +16,7 @@
 //! validate YAML: the caller runs the model first.
 
 pub mod dir;
+mod file_guard;
 mod group_commit;
 mod path;
 pub mod postgres;
@@ -31,8 +32,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+pub use file_guard::{DEFAULT_MAX_FILE_SIZE, Refusal};
 pub use path::{PathError, check_path};
-pub use scan::{FileRead, TreeDelta, TreeReader, Unreadable, list_files};
+pub use scan::{FileRead, Listing, TreeDelta, TreeReader, Unreadable, list_files};
 pub use spec::{SpecError, StoreSpec};
 pub use tree::{read_tree, write_tree};
 
@@ -188,8 +190,19 @@ fn notifier() -> broadcast::Sender<String> {
 impl Store {
     /// Opens (and, for databases, creates and migrates) the store `spec` names.
     pub async fn open(spec: &StoreSpec) -> Result<Store, StoreError> {
+        Self::open_with_limit(spec, DEFAULT_MAX_FILE_SIZE).await
+    }
+
+    /// [`Store::open`]; a directory store refuses files over `max_file_size` bytes, as the
+    /// loader does (`--max-file-size`).
+    pub async fn open_with_limit(
+        spec: &StoreSpec,
+        max_file_size: u64,
+    ) -> Result<Store, StoreError> {
         Ok(match spec {
-            StoreSpec::Dir(path) => Store::Dir(dir::DirStore::open(path)?),
+            StoreSpec::Dir(path) => {
+                Store::Dir(dir::DirStore::open_with_limit(path, max_file_size)?)
+            }
             StoreSpec::Sqlite(path) => Store::Sqlite(sqlite::SqliteStore::open(path).await?),
             StoreSpec::Postgres(url) => Store::Postgres(postgres::PgStore::open(url).await?),
         })

@@ -8,12 +8,17 @@ use crate::Document;
 use crate::dir::write_atomically;
 
 /// Every `*.yaml`/`*.yml` file under `root` (hidden entries skipped, as the loader does), as
-/// (relative path, content). A file that is not UTF-8 is an error naming it.
+/// (relative path, content). A file that cannot be read as the loader would (not UTF-8, a
+/// FIFO, over [`crate::DEFAULT_MAX_FILE_SIZE`], leading outside the tree) is an error naming it.
 pub fn read_tree(root: &Path) -> io::Result<Vec<(String, String)>> {
-    let files = crate::scan::list_files(root)?;
-    let mut docs = Vec::with_capacity(files.len());
-    for (path, abs) in files {
-        let bytes = std::fs::read(&abs)?;
+    let listing = crate::scan::list_files(root)?;
+    if let Some((path, why)) = listing.refused.into_iter().next() {
+        return Err(refused(&root.join(path), why));
+    }
+    let mut docs = Vec::with_capacity(listing.files.len());
+    for (path, abs) in listing.files {
+        let (_, bytes) = crate::file_guard::read_limited(&abs, crate::DEFAULT_MAX_FILE_SIZE)
+            .map_err(|why| refused(&abs, why))?;
         let content = String::from_utf8(bytes).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -23,6 +28,15 @@ pub fn read_tree(root: &Path) -> io::Result<Vec<(String, String)>> {
         docs.push((path, content));
     }
     Ok(docs)
+}
+
+fn refused(path: &Path, why: crate::Refusal) -> io::Error {
+    let kind = match &why {
+        crate::Refusal::Io(e) => e.kind(),
+        crate::Refusal::Missing => io::ErrorKind::NotFound,
+        _ => io::ErrorKind::InvalidData,
+    };
+    io::Error::new(kind, format!("{}: {why}", path.display()))
 }
 
 /// Writes every document under `root` (created if missing), each file replaced atomically.

@@ -435,7 +435,8 @@ fn copy_tree(from: &Path, to: &Path) {
 fn rendered(dir: &Path) -> String {
     let documents =
         dynalert_config::DocumentSet::new().with_known_keys(dynalert_rules::declared_keys());
-    let model = dynalert_server::load_dir(dir, documents).unwrap();
+    let model =
+        dynalert_server::load_dir(dir, dynalert_store::DEFAULT_MAX_FILE_SIZE, documents).unwrap();
     assert!(
         model.diagnostics.is_empty(),
         "{}: {:#?}",

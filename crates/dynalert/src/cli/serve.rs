@@ -38,6 +38,10 @@ pub struct Args {
     /// refused with 422.
     #[arg(long, value_name = "N", default_value_t = ServeOptions::DEFAULT_MAX_SERIES)]
     max_series: usize,
+    /// Files of a conf.d directory larger than this are reported, not read (e.g. 4MiB,
+    /// 512KiB); their last good content stays served.
+    #[arg(long, default_value = "4MiB", value_parser = super::parse_size)]
+    max_file_size: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ServeOptions {
         listen: args.listen,
         reload_interval: args.reload_interval,
+        max_file_size: args.max_file_size,
         known_keys: dynalert_rules::declared_keys(),
         limits: args.limits.limits(),
         max_series: args.max_series,

@@ -19,6 +19,9 @@ pub struct Source {
     pub store: Option<StoreSpec>,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    /// Files of the directory larger than this are reported, not read (e.g. 4MiB, 512KiB).
+    #[arg(long, default_value = "4MiB", value_parser = super::parse_size)]
+    pub max_file_size: u64,
 }
 
 impl Source {
@@ -31,7 +34,9 @@ impl Source {
             (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 bail!("give the thresholds once: a directory or --config-dir or --store")
             }
-            (Some(dir), None, None) | (None, None, Some(dir)) => Loaded::dir(&dir, documents),
+            (Some(dir), None, None) | (None, None, Some(dir)) => {
+                Loaded::dir(&dir, self.max_file_size, documents)
+            }
             (None, Some(spec), None) => Loaded::store(spec, documents),
             (None, None, None) => {
                 bail!("say where the thresholds are: --config-dir DIR or --store URL")
@@ -51,8 +56,8 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn dir(dir: &Path, documents: DocumentSet) -> anyhow::Result<Loaded> {
-        let model = dynalert_server::load_dir(dir, documents)?;
+    fn dir(dir: &Path, max_file_size: u64, documents: DocumentSet) -> anyhow::Result<Loaded> {
+        let model = dynalert_server::load_dir(dir, max_file_size, documents)?;
         Ok(Loaded {
             model,
             dir: Some(dir.to_path_buf()),

@@ -88,7 +88,7 @@ async fn import(
 ) -> anyhow::Result<ExitCode> {
     let documents =
         dynalert_config::DocumentSet::new().with_known_keys(dynalert_rules::declared_keys());
-    let model = dynalert_server::load_dir(&dir, documents)?;
+    let model = dynalert_server::load_dir(&dir, dynalert_store::DEFAULT_MAX_FILE_SIZE, documents)?;
     let errors: Vec<_> = model.diagnostics.iter().filter(|d| d.is_error()).collect();
     for d in &errors {
         // The path as the user can open it, as `dynalert lint DIR` shows it.

@@ -136,6 +136,11 @@ impl Served {
         Launch::config_dir(dir, log_dir).start()
     }
 
+    /// The process id of the server (of its wrapper, for a wrapper that forks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
