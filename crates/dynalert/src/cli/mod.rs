@@ -67,27 +67,14 @@ pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::Utc>, dynalert_co
     dynalert_config::parse_instant(text)
 }
 
-/// Parses `--max-file-size`: bytes, or a number with `KiB`, `MiB` or `GiB` (`K`, `M`, `G`
-/// mean the same).
+/// Parses `--max-file-size`: bytes, or a number with a unit (`4MiB`, `512KiB`, `4MB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n
+    let size: bytesize::ByteSize = text
         .parse()
-        .map_err(|_| format!("{text:?} is not a size like 4MiB"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        _ => return Err(format!("{text:?}: unit must be B, KiB, MiB or GiB")),
-    };
-    match n.checked_mul(scale) {
-        Some(0) => Err("the size limit must be at least 1 byte".into()),
-        Some(size) => Ok(size),
-        None => Err(format!("{text:?} is too large")),
+        .map_err(|e| format!("{text:?} is not a size like 4MiB: {e}"))?;
+    match size.as_u64() {
+        0 => Err("the size limit must be at least 1 byte".into()),
+        bytes => Ok(bytes),
     }
 }
 
@@ -98,11 +85,13 @@ mod tests {
     #[test]
     fn sizes_in_bytes_or_binary_units() {
         assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("512K"), Ok(512_000));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert!(parse_size("0").is_err());
-        assert!(parse_size("4MB").is_err());
+        assert_eq!(parse_size("4MB"), Ok(4_000_000));
+        assert!(parse_size("4 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
     }
 }
