@@ -20,7 +20,7 @@ use crate::state::{AppState, ReloadOutcome};
 
 /// A burst of file events is flushed once quiet for the debounce period, and at the latest
 /// after this many debounce periods, so a file rewritten continuously is still picked up.
-const MAX_DEBOUNCE_PERIODS: u32 = 3;
+pub(crate) const MAX_DEBOUNCE_PERIODS: u32 = 3;
 
 /// How long store announcements are gathered after the first one before they are applied
 /// together: under a stream of API writes one pass then covers many of them.
@@ -29,23 +29,57 @@ const GATHER: Duration = Duration::from_millis(15);
 /// Shortest wait between two timer-driven renders.
 const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 
-struct ReloadLoop {
-    state: Arc<AppState>,
-    source: Source,
-    /// `None` only while a pass runs on a blocking thread.
-    documents: Option<DocumentSet>,
-    known_keys: Vec<String>,
+/// How long a PostgreSQL store may take to answer one pass. A database behind a partition
+/// that drops packets would otherwise hold the loop until TCP gives up (many minutes) and look
+/// like a stalled loop; this way the pass fails like any unreachable store, the last good
+/// model stays served, and the next poll tries again. Well under the shortest stall limit.
+const STORE_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the loop reads documents from: [`Source`] when serving, a scripted one in tests.
+pub(crate) trait DocumentSource: Send + 'static {
+    /// What changed since the last call, as far as `trigger` tells.
+    fn read(
+        &mut self,
+        trigger: Trigger,
+    ) -> impl std::future::Future<Output = Result<Delta, SourceError>> + Send;
+    /// Forget what was read: the next [`Trigger::Full`] hands over every document again.
+    fn forget(&mut self);
 }
 
-/// Runs until `stop` turns true (or its sender is dropped).
-pub(crate) async fn run(
-    state: Arc<AppState>,
-    store: Arc<Store>,
-    opts: ServeOptions,
-    mut stop: watch::Receiver<bool>,
-) {
-    // Subscribed before the first read, so no write falls between the two.
-    let mut announced = store.subscribe();
+impl DocumentSource for Source {
+    async fn read(&mut self, trigger: Trigger) -> Result<Delta, SourceError> {
+        match self {
+            // Dropping an unanswered query loses nothing: what was handed over is recorded
+            // only once the store answered.
+            Source::Database(_) => tokio::time::timeout(STORE_ANSWER_TIMEOUT, self.delta(trigger))
+                .await
+                .unwrap_or(Err(SourceError::NoAnswer(STORE_ANSWER_TIMEOUT))),
+            // A directory read runs on a blocking thread holding the reader, which cannot be
+            // abandoned midway: a read that hangs (a stuck network filesystem) is a stall.
+            Source::Directory(_) => self.delta(trigger).await,
+        }
+    }
+
+    fn forget(&mut self) {
+        Source::forget(self)
+    }
+}
+
+/// A source and what wakes the loop for it.
+pub(crate) struct Feed<S> {
+    pub source: S,
+    /// Woken by file events (directory source).
+    pub wake: Arc<Notify>,
+    /// Paths the store announces as written.
+    pub announced: broadcast::Receiver<String>,
+    /// Period of the full re-scan or poll.
+    pub period: Duration,
+}
+
+/// The source `opts` names on `store`, subscribed to its announcements before the first read,
+/// so no write falls between the two.
+pub(crate) fn feed(store: Arc<Store>, opts: &ServeOptions) -> Feed<Source> {
+    let announced = store.subscribe();
     let wake = Arc::new(Notify::new());
     let (source, period) = match &opts.store {
         StoreSpec::Dir(root) => (
@@ -55,6 +89,36 @@ pub(crate) async fn run(
         StoreSpec::Postgres(_) => (Source::database(store), opts.poll_interval),
         _ => (Source::database(store), opts.reload_interval),
     };
+    Feed {
+        source,
+        wake,
+        announced,
+        period,
+    }
+}
+
+struct ReloadLoop<S> {
+    state: Arc<AppState>,
+    source: S,
+    /// `None` only while a pass runs on a blocking thread.
+    documents: Option<DocumentSet>,
+    known_keys: Vec<String>,
+}
+
+/// Runs until `stop` turns true (or its sender is dropped). Every completed cycle is recorded
+/// in the state's heartbeat.
+pub(crate) async fn run<S: DocumentSource>(
+    state: Arc<AppState>,
+    feed: Feed<S>,
+    opts: ServeOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Feed {
+        source,
+        wake,
+        mut announced,
+        period,
+    } = feed;
     let mut pass = ReloadLoop {
         state,
         source,
@@ -91,7 +155,8 @@ fn new_documents(known_keys: &[String]) -> DocumentSet {
     DocumentSet::new().with_known_keys(known_keys.iter().cloned())
 }
 
-/// Ticks every `period`, the first time one period from now.
+/// Ticks every `period` (never zero: the options are bounded), the first time one period from
+/// now.
 fn periodic(period: Duration) -> tokio::time::Interval {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -152,15 +217,16 @@ async fn gather(
     Some(paths)
 }
 
-impl ReloadLoop {
+impl<S: DocumentSource> ReloadLoop<S> {
     /// One pass: asks the source for a delta, applies it to the document set on a blocking
     /// thread, and records the outcome (which renders what the diff names).
     async fn reload(&mut self, trigger: Trigger, reason: &'static str) {
         let started = Instant::now();
-        match self.source.delta(trigger).await {
+        match self.source.read(trigger).await {
             Ok(delta) => self.apply(delta, reason, started).await,
             Err(e) => self.failed(e, reason),
         }
+        self.state.heartbeat.beat();
     }
 
     async fn apply(&mut self, mut delta: Delta, reason: &'static str, started: Instant) {
@@ -233,7 +299,7 @@ impl ReloadLoop {
         }
     }
 
-    async fn refresh(&self) {
+    async fn refresh(&mut self) {
         let state = self.state.clone();
         let now = Utc::now();
         if let Ok(stats) = tokio::task::spawn_blocking(move || state.refresh(now)).await {
@@ -243,6 +309,7 @@ impl ReloadLoop {
                 "time-dependent rows re-rendered"
             );
         }
+        self.state.heartbeat.beat();
     }
 }
 

@@ -185,16 +185,22 @@ pub async fn put(
     let format = Format::of(&headers)?;
     let if_match = IfMatch::of(&headers)?;
     let text = body_text(body)?;
+    // A body that is not a JSON object is a bad request (400) before the model sees it:
+    // malformed JSON is malformed YAML too, which the model would refuse as invalid (422).
+    let sent_json = match format {
+        Format::Json => Some(json_object(&text)?),
+        Format::Yaml => None,
+    };
     let model = api.model()?;
     let path = tenant_path(&model, &name);
     // Checked as sent, so findings point at the sender's lines.
     let as_sent = document::tenant_file_from_body(&name, &text);
     let warnings = validate(&model, &path, Some(&as_sent))
         .map_err(|f| ApiError::invalid(document::body_findings(f, &path)))?;
-    let content = match format {
-        Format::Yaml => as_sent,
-        Format::Json => {
-            let stored = document::tenant_file_from_map(&name, &json_object(&text)?);
+    let content = match sent_json {
+        None => as_sent,
+        Some(map) => {
+            let stored = document::tenant_file_from_map(&name, &map);
             validate(&model, &path, Some(&stored)).map_err(ApiError::invalid)?;
             stored
         }
