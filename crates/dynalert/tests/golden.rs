@@ -171,8 +171,12 @@ fn wait_loaded(http: &Http, base: &str) -> serde_json::Value {
     let start = std::time::Instant::now();
     loop {
         let r = http.get(&format!("{base}/api/v1/config"), &[]).unwrap();
+        // 200 from the start, saying `loading` until the first load is done.
         if r.status == 200 {
-            return r.json().unwrap();
+            let config: serde_json::Value = r.json().unwrap();
+            if config["status"] != "loading" {
+                return config;
+            }
         }
         assert!(start.elapsed() < Duration::from_secs(20), "never loaded");
         std::thread::sleep(Duration::from_millis(20));
