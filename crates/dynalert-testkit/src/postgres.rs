@@ -203,7 +203,10 @@ impl Postgres {
             bail!("postgres is still running: stop it first");
         }
         self.starts += 1;
-        let log = self.dir.path().join(format!("postgres.{}.log", self.starts));
+        let log = self
+            .dir
+            .path()
+            .join(format!("postgres.{}.log", self.starts));
         let command = server_command(&self.run_as, &self.server, self.dir.path(), self.port);
         self.child = ChildGuard::spawn("postgres", command, &log)?;
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -252,7 +255,12 @@ fn server_command(run_as: &RunAs, server: &Path, dir: &Path, port: u16) -> Comma
 /// `kill` builtin is always there. Errors are ignored: the caller watches the process.
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("sh")
-        .args(["-c", &format!("kill -{name} \"$1\""), "sh", &pid.to_string()])
+        .args([
+            "-c",
+            &format!("kill -{name} \"$1\""),
+            "sh",
+            &pid.to_string(),
+        ])
         .status();
 }
 

@@ -123,7 +123,10 @@ fn postgres_stops_and_restarts_on_its_data_and_port() {
     pg.restart().unwrap();
     assert_eq!((pg.port(), pg.url()), (port, url));
     assert_eq!(pg.psql("select v from kept").unwrap(), "42");
-    assert!(pg.restart().is_err(), "a running server is not started twice");
+    assert!(
+        pg.restart().is_err(),
+        "a running server is not started twice"
+    );
 }
 
 #[test]

@@ -17,10 +17,16 @@ pub struct Served {
 impl Served {
     /// Starts `dynalert serve` on `dir` and waits until `/ready` answers 200.
     pub fn start(dir: &Path, log_dir: &Path) -> Served {
+        Served::start_with(&["--config-dir".as_ref(), dir.as_os_str()], log_dir)
+    }
+
+    /// Starts `dynalert serve ARGS` (a store and options; not `--listen`) with its log in
+    /// `log_dir`, and waits until `/ready` answers 200.
+    pub fn start_with(args: &[&std::ffi::OsStr], log_dir: &Path) -> Served {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynalert"));
-        cmd.args(["serve", "--config-dir"])
-            .arg(dir)
+        cmd.arg("serve")
+            .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")]);
         let mut child = ChildGuard::spawn("dynalert", cmd, &log_dir.join("dynalert.log")).unwrap();
         let http = Http::new().unwrap();
