@@ -11,13 +11,17 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::error::ServeError;
 use crate::state::AppState;
 
 /// How often the watchdog looks at the heartbeat (its only effect is a log line).
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long the reload task may take to stop once the server has (a stalled one never does;
+/// it is then aborted, so SIGTERM still ends the process).
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The task a [`ServeError::TaskEnded`] names.
 pub(crate) const RELOAD_TASK: &str = "reload";
@@ -43,8 +47,13 @@ where
             served = &mut server => {
                 // The shutdown signal (or the sender dropped with a failed server) stops the
                 // reload task; a panic on its way out is still a failure.
-                if let Err(e) = reloader.await {
-                    return Err(task_ended(RELOAD_TASK, Err(e)));
+                match tokio::time::timeout(STOP_GRACE, &mut reloader).await {
+                    Ok(Err(e)) if e.is_panic() => return Err(task_ended(RELOAD_TASK, Err(e))),
+                    Ok(_) => {}
+                    Err(_) => {
+                        warn!("the reload task did not stop within {STOP_GRACE:?}; abandoning it");
+                        reloader.abort();
+                    }
                 }
                 return served.map_err(ServeError::Http);
             }

@@ -6,7 +6,8 @@
 //! `dynalert_store_up` is 0 and the served model's age grows.
 //!
 //! The stall floor is shortened to 300 ms (`ServeOptions::stall_floor`), so a stall shows
-//! without waiting a minute. Every wait polls for the state it expects.
+//! without waiting a minute. Every wait polls for the state it expects. A shutdown ends
+//! `serve` even while the loop is stalled.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ struct Running {
     behaviour: Arc<Mutex<Behaviour>>,
     woken: Arc<Notify>,
     task: JoinHandle<Result<(), ServeError>>,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
     _announcer: broadcast::Sender<String>,
     _dir: tempfile::TempDir,
 }
@@ -123,7 +124,7 @@ impl Running {
             behaviour,
             woken,
             task,
-            _stop: stop,
+            stop,
             _announcer: announcer,
             _dir: dir,
         };
@@ -266,4 +267,17 @@ async fn an_unreachable_source_is_not_a_stall() {
         })
         .await;
     assert_eq!(value(&seen.metrics, "dynalert_reload_stalled"), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_serve_even_with_a_stalled_loop() {
+    let running = Running::start().await;
+    running.behave(Behaviour::Hang);
+    running.wait_until("stall", |code, _, _| code == 503).await;
+    drop(running.stop);
+    let ended = tokio::time::timeout(GIVE_UP, running.task)
+        .await
+        .expect("serve did not end on shutdown")
+        .unwrap();
+    assert!(ended.is_ok(), "{ended:?}");
 }
