@@ -1,6 +1,7 @@
 //! Whether the reload loop is alive. The loop records each cycle it completes (a pass over
 //! its source, whether the source answered with documents or with an error, or a re-render of
-//! due rows); `/ready`, `/metrics` and the watchdog compare the time since the last one with
+//! due rows; not a pass whose model or render step panicked, so a bug that panics every pass
+//! shows as a stall); `/ready`, `/metrics` and the watchdog compare the time since the last one with
 //! the loop's limit. A loop that completes no cycle within it is stalled: file edits and API
 //! writes are no longer served, and `/ready` says so. A source that answers with errors (a
 //! database down) is not a stall: those cycles complete, and the last good model stays

@@ -219,19 +219,32 @@ async fn gather(
 
 impl<S: DocumentSource> ReloadLoop<S> {
     /// One pass: asks the source for a delta, applies it to the document set on a blocking
-    /// thread, and records the outcome (which renders what the diff names).
+    /// thread, and records the outcome (which renders what the diff names). A pass that
+    /// completes, with documents or with the source's error, is a heartbeat; one whose
+    /// apply panicked is not, so a panic on every pass shows as a stall.
     async fn reload(&mut self, trigger: Trigger, reason: &'static str) {
         let started = Instant::now();
-        match self.source.read(trigger).await {
+        let completed = match self.source.read(trigger).await {
             Ok(delta) => self.apply(delta, reason, started).await,
-            Err(e) => self.failed(e, reason),
+            // The directory reader panicked on its thread and is gone with it: no later read
+            // could succeed, so the task ends as the panic would have ended it.
+            Err(SourceError::Worker(e)) if e.is_panic() => {
+                std::panic::resume_unwind(e.into_panic())
+            }
+            Err(e) => {
+                self.failed(e, reason);
+                true
+            }
+        };
+        if completed {
+            self.state.heartbeat.beat();
         }
-        self.state.heartbeat.beat();
     }
 
-    async fn apply(&mut self, mut delta: Delta, reason: &'static str, started: Instant) {
+    /// Whether the pass completed (its blocking job did not panic).
+    async fn apply(&mut self, mut delta: Delta, reason: &'static str, started: Instant) -> bool {
         let Some(mut documents) = self.documents.take() else {
-            return;
+            return false;
         };
         let state = self.state.clone();
         let job = tokio::task::spawn_blocking(move || {
@@ -259,13 +272,13 @@ impl<S: DocumentSource> ReloadLoop<S> {
                 error!("reload failed: {e}; re-reading every document next time");
                 self.documents = Some(new_documents(&self.known_keys));
                 self.source.forget();
-                return;
+                return false;
             }
         };
         self.documents = Some(documents);
         if !stats.changed {
             debug!(reason, documents = stats.documents, "config unchanged");
-            return;
+            return true;
         }
         for d in &model.diagnostics {
             warn!("{d}");
@@ -285,6 +298,7 @@ impl<S: DocumentSource> ReloadLoop<S> {
             ok = record.ok,
             "config reloaded"
         );
+        true
     }
 
     fn failed(&self, e: SourceError, reason: &'static str) {
@@ -308,8 +322,8 @@ impl<S: DocumentSource> ReloadLoop<S> {
                 shards = stats.shards_rebuilt,
                 "time-dependent rows re-rendered"
             );
+            self.state.heartbeat.beat();
         }
-        self.state.heartbeat.beat();
     }
 }
 

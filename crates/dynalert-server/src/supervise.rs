@@ -1,6 +1,7 @@
 //! What runs while serving, watched together: the HTTP server and the reload task. A reload
-//! task that panics, or ends while nobody asked it to, ends `serve` with an error (and the
-//! process with a non-zero exit), so a supervisor restarts it; before, the server kept
+//! task that panics (a directory reader that panicked on its thread counts: it is lost), or
+//! ends while nobody asked it to, ends `serve` with an error (and the process with a non-zero
+//! exit), so a supervisor restarts it; before, the server kept
 //! answering `/ready` 200 with thresholds that no edit or write would ever change again. A
 //! watchdog logs when the loop stalls and when it recovers (`/ready` and `/metrics` report it
 //! by themselves).

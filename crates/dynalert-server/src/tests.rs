@@ -35,6 +35,8 @@ enum Behaviour {
     /// Never answers until told to behave otherwise (and woken).
     Hang,
     Panic,
+    /// Fails as a directory source whose reader panicked on its blocking thread.
+    ReaderPanics,
 }
 
 struct Scripted {
@@ -62,6 +64,11 @@ impl DocumentSource for Scripted {
                 Behaviour::Fail => return Err(SourceError::NoAnswer(Duration::from_secs(20))),
                 Behaviour::Hang => self.woken.notified().await,
                 Behaviour::Panic => panic!("injected: the source panicked"),
+                Behaviour::ReaderPanics => {
+                    let lost =
+                        tokio::task::spawn_blocking(|| panic!("injected: the reader panicked"));
+                    return Err(SourceError::Worker(lost.await.unwrap_err()));
+                }
             }
         }
     }
@@ -197,6 +204,27 @@ async fn a_reload_task_that_panics_ends_serve_with_an_error() {
             assert_eq!(task, "reload");
             assert!(
                 reason.contains("panicked: injected: the source panicked"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the reload task's end as an error, got {other:?}"),
+    }
+}
+
+/// The directory reader cannot be recovered after a panic on its thread (it is lost with it):
+/// the reload task ends as if it had panicked itself, instead of reading nothing forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_panics_ends_serve_with_an_error() {
+    let running = Running::start().await;
+    running.behave(Behaviour::ReaderPanics);
+    let ended = tokio::time::timeout(GIVE_UP, running.task)
+        .await
+        .expect("serve did not end after its reader panicked")
+        .unwrap();
+    match ended {
+        Err(ServeError::TaskEnded { reason, .. }) => {
+            assert!(
+                reason.contains("panicked: injected: the reader panicked"),
                 "{reason}"
             );
         }
