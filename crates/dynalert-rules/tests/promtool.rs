@@ -145,3 +145,119 @@ fn every_rendered_rule_file_loads_in_vmalert() {
             .success()
     );
 }
+
+/// The platform pack's outage alerts on the series `dynalert serve` exports, over time:
+/// PostgreSQL down under two replicas (both keep serving, `dynalert_store_up` 0, the served
+/// thresholds' age growing a minute per minute) fires `DynalertStoreDown`, and
+/// `DynalertServedThresholdsStale` once the age passes the platform tenant's
+/// `dynalert_model_age` (so a deployment picks its own), but no stall; a replica whose reload
+/// loop stalls fires `DynalertReloadStalled` alone.
+#[test]
+fn the_platform_pack_tells_a_store_outage_from_a_stalled_reload_loop() {
+    use common::exporters::DYNALERT;
+    use common::real::Shape::{Gauge, Linear};
+    use common::real::{
+        SAMPLES, alert_labels, group, input, input_series, rendered_rules, write_rules, write_tests,
+    };
+
+    if require_binary("promtool").is_none() {
+        return;
+    }
+    let pack = catalogue().iter().find(|p| p.pack == "platform").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_rules(rendered_rules(pack, &RenderOptions::default()), dir.path());
+    let checked: Vec<String> = [
+        "DynalertStoreDown",
+        "DynalertServedThresholdsStale",
+        "DynalertReloadStalled",
+    ]
+    .map(String::from)
+    .to_vec();
+    let key_of = |alert: &str| {
+        pack.keys
+            .iter()
+            .find(|(_, d)| d.alert.name == alert)
+            .unwrap_or_else(|| panic!("no key alerts as {alert}"))
+            .0
+            .as_str()
+    };
+    let fired = |alert: &str| {
+        (
+            alert.to_string(),
+            alert_labels(pack, key_of(alert), "warning", "platform", &[]),
+        )
+    };
+    // The platform tenant with the pack's defaults and its own age limit.
+    let thresholds = |max_age: u32| {
+        let conf = dir.path().join(format!("conf-{max_age}"));
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(conf.join("_defaults.yaml"), "defaults: {}\n").unwrap();
+        let mut body = String::new();
+        for (k, d) in &pack.keys {
+            let value = match k.as_str() {
+                "dynalert_model_age" => f64::from(max_age),
+                _ => d.default,
+            };
+            body.push_str(&format!("    {k}: {}\n", common::number(value)));
+            if let Some(c) = d.default_critical {
+                body.push_str(&format!("    {k}_critical: {}\n", common::number(c)));
+            }
+        }
+        let tenants = format!("tenants:\n  platform:\n{body}");
+        common::served_series(pack, &conf, &tenants, "platform", "dynalert", SAMPLES)
+    };
+    let series = |max_age: u32, inputs: &[common::real::Input]| {
+        let mut all = thresholds(max_age);
+        all.extend(input_series("platform", "platform", "dynalert", inputs));
+        all
+    };
+    let metric = |name: &str| format!("{name}{{{DYNALERT}}}");
+    let up = input(&metric("up"), [Gauge(1.0), Gauge(1.0)]);
+
+    // Evaluated at 70 minutes: the store went down at the start, so the age is 4,200 s.
+    let outage = [
+        up.clone(),
+        input(&metric("dynalert_store_up"), [Gauge(0.0), Gauge(0.0)]),
+        input(&metric("dynalert_reload_stalled"), [Gauge(0.0), Gauge(0.0)]),
+        input(
+            &metric("dynalert_model_age_seconds"),
+            [Linear(0.0, 60.0), Linear(0.2, 60.0)],
+        ),
+    ];
+    let stalled = [
+        up,
+        input(&metric("dynalert_store_up"), [Gauge(1.0), Gauge(1.0)]),
+        input(&metric("dynalert_reload_stalled"), [Gauge(0.0), Gauge(1.0)]),
+        // The stalled replica's age grows too, but stays under the default 30 minutes here.
+        input(
+            &metric("dynalert_model_age_seconds"),
+            [Gauge(0.3), Linear(0.0, 20.0)],
+        ),
+    ];
+    let groups = vec![
+        group(
+            "store down, thresholds older than the platform's 1h".into(),
+            series(3600, &outage),
+            &checked,
+            &[
+                fired("DynalertStoreDown"),
+                fired("DynalertServedThresholdsStale"),
+            ],
+        ),
+        group(
+            "store down, thresholds younger than the platform's 2h".into(),
+            series(7200, &outage),
+            &checked,
+            &[fired("DynalertStoreDown")],
+        ),
+        group(
+            "one replica's reload loop stalled".into(),
+            series(1800, &stalled),
+            &checked,
+            &[fired("DynalertReloadStalled")],
+        ),
+    ];
+    write_tests(groups, dir.path());
+    let (ok, output) = promtool(&["test", "rules", "tests.yml"], dir.path());
+    assert!(ok, "{output}\n(files in {})", dir.keep().display());
+}

@@ -40,6 +40,13 @@ pub enum ServeError {
     },
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// A duration option outside its bounds (a zero period panicked the reload task).
+    #[error("{0}")]
+    Options(#[from] crate::options::OutOfBounds),
+    /// A task serving depends on ended while nobody asked it to (a panic): the process must
+    /// exit, since it would go on answering with thresholds that no longer change.
+    #[error("the {task} task {reason}")]
+    TaskEnded { task: &'static str, reason: String },
 }
 
 /// Why an API request was refused. Each variant's message is the problem's `detail`: what went

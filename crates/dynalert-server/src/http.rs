@@ -63,7 +63,11 @@ async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
             "not ready: first load pending\n".into(),
         );
     }
-    let tail = crate::self_metrics::render(&served);
+    let live = crate::self_metrics::Live {
+        stall: api.state.heartbeat.stalled(),
+        auth: api.auth.file_status(),
+    };
+    let tail = crate::self_metrics::render(&served, &live);
     let gzip = accepts_gzip(&headers);
     let (length, body) = if gzip {
         let chunks = served.snapshot.gzip_body(tail.as_bytes());
@@ -142,28 +146,35 @@ async fn health() -> Response {
     text(StatusCode::OK, "ok\n".into())
 }
 
-/// 503 until the first load is done, then 200. The body lists what is wrong with the files
-/// in either case: errors one per line, then the files not served as they are on disk.
+/// 503 until the first load is done, then 200, and 503 again while the reload loop is stalled.
+/// The body lists what is wrong in either case: an unreadable store, an auth file not in
+/// effect, then errors one per line, then the files not served as they are on disk.
 #[utoipa::path(get, path = "/ready", operation_id = "getReady", tag = "serving",
     summary = "Readiness",
-    description = "`503` until the first load of the store is done, then `200`. The body says `ready` (or `not ready: …`), then lists what is wrong with the configuration: errors one per line, then files not served as they are stored. Unauthenticated.",
+    description = "`503` until the first load of the store is done, then `200`; `503` again while the reload loop is stalled (it completed no cycle within its limit, so edits and API writes are not served). A store that cannot be read is not a stall: the last good thresholds stay served and `/ready` stays `200`. The body says `ready` (or `not ready: …`), then lists what is wrong: the store's read error, an auth file not in effect (the last good tokens are), then configuration errors one per line, then files not served as they are stored. Unauthenticated.",
     security(),
     responses(
         (status = 200, description = "Ready.", body = String, content_type = "text/plain"),
-        (status = 503, description = "The first load of the store is not done yet.", body = String, content_type = "text/plain"),
+        (status = 503, description = "The first load of the store is not done yet, or the reload loop is stalled.", body = String, content_type = "text/plain"),
     ))]
 async fn ready(State(api): State<Arc<Api>>) -> Response {
     let served = api.state.served();
-    let (code, mut body) = if served.status.first_load_done {
-        (StatusCode::OK, String::from("ready\n"))
-    } else {
-        (
+    let (code, mut body) = match (served.status.first_load_done, api.state.heartbeat.stalled()) {
+        (false, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             String::from("not ready: first load pending\n"),
-        )
+        ),
+        (true, Some(stall)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {stall}\n"),
+        ),
+        (true, None) => (StatusCode::OK, String::from("ready\n")),
     };
     if let Some(e) = &served.status.dir_error {
-        let _ = writeln!(body, "{e}");
+        let _ = writeln!(body, "{e}; serving the last good configuration");
+    }
+    if let Some(e) = api.auth.file_status().and_then(|status| status.error) {
+        let _ = writeln!(body, "{e}; keeping the last good tokens");
     }
     for d in served.model.diagnostics.iter().filter(|d| d.is_error()) {
         let _ = writeln!(body, "{d}");

@@ -8,12 +8,15 @@
 //!
 //! Modules: [`options`] (settings), `state` (what the reload loop and handlers share),
 //! `source` (a conf.d directory or a database store, as deltas of documents), `watch` (file
-//! events), `reload` (the one loop: source → document set → model + diff → state), `http` (`/metrics`, `/health`, `/ready`), [`api`] (the
-//! management API), `self_metrics` (`dynalert_*` and `process_*` series), [`error`](mod@error).
+//! events), `reload` (the one loop: source → document set → model + diff → state), `health`
+//! (the loop's heartbeat: stall detection), `supervise` (a panicked reload task ends `serve`),
+//! `http` (`/metrics`, `/health`, `/ready`), [`api`] (the management API), `self_metrics`
+//! (`dynalert_*` and `process_*` series), [`error`](mod@error).
 
 mod api;
 mod checked;
 pub mod error;
+mod health;
 mod http;
 mod memory;
 pub mod options;
@@ -21,6 +24,9 @@ mod reload;
 mod self_metrics;
 mod source;
 mod state;
+mod supervise;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::future::Future;
@@ -29,7 +35,7 @@ use std::sync::Arc;
 use axum::serve::ListenerExt as _;
 use dynalert_store::{Store, StoreSpec};
 use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub use api::auth::hash_token;
 pub use api::openapi;
@@ -38,7 +44,8 @@ pub use options::ServeOptions;
 pub use source::load_dir;
 
 /// Serves `opts.store` on `opts.listen` until SIGTERM or Ctrl-C, then shuts down
-/// gracefully. Fails before binding if the store cannot be opened or the auth file read.
+/// gracefully. Fails before binding if an option is out of bounds, the store cannot be opened
+/// or the auth file read; fails while serving if the reload task panics.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let prepared = prepare(&opts).await?;
     let listener = TcpListener::bind(opts.listen)
@@ -51,8 +58,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
 }
 
 /// Serves on an already bound listener until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish, stops reloading and returns. Fails at once if the store
-/// cannot be opened or the auth file read.
+/// lets in-flight requests finish, stops reloading and returns. Fails at once if an option is
+/// out of bounds, the store cannot be opened or the auth file read; fails while serving if the
+/// reload task panics.
 pub async fn serve_on(
     listener: TcpListener,
     opts: ServeOptions,
@@ -69,6 +77,7 @@ struct Prepared {
 }
 
 async fn prepare(opts: &ServeOptions) -> Result<Prepared, ServeError> {
+    opts.validate()?;
     if let StoreSpec::Dir(path) = &opts.store {
         dynalert_store::list_files(path).map_err(|error| ServeError::ConfigDir {
             path: path.clone(),
@@ -133,20 +142,30 @@ async fn serve_prepared(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state = Arc::new(state::AppState::new());
+    let feed = reload::feed(prepared.store.clone(), &opts);
+    serve_feed(listener, opts, prepared, feed, shutdown).await
+}
+
+/// Serves what `feed` reads (the store's own source, or a scripted one in tests).
+async fn serve_feed<S: reload::DocumentSource>(
+    listener: TcpListener,
+    opts: ServeOptions,
+    prepared: Prepared,
+    feed: reload::Feed<S>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = Arc::new(state::AppState::with_stall_limit(
+        opts.stall_limit(feed.period),
+    ));
     let store = prepared.store;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reloader = tokio::spawn(reload::run(
-        state.clone(),
-        store.clone(),
-        opts.clone(),
-        stop_rx,
-    ));
+    let stopping = stop_tx.subscribe();
+    let reloader = tokio::spawn(reload::run(state.clone(), feed, opts.clone(), stop_rx));
     if let Ok(addr) = listener.local_addr() {
         info!(listen = %addr, store = %opts.store, "serving");
     }
     let api = Arc::new(api::Api {
-        state,
+        state: state.clone(),
         store,
         auth: prepared.auth,
         parsed: Default::default(),
@@ -159,18 +178,13 @@ async fn serve_prepared(
             warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    let served = axum::serve(listener, http::router(api))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down");
-            let _ = stop_tx.send(true);
-        })
-        .await;
     // On a server error the sender is dropped with the future, which stops the task too.
-    if let Err(e) = reloader.await {
-        error!("reload task failed: {e}");
-    }
-    served.map_err(ServeError::Http)
+    let server = axum::serve(listener, http::router(api)).with_graceful_shutdown(async move {
+        shutdown.await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    supervise::watch_tasks(server, reloader, stopping, state).await
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (what Kubernetes sends).

@@ -38,6 +38,21 @@ pub struct ServeOptions {
     pub auth_file: Option<PathBuf>,
     /// A conf.d tree to copy into an empty database store at start.
     pub import: Option<PathBuf>,
+    /// The shortest time without a completed reload cycle that counts as a stall (`/ready`
+    /// fails, `dynalert_reload_stalled` is 1). The limit is the larger of this and
+    /// [`ServeOptions::STALL_PERIODS`] times the loop's longest healthy wait (its re-scan or
+    /// poll period, or a full debounce); see [`ServeOptions::stall_limit`]. Not a command-line
+    /// option: tests shorten it to see a stall without waiting a minute.
+    pub stall_floor: Duration,
+}
+
+/// A duration option outside its bounds.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{option} {value}: must be between {min} and {max}", value = humantime::format_duration(*.value), min = humantime::format_duration(.bounds.0), max = humantime::format_duration(.bounds.1))]
+pub struct OutOfBounds {
+    pub option: &'static str,
+    pub value: Duration,
+    pub bounds: (Duration, Duration),
 }
 
 impl ServeOptions {
@@ -48,6 +63,20 @@ impl ServeOptions {
     pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(300);
     /// Room for 50,000 tenants with 30 keys each (1.8 million series) and growth.
     pub const DEFAULT_MAX_SERIES: usize = 4_000_000;
+    pub const DEFAULT_STALL_FLOOR: Duration = Duration::from_secs(60);
+    /// How many of its longest healthy waits the reload loop may go without completing a
+    /// cycle before it counts as stalled.
+    pub const STALL_PERIODS: u32 = 3;
+
+    /// Bounds of `reload_interval` and `poll_interval`. A zero period cannot tick at all (it
+    /// panicked the reload task), a 1 ms one re-read the store a thousand times a second for
+    /// a third of a core; past an hour a missed change waits too long.
+    pub const INTERVAL_BOUNDS: (Duration, Duration) =
+        (Duration::from_millis(100), Duration::from_secs(3600));
+    /// Bounds of `debounce`: below 10 ms an editor's save is several reloads; past a minute an
+    /// edit waits too long.
+    pub const DEBOUNCE_BOUNDS: (Duration, Duration) =
+        (Duration::from_millis(10), Duration::from_secs(60));
 
     /// Defaults for serving the conf.d tree `config_dir`: listen on `0.0.0.0:8080`, re-scan
     /// every 30 s, debounce 300 ms.
@@ -69,7 +98,31 @@ impl ServeOptions {
             max_series: Self::DEFAULT_MAX_SERIES,
             auth_file: None,
             import: None,
+            stall_floor: Self::DEFAULT_STALL_FLOOR,
         }
+    }
+
+    /// Refuses durations outside their bounds, naming the command-line option.
+    pub fn validate(&self) -> Result<(), OutOfBounds> {
+        check_bounds(
+            "--reload-interval",
+            self.reload_interval,
+            Self::INTERVAL_BOUNDS,
+        )?;
+        check_bounds("--poll-interval", self.poll_interval, Self::INTERVAL_BOUNDS)?;
+        check_bounds("--debounce", self.debounce, Self::DEBOUNCE_BOUNDS)?;
+        Ok(())
+    }
+
+    /// How long the reload loop may go without completing a cycle before it counts as
+    /// stalled, when it re-reads its source every `period`: [`Self::STALL_PERIODS`] times the
+    /// longest wait of a healthy loop (the period, or a debounce stretched by a stream of file
+    /// events), and never less than `stall_floor`.
+    pub fn stall_limit(&self, period: Duration) -> Duration {
+        let longest_wait = period.max(self.debounce * crate::reload::MAX_DEBOUNCE_PERIODS);
+        longest_wait
+            .saturating_mul(Self::STALL_PERIODS)
+            .max(self.stall_floor)
     }
 
     /// The conf.d directory, when the store is one.
@@ -78,5 +131,72 @@ impl ServeOptions {
             StoreSpec::Dir(path) => Some(path),
             _ => None,
         }
+    }
+}
+
+/// `value` if it lies within `bounds` (inclusive), else why not.
+pub fn check_bounds(
+    option: &'static str,
+    value: Duration,
+    bounds: (Duration, Duration),
+) -> Result<Duration, OutOfBounds> {
+    if (bounds.0..=bounds.1).contains(&value) {
+        Ok(value)
+    } else {
+        Err(OutOfBounds {
+            option,
+            value,
+            bounds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_outside_their_bounds_are_refused_by_name() {
+        let mut opts = ServeOptions::new("conf.d");
+        assert_eq!(opts.validate(), Ok(()));
+        opts.reload_interval = Duration::ZERO;
+        assert_eq!(
+            opts.validate().unwrap_err().to_string(),
+            "--reload-interval 0s: must be between 100ms and 1h"
+        );
+        opts.reload_interval = Duration::from_secs(3600);
+        opts.poll_interval = Duration::from_millis(99);
+        assert!(
+            opts.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("--poll-interval 99ms")
+        );
+        opts.poll_interval = Duration::from_millis(100);
+        opts.debounce = Duration::from_secs(61);
+        assert_eq!(
+            opts.validate().unwrap_err().to_string(),
+            "--debounce 1m 1s: must be between 10ms and 1m"
+        );
+    }
+
+    #[test]
+    fn the_stall_limit_is_three_of_the_longest_waits_and_at_least_the_floor() {
+        let mut opts = ServeOptions::new("conf.d");
+        let secs = Duration::from_secs;
+        // The floor wins for short periods.
+        assert_eq!(opts.stall_limit(Duration::from_millis(500)), secs(60));
+        assert_eq!(opts.stall_limit(secs(30)), secs(90));
+        assert_eq!(opts.stall_limit(secs(3600)), secs(3 * 3600));
+        // A long debounce is a long healthy wait too.
+        opts.debounce = secs(60);
+        assert_eq!(opts.stall_limit(secs(1)), secs(3 * 3 * 60));
+        // The floor is an option for tests.
+        opts.debounce = Duration::from_millis(10);
+        opts.stall_floor = Duration::from_millis(200);
+        assert_eq!(
+            opts.stall_limit(Duration::from_millis(100)),
+            Duration::from_millis(300)
+        );
     }
 }

@@ -20,7 +20,7 @@ use crate::state::{AppState, ReloadOutcome};
 
 /// A burst of file events is flushed once quiet for the debounce period, and at the latest
 /// after this many debounce periods, so a file rewritten continuously is still picked up.
-const MAX_DEBOUNCE_PERIODS: u32 = 3;
+pub(crate) const MAX_DEBOUNCE_PERIODS: u32 = 3;
 
 /// How long store announcements are gathered after the first one before they are applied
 /// together: under a stream of API writes one pass then covers many of them.
@@ -29,24 +29,57 @@ const GATHER: Duration = Duration::from_millis(15);
 /// Shortest wait between two timer-driven renders.
 const MIN_RENDER_INTERVAL: Duration = Duration::from_millis(10);
 
-struct ReloadLoop {
-    state: Arc<AppState>,
-    source: Source,
-    /// `None` only while a pass runs on a blocking thread.
-    documents: Option<DocumentSet>,
-    known_keys: Vec<String>,
-    limits: Limits,
+/// How long a PostgreSQL store may take to answer one pass. A database behind a partition
+/// that drops packets would otherwise hold the loop until TCP gives up (many minutes) and look
+/// like a stalled loop; this way the pass fails like any unreachable store, the last good
+/// model stays served, and the next poll tries again. Well under the shortest stall limit.
+const STORE_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the loop reads documents from: [`Source`] when serving, a scripted one in tests.
+pub(crate) trait DocumentSource: Send + 'static {
+    /// What changed since the last call, as far as `trigger` tells.
+    fn read(
+        &mut self,
+        trigger: Trigger,
+    ) -> impl std::future::Future<Output = Result<Delta, SourceError>> + Send;
+    /// Forget what was read: the next [`Trigger::Full`] hands over every document again.
+    fn forget(&mut self);
 }
 
-/// Runs until `stop` turns true (or its sender is dropped).
-pub(crate) async fn run(
-    state: Arc<AppState>,
-    store: Arc<Store>,
-    opts: ServeOptions,
-    mut stop: watch::Receiver<bool>,
-) {
-    // Subscribed before the first read, so no write falls between the two.
-    let mut announced = store.subscribe();
+impl DocumentSource for Source {
+    async fn read(&mut self, trigger: Trigger) -> Result<Delta, SourceError> {
+        match self {
+            // Dropping an unanswered query loses nothing: what was handed over is recorded
+            // only once the store answered.
+            Source::Database(_) => tokio::time::timeout(STORE_ANSWER_TIMEOUT, self.delta(trigger))
+                .await
+                .unwrap_or(Err(SourceError::NoAnswer(STORE_ANSWER_TIMEOUT))),
+            // A directory read runs on a blocking thread holding the reader, which cannot be
+            // abandoned midway: a read that hangs (a stuck network filesystem) is a stall.
+            Source::Directory(_) => self.delta(trigger).await,
+        }
+    }
+
+    fn forget(&mut self) {
+        Source::forget(self)
+    }
+}
+
+/// A source and what wakes the loop for it.
+pub(crate) struct Feed<S> {
+    pub source: S,
+    /// Woken by file events (directory source).
+    pub wake: Arc<Notify>,
+    /// Paths the store announces as written.
+    pub announced: broadcast::Receiver<String>,
+    /// Period of the full re-scan or poll.
+    pub period: Duration,
+}
+
+/// The source `opts` names on `store`, subscribed to its announcements before the first read,
+/// so no write falls between the two.
+pub(crate) fn feed(store: Arc<Store>, opts: &ServeOptions) -> Feed<Source> {
+    let announced = store.subscribe();
     let wake = Arc::new(Notify::new());
     let (source, period) = match &opts.store {
         StoreSpec::Dir(root) => (
@@ -56,6 +89,37 @@ pub(crate) async fn run(
         StoreSpec::Postgres(_) => (Source::database(store), opts.poll_interval),
         _ => (Source::database(store), opts.reload_interval),
     };
+    Feed {
+        source,
+        wake,
+        announced,
+        period,
+    }
+}
+
+struct ReloadLoop<S> {
+    state: Arc<AppState>,
+    source: S,
+    /// `None` only while a pass runs on a blocking thread.
+    documents: Option<DocumentSet>,
+    known_keys: Vec<String>,
+    limits: Limits,
+}
+
+/// Runs until `stop` turns true (or its sender is dropped). Every completed cycle is recorded
+/// in the state's heartbeat.
+pub(crate) async fn run<S: DocumentSource>(
+    state: Arc<AppState>,
+    feed: Feed<S>,
+    opts: ServeOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Feed {
+        source,
+        wake,
+        mut announced,
+        period,
+    } = feed;
     let mut pass = ReloadLoop {
         state,
         source,
@@ -95,7 +159,8 @@ fn new_documents(known_keys: &[String], limits: Limits) -> DocumentSet {
         .with_limits(limits)
 }
 
-/// Ticks every `period`, the first time one period from now.
+/// Ticks every `period` (never zero: the options are bounded), the first time one period from
+/// now.
 fn periodic(period: Duration) -> tokio::time::Interval {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -156,20 +221,34 @@ async fn gather(
     Some(paths)
 }
 
-impl ReloadLoop {
+impl<S: DocumentSource> ReloadLoop<S> {
     /// One pass: asks the source for a delta, applies it to the document set on a blocking
-    /// thread, and records the outcome (which renders what the diff names).
+    /// thread, and records the outcome (which renders what the diff names). A pass that
+    /// completes, with documents or with the source's error, is a heartbeat; one whose
+    /// apply panicked is not, so a panic on every pass shows as a stall.
     async fn reload(&mut self, trigger: Trigger, reason: &'static str) {
         let started = Instant::now();
-        match self.source.delta(trigger).await {
+        let completed = match self.source.read(trigger).await {
             Ok(delta) => self.apply(delta, reason, started).await,
-            Err(e) => self.failed(e, reason),
+            // The directory reader panicked on its thread and is gone with it: no later read
+            // could succeed, so the task ends as the panic would have ended it.
+            Err(SourceError::Worker(e)) if e.is_panic() => {
+                std::panic::resume_unwind(e.into_panic())
+            }
+            Err(e) => {
+                self.failed(e, reason);
+                true
+            }
+        };
+        if completed {
+            self.state.heartbeat.beat();
         }
     }
 
-    async fn apply(&mut self, mut delta: Delta, reason: &'static str, started: Instant) {
+    /// Whether the pass completed (its blocking job did not panic).
+    async fn apply(&mut self, mut delta: Delta, reason: &'static str, started: Instant) -> bool {
         let Some(mut documents) = self.documents.take() else {
-            return;
+            return false;
         };
         let state = self.state.clone();
         let job = tokio::task::spawn_blocking(move || {
@@ -197,13 +276,13 @@ impl ReloadLoop {
                 error!("reload failed: {e}; re-reading every document next time");
                 self.documents = Some(new_documents(&self.known_keys, self.limits));
                 self.source.forget();
-                return;
+                return false;
             }
         };
         self.documents = Some(documents);
         if !stats.changed {
             debug!(reason, documents = stats.documents, "config unchanged");
-            return;
+            return true;
         }
         for d in &model.diagnostics {
             warn!("{d}");
@@ -223,6 +302,7 @@ impl ReloadLoop {
             ok = record.ok,
             "config reloaded"
         );
+        true
     }
 
     fn failed(&self, e: SourceError, reason: &'static str) {
@@ -237,7 +317,7 @@ impl ReloadLoop {
         }
     }
 
-    async fn refresh(&self) {
+    async fn refresh(&mut self) {
         let state = self.state.clone();
         let now = Utc::now();
         if let Ok(stats) = tokio::task::spawn_blocking(move || state.refresh(now)).await {
@@ -246,6 +326,7 @@ impl ReloadLoop {
                 shards = stats.shards_rebuilt,
                 "time-dependent rows re-rendered"
             );
+            self.state.heartbeat.beat();
         }
     }
 }

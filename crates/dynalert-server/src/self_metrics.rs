@@ -6,10 +6,19 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use crate::api::auth::AuthFileStatus;
+use crate::health::Stall;
 use crate::state::Served;
 
+/// What a scrape reports besides the served view, looked at when it is asked.
+pub(crate) struct Live {
+    pub stall: Option<Stall>,
+    /// `None` without an auth file.
+    pub auth: Option<AuthFileStatus>,
+}
+
 /// Renders the self-monitoring families for one scrape.
-pub(crate) fn render(served: &Served) -> String {
+pub(crate) fn render(served: &Served, live: &Live) -> String {
     let mut out = String::with_capacity(2048);
     let status = &served.status;
     let model = &served.model;
@@ -49,6 +58,34 @@ pub(crate) fn render(served: &Served) -> String {
         &[("result", "failure")],
         status.reloads_failure as f64,
     );
+    gauge(
+        &mut out,
+        "dynalert_store_up",
+        "1 if the last read of the store (directory or database) succeeded; 0 while it cannot be read (the last good thresholds stay served).",
+        &[(&[], bool_value(status.dir_error.is_none()))],
+    );
+    if let Some(age) = status.model_age() {
+        gauge(
+            &mut out,
+            "dynalert_model_age_seconds",
+            "Seconds since the served thresholds were last known to match the store; grows while it cannot be read or the reload loop is stalled.",
+            &[(&[], age.as_secs_f64())],
+        );
+    }
+    gauge(
+        &mut out,
+        "dynalert_reload_stalled",
+        "1 while the reload loop has completed no cycle within its limit: edits and API writes are not served (see /ready).",
+        &[(&[], bool_value(live.stall.is_some()))],
+    );
+    if let Some(auth) = &live.auth {
+        gauge(
+            &mut out,
+            "dynalert_auth_file_last_reload_successful",
+            "1 if the auth file on disk is the one in effect; 0 while it is missing or invalid (the last good tokens stay in effect).",
+            &[(&[], bool_value(auth.error.is_none()))],
+        );
+    }
 
     let mut errors: BTreeMap<&str, u32> = BTreeMap::new();
     for d in model.diagnostics.iter().filter(|d| d.is_error()) {

@@ -36,6 +36,9 @@ pub(crate) enum SourceError {
     Store { store: String, error: StoreError },
     #[error("directory reader lost: {0}")]
     Worker(#[from] tokio::task::JoinError),
+    /// The store took longer than this to answer (a partition that drops packets).
+    #[error("the store did not answer within {0:?}")]
+    NoAnswer(std::time::Duration),
 }
 
 pub(crate) enum Source {

@@ -7,12 +7,14 @@
 //! for an older model can never overwrite a newer one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use dynalert_config::{Model, ModelDiff, Timeline};
 use dynalert_exposition::{Exposition, RenderStats, Snapshot};
 
 use crate::checked::CheckedDocuments;
+use crate::health::Heartbeat;
 
 /// What handlers see: everything from one consistent moment.
 #[derive(Clone)]
@@ -41,6 +43,16 @@ pub(crate) struct LoadStatus {
     pub reloads_failure: u64,
     /// Why the root could not be read on the last attempt (the last good model stays served).
     pub dir_error: Option<String>,
+    /// When the source last answered, so the served model was last known to match it.
+    pub synced_at: Option<Instant>,
+}
+
+impl LoadStatus {
+    /// How long ago the served model was last known to match its source: grows while the
+    /// source cannot be read (or the reload loop is stalled).
+    pub fn model_age(&self) -> Option<Duration> {
+        self.synced_at.map(|at| at.elapsed())
+    }
 }
 
 /// What [`AppState::record_reload`] did with a loader pass.
@@ -80,10 +92,19 @@ pub(crate) struct AppState {
     renderer: Mutex<Renderer>,
     /// Documents the API validated, parsed, for the store sync to apply without parsing.
     pub checked: CheckedDocuments,
+    /// The reload loop's completed cycles, for stall detection.
+    pub heartbeat: Heartbeat,
 }
 
 impl AppState {
+    /// A state with the default stall limit (tests of the HTTP surface).
+    #[cfg(test)]
     pub fn new() -> Self {
+        Self::with_stall_limit(crate::ServeOptions::DEFAULT_STALL_FLOOR)
+    }
+
+    /// A state whose reload loop counts as stalled after `limit` without a cycle.
+    pub fn with_stall_limit(limit: Duration) -> Self {
         let exposition = Exposition::new();
         let model = Arc::new(Model::empty());
         let served = Served {
@@ -100,6 +121,7 @@ impl AppState {
                 timeline: Timeline::new(),
             }),
             checked: CheckedDocuments::default(),
+            heartbeat: Heartbeat::new(limit),
         }
     }
 
@@ -130,6 +152,7 @@ impl AppState {
                 }
                 status.first_load_done = true;
                 status.dir_error = None;
+                status.synced_at = Some(Instant::now());
                 counted
             }
             ReloadOutcome::DirUnreadable(message) => {

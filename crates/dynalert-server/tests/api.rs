@@ -396,6 +396,33 @@ async fn request_errors(s: &Server) {
         )
         .await;
     assert_eq!(text_plain.status, 415);
+    // Malformed JSON is a bad request (400, as documented), never a document the model
+    // refused (422): a tenant's JSON body used to reach the YAML validation first.
+    for (method, path, media) in [
+        (Method::PUT, "/tenants/x", "application/json"),
+        (
+            Method::PATCH,
+            "/tenants/db-b",
+            "application/merge-patch+json",
+        ),
+        (
+            Method::PUT,
+            "/platform?file=_defaults.yaml",
+            "application/json",
+        ),
+    ] {
+        for bad in ["{\"mysql_connections\": 70,", "[1, 2", "{\"a\": }", ""] {
+            let body = Some((media, bad.to_string()));
+            let r = s.api(method.clone(), path, Some(ADMIN), &[], body).await;
+            assert_eq!(r.status, 400, "{method} {path} {bad:?}: {}", r.text);
+            assert_eq!(r.content_type, "application/problem+json");
+            let detail = r.json["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains("not JSON"),
+                "{method} {path} {bad:?}: {detail}"
+            );
+        }
+    }
     let shared = s.put_yaml("t1", "mysql_connections: 1\n", None).await;
     assert_eq!(shared.status, 409, "{}", shared.text);
     assert!(

@@ -15,11 +15,25 @@ pub enum StoreSpec {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "invalid store {given:?}: expected dir:PATH, sqlite:PATH (or sqlite://PATH) or postgres://USER@HOST:PORT/DB"
-)]
+#[error("invalid store {given:?}: {reason}")]
 pub struct SpecError {
     pub given: String,
+    pub reason: &'static str,
+}
+
+const EXPECTED: &str =
+    "expected dir:PATH, sqlite:PATH (or sqlite://PATH) or postgres://USER@HOST:PORT/DB";
+
+/// Why an in-memory SQLite database cannot be a store.
+const IN_MEMORY: &str = "an in-memory SQLite database is private to one connection, so the \
+    server's readers would see an empty database without tables (it would never become ready), \
+    and every write would be lost at exit; give a file, e.g. sqlite:dynalert.db";
+
+/// Whether SQLite opens `path` in memory (the store opens files with URI names allowed).
+fn in_memory(path: &str) -> bool {
+    path == ":memory:"
+        || path.starts_with("file::memory:")
+        || (path.starts_with("file:") && path.contains("mode=memory"))
 }
 
 impl StoreSpec {
@@ -29,30 +43,39 @@ impl StoreSpec {
     }
 
     pub fn parse(text: &str) -> Result<Self, SpecError> {
+        let refuse = |reason| {
+            Err(SpecError {
+                given: text.to_string(),
+                reason,
+            })
+        };
         let nonempty = |rest: &str, make: fn(String) -> StoreSpec| {
             if rest.is_empty() {
-                Err(SpecError {
-                    given: text.to_string(),
-                })
+                refuse(EXPECTED)
             } else {
                 Ok(make(rest.to_string()))
+            }
+        };
+        let sqlite = |rest: &str| {
+            if in_memory(rest) {
+                refuse(IN_MEMORY)
+            } else {
+                nonempty(rest, |p| StoreSpec::Sqlite(p.into()))
             }
         };
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(StoreSpec::Postgres(text.to_string()));
         }
         if let Some(rest) = text.strip_prefix("sqlite://") {
-            return nonempty(rest, |p| StoreSpec::Sqlite(p.into()));
+            return sqlite(rest);
         }
         if let Some(rest) = text.strip_prefix("sqlite:") {
-            return nonempty(rest, |p| StoreSpec::Sqlite(p.into()));
+            return sqlite(rest);
         }
         if let Some(rest) = text.strip_prefix("dir:") {
             return nonempty(rest, |p| StoreSpec::Dir(p.into()));
         }
-        Err(SpecError {
-            given: text.to_string(),
-        })
+        refuse(EXPECTED)
     }
 }
 
@@ -112,6 +135,25 @@ mod tests {
         );
         assert!(StoreSpec::parse("mysql://x").is_err());
         assert!(StoreSpec::parse("sqlite:").is_err());
+    }
+
+    #[test]
+    fn in_memory_sqlite_is_refused_with_the_reason() {
+        for given in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite:file::memory:?cache=shared",
+            "sqlite:file:x.db?mode=memory",
+        ] {
+            let e = StoreSpec::parse(given).unwrap_err();
+            assert_eq!(e.reason, IN_MEMORY, "{given}");
+            assert!(e.to_string().contains("in-memory"), "{e}");
+        }
+        // A file whose name merely mentions memory is a file.
+        assert_eq!(
+            StoreSpec::parse("sqlite:memory.db"),
+            Ok(StoreSpec::Sqlite("memory.db".into()))
+        );
     }
 
     #[test]

@@ -39,12 +39,19 @@ const SERVER_ACCOUNT: &str = "postgres";
 ///
 /// It listens on `127.0.0.1:<port>` and on a Unix socket in its directory, trusts every
 /// connection, and keeps PostgreSQL's durability defaults (`fsync` on), so killing it
-/// mid-write behaves like a real crash. `max_connections` is 200.
+/// mid-write behaves like a real crash. `max_connections` is 200. [`Postgres::stop`] and
+/// [`Postgres::restart`] take it down and bring it back on the same data and port (an outage
+/// its clients must ride out).
 pub struct Postgres {
     // Field order matters: the process must be stopped before its directory is removed.
     child: ChildGuard,
     port: u16,
     psql: PathBuf,
+    server: PathBuf,
+    pg_isready: PathBuf,
+    run_as: RunAs,
+    /// Starts so far, numbering the log files of restarts.
+    starts: u32,
     dir: TempDir,
 }
 
@@ -84,26 +91,17 @@ impl Postgres {
             &dir.path().join("postgres.log"),
             READY_TIMEOUT,
             "Address already in use",
-            |port| {
-                let mut command = run_as.command(&server, dir.path());
-                command
-                    .arg("-D")
-                    .arg(&datadir)
-                    // The socket goes in our directory: Debian's default, /var/run/postgresql,
-                    // may not exist or belong to another server.
-                    .arg("-k")
-                    .arg(dir.path())
-                    .args(["-c", "listen_addresses=127.0.0.1"])
-                    .args(["-p", &port.to_string()])
-                    .args(["-c", "max_connections=200"]);
-                command
-            },
+            |port| server_command(&run_as, &server, dir.path(), port),
             |port| accepts_connections(&pg_isready, port),
         )?;
         let postgres = Postgres {
             child,
             port,
             psql,
+            server,
+            pg_isready,
+            run_as,
+            starts: 1,
             dir,
         };
         postgres.create_database(DATABASE)?;
@@ -174,6 +172,96 @@ impl Postgres {
     pub fn log_path(&self) -> &Path {
         self.child.log_path()
     }
+
+    /// Shuts the server down (a fast shutdown: clients are disconnected, the data is
+    /// checkpointed) and waits until it has exited and its port is closed. The data directory
+    /// stays, for [`Postgres::restart`].
+    pub fn stop(&mut self) -> Result<()> {
+        if self.child.exit_status()?.is_some() {
+            return Ok(());
+        }
+        signal(self.child.id(), "INT");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while self.child.exit_status()?.is_none() {
+            if Instant::now() >= deadline {
+                bail!(
+                    "postgres did not stop within {READY_TIMEOUT:?}; log {}:\n{}",
+                    self.log_path().display(),
+                    self.child.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port (after [`Postgres::stop`])
+    /// and waits until it accepts connections. Fails if another process took the port
+    /// meanwhile. Each start logs to its own file.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.exit_status()?.is_none() {
+            bail!("postgres is still running: stop it first");
+        }
+        self.starts += 1;
+        let log = self
+            .dir
+            .path()
+            .join(format!("postgres.{}.log", self.starts));
+        let command = server_command(&self.run_as, &self.server, self.dir.path(), self.port);
+        self.child = ChildGuard::spawn("postgres", command, &log)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.exit_status()? {
+                bail!(
+                    "postgres exited ({status}) before it was ready again on port {}; log {}:\n{}",
+                    self.port,
+                    log.display(),
+                    self.child.log_tail()
+                );
+            }
+            if accepts_connections(&self.pg_isready, self.port) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "postgres was not ready again on port {} after {READY_TIMEOUT:?}; log {}:\n{}",
+                    self.port,
+                    log.display(),
+                    self.child.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The command that runs the server on `dir`'s data directory and `port`.
+fn server_command(run_as: &RunAs, server: &Path, dir: &Path, port: u16) -> Command {
+    let mut command = run_as.command(server, dir);
+    command
+        .arg("-D")
+        .arg(dir.join("data"))
+        // The socket goes in our directory: Debian's default, /var/run/postgresql, may not
+        // exist or belong to another server.
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-p", &port.to_string()])
+        .args(["-c", "max_connections=200"]);
+    command
+}
+
+/// Sends `SIG<name>` to `pid`. No signal API in std and no libc dependency: the shell's
+/// `kill` builtin is always there. Errors are ignored: the caller watches the process.
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("sh")
+        .args([
+            "-c",
+            &format!("kill -{name} \"$1\""),
+            "sh",
+            &pid.to_string(),
+        ])
+        .status();
 }
 
 impl Drop for Postgres {
@@ -187,16 +275,7 @@ impl Drop for Postgres {
         if !matches!(self.child.exit_status(), Ok(None)) {
             return; // already gone (and reaped): its pid may belong to someone else now
         }
-        // No signal API in std and no libc dependency: the shell's `kill` builtin is always
-        // there. Errors are ignored, as in every drop.
-        let _ = Command::new("sh")
-            .args([
-                "-c",
-                "kill -QUIT \"$1\"",
-                "sh",
-                &self.child.id().to_string(),
-            ])
-            .status();
+        signal(self.child.id(), "QUIT");
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             match self.child.exit_status() {

@@ -45,6 +45,10 @@ impl Pushgateway {
             |port| {
                 let mut command = Command::new(&binary);
                 command.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+                // In memory only: Debian's build persists to /var/lib/prometheus by default,
+                // so every start loaded what any earlier run pushed (a benchmark's 380,000
+                // series made the next test's scrape time out).
+                command.arg("--persistence.file=");
                 command
             },
         )?;

@@ -102,6 +102,33 @@ fn postgres_is_gone_after_drop() {
     assert!(!data_dir.exists(), "{} not removed", data_dir.display());
 }
 
+/// An outage its clients must ride out: the server goes away (port closed, queries fail) and
+/// comes back on the same port with the data it had.
+#[test]
+fn postgres_stops_and_restarts_on_its_data_and_port() {
+    let Some(mut pg) = Postgres::start().unwrap() else {
+        return;
+    };
+    pg.psql("create table kept (v int); insert into kept values (42)")
+        .unwrap();
+    let (port, url) = (pg.port(), pg.url());
+    pg.stop().unwrap();
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still open"
+    );
+    assert!(pg.psql("select 1").is_err());
+    pg.stop().unwrap(); // stopping a stopped server is nothing
+
+    pg.restart().unwrap();
+    assert_eq!((pg.port(), pg.url()), (port, url));
+    assert_eq!(pg.psql("select v from kept").unwrap(), "42");
+    assert!(
+        pg.restart().is_err(),
+        "a running server is not started twice"
+    );
+}
+
 #[test]
 fn postgresql_is_a_known_component() {
     assert_eq!(components::package_for_binary("initdb"), Some("postgresql"));

@@ -582,6 +582,25 @@ pub fn platform() -> Vec<Row> {
                 [Gauge(0.0), Gauge(if v >= 2.0 { 0.0 } else { 1.0 })],
             )]
         }),
+        row("dynalert_reload_stalled", 1.0, 2.0, |v| {
+            vec![input(
+                &format!("dynalert_reload_stalled{{{DYNALERT}}}"),
+                [Gauge(1.0), Gauge(if v >= 2.0 { 1.0 } else { 0.0 })],
+            )]
+        }),
+        row("dynalert_store_down", 1.0, 2.0, |v| {
+            vec![input(
+                &format!("dynalert_store_up{{{DYNALERT}}}"),
+                [Gauge(0.0), Gauge(if v >= 2.0 { 0.0 } else { 1.0 })],
+            )]
+        }),
+        // The oldest replica's age; the other one just read its store.
+        row("dynalert_model_age", 1800.0, 3600.0, |v| {
+            vec![input(
+                &format!("dynalert_model_age_seconds{{{DYNALERT}}}"),
+                [Gauge(v), Gauge(0.25)],
+            )]
+        }),
         // Each restart sets a new process start time.
         row("dynalert_restarts", 4.0, 8.0, |v| {
             let each = (v / 2.0) as u32;

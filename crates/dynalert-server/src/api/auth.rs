@@ -9,8 +9,11 @@
 //!     role: admin                  # admin | viewer | tenant:<name>
 //! ```
 //!
-//! It is re-read when it changes (checked on each request, one `stat`); a broken edit keeps
-//! the previous tokens and is logged. Without an auth file the API is read-only for everyone.
+//! It is re-read when it changes (checked on each API request and each `/ready` and `/metrics`
+//! answer, one `stat`), like the configuration: a new valid file takes effect at once; a missing
+//! or broken one keeps the last good tokens, is logged once, shown in `/ready` and exported as
+//! `dynalert_auth_file_last_reload_successful 0` until a valid file is back. Without an auth
+//! file the API is read-only for everyone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -169,8 +172,19 @@ pub struct Auth {
 }
 
 struct Loaded {
-    stamp: Option<(SystemTime, u64)>,
+    /// The file last looked at (`None` when it was missing): a different one is read again.
+    stamp: Option<Stamp>,
+    /// The last good tokens.
     tokens: Arc<Tokens>,
+    /// Why the file as it is now is not in effect.
+    error: Option<String>,
+}
+
+/// Whether the auth file on disk is the one in effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthFileStatus {
+    /// Why it is not (missing, unreadable, invalid): the last good tokens stay in effect.
+    pub error: Option<String>,
 }
 
 impl Auth {
@@ -181,6 +195,7 @@ impl Auth {
             loaded: Mutex::new(Loaded {
                 stamp: None,
                 tokens: Arc::default(),
+                error: None,
             }),
         }
     }
@@ -194,6 +209,7 @@ impl Auth {
             loaded: Mutex::new(Loaded {
                 stamp: Some(stamp),
                 tokens: Arc::new(tokens),
+                error: None,
             }),
         })
     }
@@ -212,26 +228,58 @@ impl Auth {
             .ok_or_else(|| AuthError::UnknownToken.into())
     }
 
-    /// The tokens, re-read first if the file changed. A failed re-read keeps the old ones.
+    /// Whether the auth file on disk is in effect, re-read first if it changed; `None`
+    /// without an auth file.
+    pub fn file_status(&self) -> Option<AuthFileStatus> {
+        let path = self.path.as_deref()?;
+        self.refresh(path);
+        let loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(AuthFileStatus {
+            error: loaded.error.clone(),
+        })
+    }
+
+    /// The tokens, re-read first if the file changed.
     fn current_tokens(&self, path: &Path) -> Arc<Tokens> {
+        self.refresh(path);
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tokens
+            .clone()
+    }
+
+    /// Re-reads the file if it is not the one last looked at. A missing or broken file keeps
+    /// the last good tokens; each new problem is logged once.
+    fn refresh(&self, path: &Path) {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        let stamp = file_stamp(path).ok();
-        if stamp.is_some() && stamp != loaded.stamp {
-            match read_tokens(path) {
-                Ok((stamp, tokens)) => {
-                    info!(tokens = tokens.len(), "auth file reloaded");
-                    *loaded = Loaded {
-                        stamp: Some(stamp),
-                        tokens: Arc::new(tokens),
-                    };
+        let (stamp, read) = match file_stamp(path) {
+            Ok(stamp) if Some(stamp) == loaded.stamp => return,
+            Ok(stamp) => (Some(stamp), read_tokens(path)),
+            Err(e) => {
+                if loaded.stamp.is_none() && loaded.error.is_some() {
+                    return; // still missing, already reported
                 }
-                Err(e) => {
-                    error!("{e}; keeping the previous tokens");
-                    loaded.stamp = stamp;
+                (None, Err(format!("auth file {}: {e}", path.display())))
+            }
+        };
+        loaded.stamp = stamp;
+        match read {
+            Ok((stamp, tokens)) => {
+                info!(tokens = tokens.len(), "auth file reloaded");
+                *loaded = Loaded {
+                    stamp: Some(stamp),
+                    tokens: Arc::new(tokens),
+                    error: None,
+                };
+            }
+            Err(e) => {
+                if loaded.error.as_ref() != Some(&e) {
+                    error!("{e}; keeping the last good tokens");
                 }
+                loaded.error = Some(e);
             }
         }
-        loaded.tokens.clone()
     }
 }
 
@@ -255,12 +303,21 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn file_stamp(path: &Path) -> std::io::Result<(SystemTime, u64)> {
+/// What tells one version of the file from another without reading it: modification time,
+/// length and, on Unix, the inode (a file replaced by a rename within one clock tick of the
+/// last edit, with the same length, is still seen).
+type Stamp = (SystemTime, u64, u64);
+
+fn file_stamp(path: &Path) -> std::io::Result<Stamp> {
     let meta = std::fs::metadata(path)?;
-    Ok((meta.modified()?, meta.len()))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok((meta.modified()?, meta.len(), inode))
 }
 
-fn read_tokens(path: &Path) -> Result<((SystemTime, u64), Tokens), String> {
+fn read_tokens(path: &Path) -> Result<(Stamp, Tokens), String> {
     let context = |e: String| format!("auth file {}: {e}", path.display());
     let stamp = file_stamp(path).map_err(|e| context(e.to_string()))?;
     let text = std::fs::read_to_string(path).map_err(|e| context(e.to_string()))?;
@@ -362,6 +419,66 @@ mod tests {
         )
         .unwrap();
         assert!(auth.caller(&headers("Bearer t")).is_ok(), "old tokens kept");
+    }
+
+    #[test]
+    fn a_new_file_takes_effect_and_a_missing_or_broken_one_keeps_the_last_good_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, token: &str| {
+            format!(
+                "tokens:\n  - {{name: {name}, sha256: {}, role: viewer}}\n",
+                hash_token(token)
+            )
+        };
+        let path = write(dir.path(), &file("first", "t1"));
+        let auth = Auth::load(&path).unwrap();
+        assert_eq!(auth.file_status(), Some(AuthFileStatus { error: None }));
+
+        // Replaced as editors and ConfigMaps do (a rename): the new token only.
+        let replace = |text: &str| {
+            let tmp = dir.path().join("auth.yaml.tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        };
+        replace(&file("second", "t2"));
+        assert!(auth.caller(&headers("Bearer t2")).is_ok(), "new token");
+        assert_eq!(
+            auth.caller(&headers("Bearer t1")).unwrap_err().status(),
+            401
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        let error = auth
+            .file_status()
+            .unwrap()
+            .error
+            .expect("a missing file is reported");
+        assert!(error.contains("auth.yaml"), "{error}");
+        assert!(
+            auth.caller(&headers("Bearer t2")).is_ok(),
+            "last good tokens kept"
+        );
+
+        replace("tokens: [{name: x, sha256: 1, role: king}]\n");
+        let error = auth
+            .file_status()
+            .unwrap()
+            .error
+            .expect("a broken file is reported");
+        assert!(error.contains("king"), "{error}");
+        assert!(
+            auth.caller(&headers("Bearer t2")).is_ok(),
+            "last good tokens kept"
+        );
+
+        replace(&file("third", "t3"));
+        assert_eq!(auth.file_status(), Some(AuthFileStatus { error: None }));
+        assert!(auth.caller(&headers("Bearer t3")).is_ok());
+        assert_eq!(
+            auth.caller(&headers("Bearer t2")).unwrap_err().status(),
+            401
+        );
+        assert_eq!(Auth::none().file_status(), None);
     }
 
     #[test]

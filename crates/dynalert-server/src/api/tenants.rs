@@ -186,12 +186,18 @@ pub async fn put(
     let format = Format::of(&headers)?;
     let if_match = IfMatch::of(&headers)?;
     let text = body_text(body)?;
+    // A body that is not a JSON object is a bad request (400) before the model sees it:
+    // malformed JSON is malformed YAML too, which the model would refuse as invalid (422).
+    let sent_json = match format {
+        Format::Json => Some(json_object(&text)?),
+        Format::Yaml => None,
+    };
     let model = api.model()?;
     let path = tenant_path(&model, &name);
-    let sent = match format {
-        Format::Yaml => SentTenant::from_yaml(&text)
+    let sent = match sent_json {
+        Some(map) => SentTenant::from_json(&text, map),
+        None => SentTenant::from_yaml(&text)
             .map_err(|finding| ApiError::invalid(vec![Finding::from_diagnostic(&finding)]))?,
-        Format::Json => SentTenant::from_json(&text, json_object(&text)?),
     };
     // Checked as sent, so findings point at the sender's lines; then as it will be stored.
     judged(&check_sent_tenant(&model, &path, &name, &sent)).map_err(ApiError::invalid)?;

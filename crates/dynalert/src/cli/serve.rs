@@ -29,8 +29,9 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// Full re-scan interval, a fallback for missed file events (e.g. 30s, 5m).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Full re-scan (directory) or re-read (SQLite) interval, a fallback for missed change
+    /// events: 100ms to 1h (e.g. 30s, 5m).
+    #[arg(long, default_value = "30s", value_parser = interval("--reload-interval"))]
     reload_interval: Duration,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
@@ -42,6 +43,14 @@ pub struct Args {
     /// 512KiB); their last good content stays served.
     #[arg(long, default_value = "4MiB", value_parser = super::parse_size)]
     max_file_size: u64,
+    /// How often a PostgreSQL store is polled for other replicas' writes, besides
+    /// LISTEN/NOTIFY: 100ms to 1h.
+    #[arg(long, default_value = "500ms", value_parser = interval("--poll-interval"))]
+    poll_interval: Duration,
+    /// How long a directory must stay quiet after a file event before it is re-read: 10ms to
+    /// 1m.
+    #[arg(long, default_value = "300ms", value_parser = bounded("--debounce", ServeOptions::DEBOUNCE_BOUNDS))]
+    debounce: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -55,6 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         reload_interval: args.reload_interval,
         max_file_size: args.max_file_size,
+        poll_interval: args.poll_interval,
+        debounce: args.debounce,
         known_keys: dynalert_rules::declared_keys(),
         limits: args.limits.limits(),
         max_series: args.max_series,
@@ -81,20 +92,61 @@ pub fn init_logging() {
         .init();
 }
 
-/// `500ms`, `30s`, `5m`, `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
-    })
+fn interval(option: &'static str) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    bounded(option, ServeOptions::INTERVAL_BOUNDS)
+}
+
+/// Parses a duration (`500ms`, `30s`, `5m`, `1h 30m`) and refuses one outside `bounds`. A bare
+/// number has no unit and is refused, except `0`, which is out of every bound.
+fn bounded(
+    option: &'static str,
+    bounds: (Duration, Duration),
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| {
+        let value = humantime::parse_duration(text)
+            .map_err(|e| format!("{e} (a duration such as 500ms, 30s or 5m)"))?;
+        dynalert_server::options::check_bounds(option, value, bounds).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_parsed_and_bounded() {
+        let parse = interval("--reload-interval");
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
+        for zero in ["0", "0s", "0ms"] {
+            assert_eq!(
+                parse(zero).unwrap_err(),
+                "--reload-interval 0s: must be between 100ms and 1h",
+                "{zero}"
+            );
+        }
+        assert!(
+            parse("1ms")
+                .unwrap_err()
+                .starts_with("--reload-interval 1ms: must be")
+        );
+        assert!(
+            parse("61m")
+                .unwrap_err()
+                .starts_with("--reload-interval 1h 1m: must be")
+        );
+        // Once wrapped to 0 (2^62 minutes is 2^64 * 15 seconds).
+        assert!(
+            parse("4611686018427387904m")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse("30").unwrap_err().contains("time unit needed"));
+        assert!(parse("soon").is_err());
+        let debounce = bounded("--debounce", ServeOptions::DEBOUNCE_BOUNDS);
+        assert_eq!(debounce("10ms"), Ok(Duration::from_millis(10)));
+        assert!(debounce("2m").unwrap_err().contains("between 10ms and 1m"));
+    }
 }

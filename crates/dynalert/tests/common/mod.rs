@@ -136,6 +136,12 @@ impl Served {
         Launch::config_dir(dir, log_dir).start()
     }
 
+    /// Starts `dynalert serve ARGS` (a store and options; not `--listen`) with its log in
+    /// `log_dir`, and waits until `/ready` answers 200.
+    pub fn start_with(args: &[&std::ffi::OsStr], log_dir: &Path) -> Served {
+        Launch::args(args.iter().copied(), &log_dir.join("dynalert.log")).start()
+    }
+
     /// The process id of the server (of its wrapper, for a wrapper that forks).
     pub fn pid(&self) -> u32 {
         self.child.id()
