@@ -20,6 +20,8 @@ pub mod names;
 pub mod parse;
 pub mod resolve;
 pub mod schedule;
+mod series;
+mod settle;
 mod text_error;
 mod timeline;
 pub mod validate;

@@ -39,6 +39,10 @@ pub struct Model {
     pub sources: BTreeMap<String, Arc<ParsedFile>>,
     /// Keys known without a platform file declaring them (the rule packs' keys).
     pub builtin_keys: Arc<BTreeSet<String>>,
+    /// The platform files this model serves in another version than the model before it,
+    /// each with the tenants (sorted) whose values that change altered while their own
+    /// documents stayed the same. Empty for a first load: there is nothing to compare with.
+    pub platform_changes: BTreeMap<String, Vec<String>>,
 }
 
 impl Model {
@@ -68,6 +72,7 @@ impl Model {
             hash: OnceLock::new(),
             sources: BTreeMap::new(),
             builtin_keys: Arc::default(),
+            platform_changes: BTreeMap::new(),
         }
     }
 
@@ -79,6 +84,13 @@ impl Model {
     ) -> Self {
         self.sources = sources;
         self.builtin_keys = builtin_keys;
+        self
+    }
+
+    /// Attaches what the platform changes of this reload changed (see
+    /// [`Model::platform_changes`]).
+    pub fn with_platform_changes(mut self, changes: BTreeMap<String, Vec<String>>) -> Self {
+        self.platform_changes = changes;
         self
     }
 
