@@ -100,6 +100,22 @@ impl Model {
         self.hash.get_or_init(|| canonical_hash(&self.tenants))
     }
 
+    /// One line per entry of [`Model::platform_changes`], for `/ready` and the reload log:
+    /// `_defaults.yaml changed the thresholds of 2 tenant(s): db-a, db-b` (at most 20 names).
+    pub fn platform_change_summaries(&self) -> impl Iterator<Item = String> + '_ {
+        const NAMES: usize = 20;
+        self.platform_changes.iter().map(|(file, tenants)| {
+            let mut names = tenants[..tenants.len().min(NAMES)].join(", ");
+            if tenants.len() > NAMES {
+                names.push_str(&format!(" and {} more", tenants.len() - NAMES));
+            }
+            format!(
+                "{file} changed the thresholds of {} tenant(s): {names}",
+                tenants.len()
+            )
+        })
+    }
+
     pub fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }

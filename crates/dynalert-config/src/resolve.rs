@@ -57,7 +57,7 @@ pub struct Origin<'a> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct KeyView<'a> {
     pub key: &'a str,
-    /// `None` when no row is exported (disabled, or no layer sets a value).
+    /// `None` when no row is exported (disabled, overridden, or no layer sets a value).
     pub value: Option<f64>,
     pub severity: Severity,
     pub state: KeyState,

@@ -143,10 +143,11 @@ async fn health() -> Response {
 }
 
 /// 503 until the first load is done, then 200. The body lists what is wrong with the files
-/// in either case: errors one per line, then the files not served as they are on disk.
+/// in either case: errors one per line, then the files not served as they are on disk; last,
+/// the platform files the last reload changed, with the tenants whose thresholds that altered.
 #[utoipa::path(get, path = "/ready", operation_id = "getReady", tag = "serving",
     summary = "Readiness",
-    description = "`503` until the first load of the store is done, then `200`. The body says `ready` (or `not ready: …`), then lists what is wrong with the configuration: errors one per line, then files not served as they are stored. Unauthenticated.",
+    description = "`503` until the first load of the store is done, then `200`. The body says `ready` (or `not ready: …`), then lists what is wrong with the configuration: errors one per line, then files not served as they are stored; last, the platform files the last reload changed, each with the tenants whose thresholds that altered. Unauthenticated.",
     security(),
     responses(
         (status = 200, description = "Ready.", body = String, content_type = "text/plain"),
@@ -178,6 +179,9 @@ async fn ready(State(api): State<Arc<Api>>) -> Response {
                 let _ = writeln!(body, "{file}: not served (no good version yet)");
             }
         }
+    }
+    for line in served.model.platform_change_summaries() {
+        let _ = writeln!(body, "{line}");
     }
     text(code, body)
 }

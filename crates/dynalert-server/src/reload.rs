@@ -219,6 +219,9 @@ impl ReloadLoop {
             ok = record.ok,
             "config reloaded"
         );
+        for line in model.platform_change_summaries() {
+            info!(reason, "platform change served: {line}");
+        }
     }
 
     fn failed(&self, e: SourceError, reason: &'static str) {
