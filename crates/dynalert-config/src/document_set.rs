@@ -236,9 +236,10 @@ impl DocumentSet {
         let mut accepted = Vec::new();
         for (path, slot, judged) in judged {
             diagnostics.extend(slot.current.diagnostics.iter().cloned());
-            let served = if slot.current.is_platform {
-                judged
-            } else if !slot.current.rejected && !judge.files_with_errors.contains(path) {
+            // Platform files were settled already; a tenant file is served as judged if it
+            // passed, else in its last good version.
+            let passed = !slot.current.rejected && !judge.files_with_errors.contains(path);
+            let served = if slot.current.is_platform || passed {
                 judged
             } else {
                 slot.good.clone()
