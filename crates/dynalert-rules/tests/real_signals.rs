@@ -218,7 +218,7 @@ fn a_custom_alerts_key_critical_tier_fires_at_its_own_threshold() {
         default: 0.0,
         default_critical: Some(0.0),
         signal: custom.expr.clone(),
-        op: custom.op.clone(),
+        op: custom.op,
         dimension: None,
         dimension_label: None,
         alert: AlertDecl {
