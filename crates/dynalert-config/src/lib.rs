@@ -4,8 +4,10 @@
 //! and databases live in `dynalert-store` and the server). Pipeline: [`parse`] one document →
 //! [`compile`] the set (hierarchy, cross-file checks) → [`Model`] → [`Model::resolve_at`] an
 //! instant. [`DocumentSet`] holds the documents and the last good version of each, and turns
-//! each [`Delta`] into a new model and a [`ModelDiff`]. Every surface (exporter, API, linter,
-//! `show`) goes through this crate so they cannot disagree.
+//! each [`Delta`] into a new model and a [`ModelDiff`]; `settle` decides which version of
+//! each document is served when some have errors (no file pays for another's), and `series`
+//! is the identity of a served row (two keys of one layer may not share one). Every surface
+//! (exporter, API, linter, `show`) goes through this crate so they cannot disagree.
 
 pub mod codec;
 mod comparison;
