@@ -11,6 +11,7 @@ use crate::diag::Diagnostic;
 use crate::digest::{Canon, Digest};
 use crate::doc::*;
 use crate::names::suggestion;
+use crate::series::{Series, collisions};
 use crate::text_error::KeyError;
 use crate::value::{Setting, Severity};
 
@@ -85,8 +86,26 @@ impl EffectivePlatform {
 
     /// The digest of the merged blocks, in canonical form (see [`crate::digest`]).
     fn compute_digest(&self) -> Digest {
+        self.digest_of(|_| true, |_| true)
+    }
+
+    /// The digest of what a tenant with this profile (or none) that sets the keys `own`
+    /// itself resolves against: without the other profiles, and without the values of those
+    /// keys. Equal digests, equal values for that tenant.
+    pub(crate) fn digest_for(&self, profile: Option<&str>, own: impl Fn(&str) -> bool) -> Digest {
+        self.digest_of(|name| Some(name) == profile, |key| !own(key))
+    }
+
+    fn digest_of(&self, profile: impl Fn(&str) -> bool, key: impl Fn(&str) -> bool) -> Digest {
+        fn kept<'m>(
+            values: &'m BTreeMap<String, PlatformValue>,
+            key: &impl Fn(&str) -> bool,
+        ) -> Vec<(&'m String, &'m PlatformValue)> {
+            values.iter().filter(|(k, _)| key(k)).collect()
+        }
+        let values = |values| kept(values, &key);
         Canon::digest(|c| {
-            c.seq(self.defaults.iter(), |c, (k, v)| {
+            c.seq(values(&self.defaults).into_iter(), |c, (k, v)| {
                 c.str(k).threshold(&v.value);
             });
             c.strs(self.optional.iter());
@@ -96,8 +115,9 @@ impl EffectivePlatform {
                     .bool(f.default_enabled)
                     .strs(f.reasons.iter());
             });
-            c.seq(self.profiles.iter(), |c, (name, values)| {
-                c.str(name).seq(values.iter(), |c, (k, v)| {
+            let profiles: Vec<_> = self.profiles.iter().filter(|(p, _)| profile(p)).collect();
+            c.seq(profiles.into_iter(), |c, (name, profile)| {
+                c.str(name).seq(values(profile).into_iter(), |c, (k, v)| {
                     c.str(k).threshold(&v.value);
                 });
             });
@@ -149,6 +169,9 @@ pub struct Compiled {
     pub diagnostics: Vec<Diagnostic>,
     /// Files that the diagnostics above found errors in.
     pub files_with_errors: BTreeSet<String>,
+    /// Files with a tenant that is served from this compile (a single definition) and fails
+    /// its checks against its platform: what it serves is a copy without the items in error.
+    pub(crate) failed_files: BTreeSet<String>,
 }
 
 /// Builds the served model from the files to serve; `builtin_keys` are known to every
@@ -162,7 +185,12 @@ pub fn compile(
     previous_tenants: &BTreeMap<String, TenantEntry>,
 ) -> Compiled {
     let mut diags = Vec::new();
-    let platforms = build_platforms(files, builtin_keys, previous_platforms, &mut diags);
+    let dirs = files.iter().map(|f| f.dir.as_str());
+    let platform_files = files.iter().filter(|f| f.is_platform).map(|f| &**f);
+    let platforms = build_platforms(platform_files, dirs, builtin_keys, previous_platforms);
+    for f in files.iter().filter(|f| f.is_platform) {
+        check_platform_file(f, &platforms[&f.dir], &mut diags);
+    }
     // Every tenant with the directory of its file, grouped by name.
     let mut all: Vec<(&Arc<TenantDoc>, &str)> = files
         .iter()
@@ -189,13 +217,14 @@ pub fn compile(
             for (copy, dir) in copies {
                 check_tenant((*copy).clone(), &platform_for(&platforms, dir), &mut diags);
             }
-            // Neither copy replaces the one served before.
-            match prev {
-                Some(prev) => (
-                    prev.doc.clone(),
-                    platform_for(&platforms, &dir_of(&prev.doc.file)),
-                ),
-                None => continue,
+            // Neither copy replaces the one served before, which follows the platform as long
+            // as it passes its checks against it, and keeps its values otherwise.
+            let Some(prev) = prev else { continue };
+            let platform = platform_for(&platforms, &dir_of(&prev.doc.file));
+            if passes(&prev.doc, &platform) {
+                (prev.doc.clone(), platform)
+            } else {
+                (prev.doc.clone(), prev.platform.clone())
             }
         } else {
             let dir = copies[0].1;
@@ -229,7 +258,11 @@ pub fn compile(
         })
         .collect();
     let mut tenants = Vec::with_capacity(checked.len());
+    let mut failed_files = BTreeSet::new();
     for (name, entry, found) in checked {
+        if found.iter().any(Diagnostic::is_error) {
+            failed_files.insert(entry.doc.file.clone());
+        }
         diags.extend(found);
         tenants.push((name, entry));
     }
@@ -247,6 +280,7 @@ pub fn compile(
         tenants,
         diagnostics: diags,
         files_with_errors,
+        failed_files,
     }
 }
 
@@ -254,54 +288,52 @@ pub fn dir_of(path: &str) -> String {
     path.rsplit_once('/').map_or("", |(d, _)| d).to_string()
 }
 
-/// The effective platform of every directory that holds a platform or tenant file.
-fn build_platforms(
-    files: &[Arc<ParsedFile>],
+/// The effective platform of the root and of every directory in `dirs`, from the platform
+/// files given (in path order, so that one directory's files merge in filename order).
+pub(crate) fn build_platforms<'f>(
+    platform_files: impl Iterator<Item = &'f ParsedFile>,
+    dirs: impl Iterator<Item = &'f str>,
     builtin_keys: &BTreeSet<String>,
     previous: &BTreeMap<String, Arc<EffectivePlatform>>,
-    diags: &mut Vec<Diagnostic>,
 ) -> BTreeMap<String, Arc<EffectivePlatform>> {
     let mut own: BTreeMap<&str, Vec<&ParsedFile>> = BTreeMap::new();
-    let mut dirs: BTreeSet<String> = BTreeSet::from([String::new()]);
+    for f in platform_files {
+        own.entry(f.dir.as_str()).or_default().push(f);
+    }
+    let mut all_dirs: BTreeSet<&str> = BTreeSet::from([""]);
     let mut last_dir = None;
-    for f in files {
-        if f.is_platform {
-            own.entry(f.dir.as_str()).or_default().push(f);
-        }
+    for dir in dirs {
         // Files come in path order, so a directory's files are together.
-        if last_dir != Some(f.dir.as_str()) {
-            dirs.insert(f.dir.clone());
-            last_dir = Some(f.dir.as_str());
+        if last_dir != Some(dir) {
+            all_dirs.insert(dir);
+            last_dir = Some(dir);
         }
     }
     let mut out = BTreeMap::new();
-    for dir in dirs {
+    for dir in all_dirs {
         // Keys declared outside the tree (the rule packs') are known everywhere, as optional.
         let mut eff = EffectivePlatform {
             optional: builtin_keys.clone(),
             ..Default::default()
         };
-        for ancestor in ancestors(&dir) {
+        for ancestor in ancestors(dir) {
             for f in own.get(ancestor.as_str()).into_iter().flatten() {
                 eff.overlay(&f.platform);
             }
         }
         let eff = eff.seal();
-        let eff = match previous.get(&dir) {
+        let eff = match previous.get(dir) {
             // Full equality, not just the digest: origins (file:line) must stay current.
             Some(prev) if **prev == eff => prev.clone(),
             _ => Arc::new(eff),
         };
-        out.insert(dir, eff);
-    }
-    for f in files.iter().filter(|f| f.is_platform) {
-        check_platform_file(f, &out[&f.dir], diags);
+        out.insert(dir.to_string(), eff);
     }
     out
 }
 
 /// `a/b` → `""`, `a`, `a/b` (root first, so deeper files overlay shallower ones).
-fn ancestors(dir: &str) -> Vec<String> {
+pub(crate) fn ancestors(dir: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut acc = String::new();
     for part in dir.split('/').filter(|p| !p.is_empty()) {
@@ -314,7 +346,7 @@ fn ancestors(dir: &str) -> Vec<String> {
     out
 }
 
-fn platform_for(
+pub(crate) fn platform_for(
     platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
     dir: &str,
 ) -> Arc<EffectivePlatform> {
@@ -338,7 +370,61 @@ fn check_platform_file(f: &ParsedFile, eff: &EffectivePlatform, diags: &mut Vec<
                 );
             }
         }
+        same_series_in_block(f, &format!("profile {profile:?}"), values, eff, diags);
     }
+    same_series_in_block(f, "defaults", &f.platform.defaults, eff, diags);
+}
+
+/// Two keys of one platform block that serve the same series (`x: "8:critical"` and
+/// `x_critical: 7`): the later one is an error naming the earlier.
+fn same_series_in_block(
+    f: &ParsedFile,
+    block: &str,
+    values: &PlatformValues,
+    eff: &EffectivePlatform,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let claims = values
+        .iter()
+        .map(|(key, v)| Series::claimed(key, eff.tier_base(key), &[], &v.value));
+    for (later, earlier, series) in collisions(claims) {
+        let ((key, v), (other, first)) = (&values[later], &values[earlier]);
+        let e = same_series(other, first.pos, &series);
+        diags.push(
+            Diagnostic::error(&f.path, v.pos, format!("{block}: key {key:?} {e}")).for_key(key),
+        );
+    }
+}
+
+fn same_series(other: &str, pos: crate::yaml::Pos, series: &Series<'_>) -> KeyError {
+    KeyError::SameSeries {
+        other: other.to_string(),
+        line: pos.line,
+        col: pos.col,
+        series: series.to_string(),
+    }
+}
+
+/// Everything wrong in one platform file against the platforms given: its profiles and
+/// blocks, and its own tenants against the platform of its directory (duplicates aside).
+pub(crate) fn platform_file_findings(
+    f: &ParsedFile,
+    platforms: &BTreeMap<String, Arc<EffectivePlatform>>,
+) -> Vec<Diagnostic> {
+    let platform = platform_for(platforms, &f.dir);
+    let mut found = Vec::new();
+    check_platform_file(f, &platform, &mut found);
+    for t in &f.tenants {
+        check_tenant(t.clone(), &platform, &mut found);
+    }
+    found
+}
+
+/// Whether a tenant passes every check against a platform.
+pub(crate) fn passes(doc: &Arc<TenantDoc>, platform: &EffectivePlatform) -> bool {
+    let mut found = Vec::new();
+    check_tenant(doc.clone(), platform, &mut found);
+    !found.iter().any(Diagnostic::is_error)
 }
 
 /// What [`compile`] would report for one tenant file, against the platforms and tenants of a
@@ -413,6 +499,7 @@ fn check_tenant(
             bad_keys.insert(t.key.raw().to_string());
         }
     }
+    same_series_in_tenant(&doc, platform, &mut bad_keys, diags);
     let bad_profile = doc
         .profile
         .as_ref()
@@ -466,6 +553,35 @@ fn check_tenant(
     }
     cleaned.digest = cleaned.compute_digest();
     Arc::new(cleaned)
+}
+
+/// Two keys of one tenant that serve the same series (`x{q='a'}` and `x{ q = "a" }`): the
+/// later one is an error naming the earlier. Keys in error already are left out.
+fn same_series_in_tenant(
+    doc: &TenantDoc,
+    platform: &EffectivePlatform,
+    bad_keys: &mut BTreeSet<String>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let keys: Vec<&TenantThreshold> = doc
+        .thresholds
+        .iter()
+        .filter(|t| !bad_keys.contains(t.key.raw()))
+        .collect();
+    let claims = keys.iter().map(|t| {
+        let name = t.key.name();
+        Series::claimed(name, platform.tier_base(name), t.key.dims(), &t.value)
+    });
+    for (later, earlier, series) in collisions(claims) {
+        let (t, first) = (keys[later], keys[earlier]);
+        let e = same_series(first.key.raw(), first.pos, &series);
+        diags.push(
+            Diagnostic::error(&doc.file, t.pos, e.to_string())
+                .for_tenant(&doc.name)
+                .for_key(t.key.raw()),
+        );
+        bad_keys.insert(t.key.raw().to_string());
+    }
 }
 
 fn check_key(key: &KeyRef, base: &Setting, platform: &EffectivePlatform) -> Result<(), KeyError> {

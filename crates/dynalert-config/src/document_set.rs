@@ -17,6 +17,7 @@ use crate::doc::ParsedFile;
 use crate::limits::{self, Limits};
 use crate::model::{FileStatus, Model};
 use crate::parse::parse_file;
+use crate::settle::{Holds, PlatformSlot, settle_platforms, tenants_changed_by_platform};
 use crate::yaml::Pos;
 
 struct Slot {
@@ -87,6 +88,8 @@ pub struct DocumentSet {
     builtin_keys: Arc<BTreeSet<String>>,
     limits: Limits,
     slots: BTreeMap<String, Slot>,
+    /// Files whose tenants keep their previous values while a platform change breaks them.
+    holds: Holds,
     model: Arc<Model>,
 }
 
@@ -102,6 +105,7 @@ impl DocumentSet {
             builtin_keys: Arc::default(),
             limits: Limits::DEFAULT,
             slots: BTreeMap::new(),
+            holds: Holds::default(),
             model: Arc::new(Model::empty()),
         }
     }
@@ -180,67 +184,157 @@ impl DocumentSet {
         }
     }
 
-    /// Runs the cross-file stage: first over the current content of every file (to report
-    /// every problem, even in files that are rejected anyway), then, if some file must fall
-    /// back, over what is actually served.
+    /// Runs the cross-file stage. Every file is judged against the *served* versions of the
+    /// others, never against another file's broken content: the platform files first
+    /// ([`settle_platforms`]), then the tenant files against the platforms as served (this
+    /// pass also reports every problem of files that are rejected anyway). A file with errors
+    /// falls back to its last good version; tenants that a platform change breaks keep the
+    /// values they had ([`Holds`]).
     fn build_model(&mut self, prev: &Model) -> Model {
-        let current: Vec<Arc<ParsedFile>> =
-            self.slots.values().map(|s| s.current.clone()).collect();
-        let checked = compile(&current, &self.builtin_keys, &prev.platforms, &prev.tenants);
-        let mut diagnostics = checked.diagnostics;
-        // Slots are in path order: both maps are built from sorted lists in one pass.
-        let mut serve: Vec<(String, Arc<ParsedFile>)> = Vec::with_capacity(self.slots.len());
-        let mut files = Vec::with_capacity(self.slots.len());
-        for (path, slot) in self.slots.iter_mut() {
+        let dirs: Vec<&str> = self
+            .slots
+            .values()
+            .map(|s| s.current.dir.as_str())
+            .collect();
+        let platform_slots: Vec<PlatformSlot<'_>> = self
+            .slots
+            .values()
+            .filter(|s| s.current.is_platform)
+            .map(|s| PlatformSlot {
+                current: &s.current,
+                good: s.good.as_ref(),
+            })
+            .collect();
+        let settled = settle_platforms(&platform_slots, &dirs, &self.builtin_keys, &prev.platforms);
+        let mut platform_served = settled.served.into_iter();
+        // Per file in path order: the version judged (tenant files: the current one).
+        let judged: Vec<(&String, &Slot, Option<Arc<ParsedFile>>)> = self
+            .slots
+            .iter()
+            .map(|(path, slot)| match slot.current.is_platform {
+                true => (path, slot, platform_served.next().flatten()),
+                false => (path, slot, Some(slot.current.clone())),
+            })
+            .collect();
+        let judged_files: Vec<Arc<ParsedFile>> =
+            judged.iter().filter_map(|(_, _, f)| f.clone()).collect();
+        let judge = compile(
+            &judged_files,
+            &self.builtin_keys,
+            &settled.platforms,
+            &prev.tenants,
+        );
+        let mut diagnostics = settled.diagnostics;
+        // What the judging pass says about a platform file served in its last good version
+        // is about that old copy: its current version was judged by the settling above.
+        let judged_current: BTreeSet<&str> = judged
+            .iter()
+            .filter(|(_, slot, f)| f.as_ref().is_some_and(|f| Arc::ptr_eq(f, &slot.current)))
+            .map(|(path, _, _)| path.as_str())
+            .collect();
+        diagnostics.extend(
+            judge
+                .diagnostics
+                .iter()
+                .filter(|d| judged_current.contains(d.file.as_str()))
+                .cloned(),
+        );
+        let with_errors: BTreeSet<String> = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.file.clone())
+            .collect();
+        let mut serve: Vec<(String, Arc<ParsedFile>)> = Vec::with_capacity(judged.len());
+        let mut files = Vec::with_capacity(judged.len());
+        let mut accepted = Vec::new();
+        for (path, slot, judged) in judged {
             diagnostics.extend(slot.current.diagnostics.iter().cloned());
-            let accepted = !slot.current.rejected && !checked.files_with_errors.contains(path);
-            let unchanged_good = slot
+            // Platform files were settled already; a tenant file is served as judged if it
+            // passed, else in its last good version.
+            let passed = !slot.current.rejected && !judge.files_with_errors.contains(path);
+            let served = if slot.current.is_platform || passed {
+                judged
+            } else {
+                slot.good.clone()
+            };
+            let current = served
+                .as_ref()
+                .is_some_and(|f| Arc::ptr_eq(f, &slot.current));
+            let good = slot
                 .good
                 .as_ref()
                 .is_some_and(|g| Arc::ptr_eq(g, &slot.current));
-            if accepted {
-                slot.good = Some(slot.current.clone());
-            }
-            // An unchanged file that was good stays served even if another file's change
-            // now conflicts with it (a duplicate tenant, a removed default): the newcomer
-            // is the one that falls back.
-            let (served, status) = if accepted || (unchanged_good && !slot.current.rejected) {
-                (
-                    Some(slot.current.clone()),
-                    if accepted {
-                        FileStatus::Ok
-                    } else {
-                        FileStatus::ServingLastGood
-                    },
-                )
-            } else if let Some(good) = &slot.good {
-                (Some(good.clone()), FileStatus::ServingLastGood)
-            } else {
-                (None, FileStatus::NotServed)
+            let status = match &served {
+                None => FileStatus::NotServed,
+                // A good file that another file's change gives errors is served as it was.
+                Some(_) if current && good && with_errors.contains(path) => {
+                    FileStatus::ServingLastGood
+                }
+                Some(_) if current => FileStatus::Ok,
+                Some(_) => FileStatus::ServingLastGood,
             };
+            if current && !with_errors.contains(path) {
+                accepted.push(path.clone());
+            }
             if let Some(f) = served {
                 serve.push((path.clone(), f));
             }
             files.push((path.clone(), status));
         }
+        for path in accepted {
+            if let Some(slot) = self.slots.get_mut(&path) {
+                slot.good = Some(slot.current.clone());
+            }
+        }
+        // Slots are in path order: both maps are built from sorted lists in one pass.
         let serve: BTreeMap<String, Arc<ParsedFile>> = serve.into_iter().collect();
         let files: BTreeMap<String, FileStatus> = files.into_iter().collect();
-        let all_current = serve.len() == current.len()
-            && serve.values().zip(&current).all(|(a, b)| Arc::ptr_eq(a, b));
-        let (platforms, tenants) = if all_current {
-            (checked.platforms, checked.tenants)
+        let as_judged = serve.len() == judged_files.len()
+            && serve
+                .values()
+                .zip(&judged_files)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        let built = if as_judged {
+            judge
         } else {
             let served: Vec<Arc<ParsedFile>> = serve.values().cloned().collect();
-            let built = compile(&served, &self.builtin_keys, &prev.platforms, &prev.tenants);
-            (built.platforms, built.tenants)
+            compile(
+                &served,
+                &self.builtin_keys,
+                &settled.platforms,
+                &prev.tenants,
+            )
         };
+        let mut tenants = built.tenants;
+        let slots = &self.slots;
+        let current_pos = |path: &str, tenant: &str| {
+            let current = &slots.get(path)?.current;
+            current
+                .tenants
+                .iter()
+                .find(|t| t.name == tenant)
+                .map(|t| t.pos)
+        };
+        self.holds.apply(
+            &built.failed_files,
+            prev,
+            &serve,
+            &mut tenants,
+            current_pos,
+            &mut diagnostics,
+        );
+        let platform_changes = tenants_changed_by_platform(prev, &tenants, &serve);
         diagnostics.sort();
         diagnostics.dedup();
-        Model::new(prev.generation + 1, platforms, tenants, diagnostics, files).with_sources(
-            serve,
-            self.builtin_keys.clone(),
-            self.limits,
+        Model::new(
+            prev.generation + 1,
+            built.platforms,
+            tenants,
+            diagnostics,
+            files,
         )
+        .with_sources(serve, self.builtin_keys.clone(), self.limits)
+        .with_platform_changes(platform_changes)
     }
 }
 

@@ -13,7 +13,10 @@
 //!   as the API and the CLI exchange them; [`names`]: the naming rules every surface shares.
 //!
 //! Inside, a one-way chain: `yaml` → `doc` → `parse` (one document) → `compile` (hierarchy,
-//! cross-file checks) → `model` → `resolve`; `digest` gives canonical hashes.
+//! cross-file checks) → `model` → `resolve`; `digest` gives canonical hashes;
+//! `settle` decides which version of each document is served when some have errors (no file
+//! pays for another's), and `series` is the identity of a served row (two keys of one layer
+//! may not share one).
 
 pub mod codec;
 mod comparison;
@@ -29,6 +32,8 @@ pub mod names;
 mod parse;
 mod resolve;
 mod schedule;
+mod series;
+mod settle;
 mod text_error;
 mod timeline;
 pub mod validate;

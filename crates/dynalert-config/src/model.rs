@@ -42,6 +42,10 @@ pub struct Model {
     pub builtin_keys: Arc<BTreeSet<String>>,
     /// The bounds the documents were held to, and a proposed write is.
     pub limits: Limits,
+    /// The platform files this model serves in another version than the model before it,
+    /// each with the tenants (sorted) whose values that change altered while their own
+    /// documents stayed the same. Empty for a first load: there is nothing to compare with.
+    pub platform_changes: BTreeMap<String, Vec<String>>,
 }
 
 impl Model {
@@ -72,6 +76,7 @@ impl Model {
             sources: BTreeMap::new(),
             builtin_keys: Arc::default(),
             limits: Limits::DEFAULT,
+            platform_changes: BTreeMap::new(),
         }
     }
 
@@ -89,10 +94,33 @@ impl Model {
         self
     }
 
+    /// Attaches what the platform changes of this reload changed (see
+    /// [`Model::platform_changes`]).
+    pub fn with_platform_changes(mut self, changes: BTreeMap<String, Vec<String>>) -> Self {
+        self.platform_changes = changes;
+        self
+    }
+
     /// SHA-256 of the served configuration in a canonical form: formatting, comments and
     /// file layout do not change it, values do.
     pub fn hash(&self) -> &str {
         self.hash.get_or_init(|| canonical_hash(&self.tenants))
+    }
+
+    /// One line per entry of [`Model::platform_changes`], for `/ready` and the reload log:
+    /// `_defaults.yaml changed the thresholds of 2 tenant(s): db-a, db-b` (at most 20 names).
+    pub fn platform_change_summaries(&self) -> impl Iterator<Item = String> + '_ {
+        const NAMES: usize = 20;
+        self.platform_changes.iter().map(|(file, tenants)| {
+            let mut names = tenants[..tenants.len().min(NAMES)].join(", ");
+            if tenants.len() > NAMES {
+                names.push_str(&format!(" and {} more", tenants.len() - NAMES));
+            }
+            format!(
+                "{file} changed the thresholds of {} tenant(s): {names}",
+                tenants.len()
+            )
+        })
     }
 
     pub fn error_count(&self) -> usize {

@@ -8,14 +8,15 @@
 //! it allocates as little as it can.
 
 use std::borrow::Cow;
+use std::cmp::Reverse;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::compile::{EffectivePlatform, TenantEntry};
 use crate::doc::{PlatformValue, SilentMode, TenantDoc, TenantThreshold};
-use crate::names::split_key;
 use crate::schedule::next_minute;
+use crate::series::{Series, severity_of};
 use crate::value::{Setting, Severity, Threshold};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -27,6 +28,9 @@ pub enum KeyState {
     Disabled,
     Scheduled,
     Expired,
+    /// Another key of a more specific layer serves the same series (a tenant's `"70:critical"`
+    /// over the platform's `<key>_critical`): this key serves no row.
+    Overridden,
 }
 
 impl KeyState {
@@ -38,6 +42,7 @@ impl KeyState {
             KeyState::Disabled => "disabled",
             KeyState::Scheduled => "scheduled",
             KeyState::Expired => "expired",
+            KeyState::Overridden => "overridden",
         }
     }
 }
@@ -52,7 +57,7 @@ pub struct Origin<'a> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct KeyView<'a> {
     pub key: &'a str,
-    /// `None` when no row is exported (disabled, or no layer sets a value).
+    /// `None` when no row is exported (disabled, overridden, or no layer sets a value).
     pub value: Option<f64>,
     pub severity: Severity,
     pub state: KeyState,
@@ -171,7 +176,7 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
     }
 
     let mut keys = Vec::with_capacity(universe.len() + doc.thresholds.len());
-    let mut rows: Vec<(ThresholdRow<'_>, Layer)> = Vec::with_capacity(universe.len());
+    let mut rows: Vec<(ThresholdRow<'_>, Rank<'_>, usize)> = Vec::with_capacity(universe.len());
     let mut key_states = Vec::with_capacity(universe.len());
     // The universe is in key order, and so are the tenant's values, the profile and the
     // defaults: each is walked alongside it rather than searched for every key.
@@ -199,7 +204,7 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
         let from_default =
             seek(&mut default_values, key).map(|v| platform_candidate(Layer::Default, v));
         let tier_base = platform.tier_base(key);
-        let view = resolve_key(
+        let (view, layer) = resolve_key(
             key,
             [tenant, from_profile, from_default],
             tier_base,
@@ -215,16 +220,14 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
             tier_base.and_then(tenant_value),
             at,
         );
-        if let Some(value) = view.value {
-            let (component, metric) = split_key(tier_base.unwrap_or(key));
-            let row = ThresholdRow {
-                component,
-                metric,
-                severity: view.severity,
-                dims: Vec::new(),
-                value,
-            };
-            rows.push((row, layer_of(view.state)));
+        if let (Some(value), Some(origin)) = (view.value, &view.origin) {
+            let series = Series::of(key, tier_base, &[], view.severity);
+            // The view is pushed below (it has an origin): `keys.len()` is its index.
+            rows.push((
+                ThresholdRow::new(series, value),
+                Rank::of(layer, origin.file),
+                keys.len(),
+            ));
         }
         if let Some(state) = state_filter_value(&view) {
             key_states.push((key, state));
@@ -238,14 +241,15 @@ pub fn resolve_tenant(entry: &TenantEntry, at: DateTime<Utc>) -> ResolvedTenant<
 
     for t in doc.thresholds.iter().filter(|t| !t.key.dims().is_empty()) {
         let (view, row) = resolve_dimension(t, doc, platform, at, &mut horizon, &mut events);
+        rows.extend(row.map(|r| (r, Rank::of(Layer::Tenant, &doc.file), keys.len())));
         keys.push(view);
-        rows.extend(row.map(|r| (r, Layer::Tenant)));
     }
+    let rows = unique_rows(rows, &mut keys);
 
     ResolvedTenant {
         name: &doc.name,
         keys,
-        rows: unique_rows(rows),
+        rows,
         key_states,
         state_filters: active_filters(doc, platform, at, &mut horizon, &mut events),
         silent: silent_targets(doc, at, &mut horizon, &mut events),
@@ -289,18 +293,69 @@ fn merge_sorted<'a>(
     }
 }
 
-/// Sorts rows by their labels; where two keys produce the same series (a tenant's
-/// `"70:critical"` and the default critical tier), the most specific layer wins.
-fn unique_rows(mut rows: Vec<(ThresholdRow<'_>, Layer)>) -> Vec<ThresholdRow<'_>> {
-    let order = |(a, la): &(ThresholdRow<'_>, Layer), (b, lb): &(ThresholdRow<'_>, Layer)| {
-        same_series(a, b).then(la.cmp(lb))
+/// How specific the source of a row is. Where keys of different layers serve the same series
+/// (a tenant's `"70:critical"` and the platform's `<key>_critical`), the most specific wins:
+/// the tenant over its profile over the defaults and, among platform files, the deeper one or,
+/// in one directory, the later one (the order in which they override each other per key).
+/// Two keys of one layer never do: the checks refuse them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank<'a> {
+    layer: Layer,
+    depth: Reverse<usize>,
+    file: Reverse<&'a str>,
+}
+
+impl<'a> Rank<'a> {
+    fn of(layer: Layer, file: &'a str) -> Self {
+        Rank {
+            layer,
+            depth: Reverse(file.matches('/').count()),
+            file: Reverse(file),
+        }
+    }
+}
+
+/// Sorts rows by their labels and keeps, per series, the row of the most specific source
+/// (see [`Rank`]); the views of the keys whose rows lost say so, so that what a person reads
+/// is what is served.
+fn unique_rows<'a>(
+    mut rows: Vec<(ThresholdRow<'a>, Rank<'a>, usize)>,
+    keys: &mut [KeyView<'a>],
+) -> Vec<ThresholdRow<'a>> {
+    let order = |(a, ra, _): &(ThresholdRow<'_>, Rank<'_>, usize),
+                 (b, rb, _): &(ThresholdRow<'_>, Rank<'_>, usize)| {
+        same_series(a, b).then(ra.cmp(rb))
     };
     // Rows come in key order, which is nearly always series order already.
     if !rows.is_sorted_by(|a, b| order(a, b).is_le()) {
         rows.sort_by(order);
     }
-    rows.dedup_by(|(later, _), (kept, _)| same_series(later, kept).is_eq());
-    rows.into_iter().map(|(r, _)| r).collect()
+    let mut unique: Vec<ThresholdRow<'a>> = Vec::with_capacity(rows.len());
+    for (row, _, view) in rows {
+        if unique
+            .last()
+            .is_some_and(|kept| same_series(kept, &row).is_eq())
+        {
+            let view = &mut keys[view];
+            view.value = None;
+            view.state = KeyState::Overridden;
+        } else {
+            unique.push(row);
+        }
+    }
+    unique
+}
+
+impl<'a> ThresholdRow<'a> {
+    fn new(series: Series<'a>, value: f64) -> Self {
+        ThresholdRow {
+            component: series.component,
+            metric: series.metric,
+            severity: series.severity,
+            dims: series.dims,
+            value,
+        }
+    }
 }
 
 /// Orders rows by their labels (equal: the same series).
@@ -321,24 +376,6 @@ fn platform_candidate(layer: Layer, v: &PlatformValue) -> Candidate<'_> {
     }
 }
 
-fn default_severity(setting: &Setting, tier_base: Option<&str>) -> Severity {
-    match setting {
-        Setting::Value {
-            severity: Some(s), ..
-        } => *s,
-        _ if tier_base.is_some() => Severity::Critical,
-        _ => Severity::Warning,
-    }
-}
-
-fn layer_of(state: KeyState) -> Layer {
-    match state {
-        KeyState::Custom | KeyState::Scheduled | KeyState::Disabled => Layer::Tenant,
-        KeyState::Profile => Layer::Profile,
-        KeyState::Default | KeyState::Expired => Layer::Default,
-    }
-}
-
 fn resolve_key<'a>(
     key: &'a str,
     candidates: [Option<Candidate<'a>>; 3],
@@ -346,7 +383,7 @@ fn resolve_key<'a>(
     at: DateTime<Utc>,
     horizon: &mut Horizon,
     events: &mut Vec<ConfigEvent<'a>>,
-) -> KeyView<'a> {
+) -> (KeyView<'a>, Layer) {
     let mut expired = false;
     for c in candidates.into_iter().flatten() {
         horizon.consult(c.value);
@@ -367,23 +404,24 @@ fn resolve_key<'a>(
             (Layer::Profile, _) => KeyState::Profile,
             (Layer::Default, _) => KeyState::Default,
         };
-        return KeyView {
+        let view = KeyView {
             key,
             value: match setting {
                 Setting::Value { value, .. } => Some(value),
                 Setting::Disabled => None,
             },
-            severity: default_severity(&setting, tier_base),
+            severity: severity_of(&setting, tier_base),
             state,
             origin: Some(c.origin),
             expires: c.value.expires(),
             reason: c.value.reason(),
         };
+        return (view, c.layer);
     }
-    KeyView {
+    let view = KeyView {
         key,
         value: None,
-        severity: default_severity(&Setting::Disabled, tier_base),
+        severity: severity_of(&Setting::Disabled, tier_base),
         state: if expired {
             KeyState::Expired
         } else {
@@ -392,7 +430,8 @@ fn resolve_key<'a>(
         origin: None,
         expires: None,
         reason: None,
-    }
+    };
+    (view, Layer::Default)
 }
 
 /// A tenant that disables `<key>` also drops the inherited `<key>_critical` tier, unless it
@@ -449,7 +488,7 @@ fn resolve_dimension<'a>(
         let view = KeyView {
             key: t.key.raw(),
             value: None,
-            severity: default_severity(&t.value.base, tier_base),
+            severity: severity_of(&t.value.base, tier_base),
             state: KeyState::Expired,
             origin,
             expires: t.value.expires(),
@@ -458,20 +497,14 @@ fn resolve_dimension<'a>(
         return (view, None);
     }
     let setting = t.value.setting_at(at);
-    let severity = default_severity(&setting, tier_base);
+    let severity = severity_of(&setting, tier_base);
     // A disabled dimension must still shadow the tenant-wide threshold for its label value,
     // so it is exported as +Inf (a comparison that never fires).
     let value = match setting {
         Setting::Value { value, .. } => value,
         Setting::Disabled => f64::INFINITY,
     };
-    let (component, metric) = split_key(tier_base.unwrap_or(t.key.name()));
-    let dims = t
-        .key
-        .dims()
-        .iter()
-        .map(|d| (d.label_name(), d.value.as_str()))
-        .collect();
+    let series = Series::of(t.key.name(), tier_base, t.key.dims(), severity);
     let state = if t.value.schedule().is_some() {
         KeyState::Scheduled
     } else if setting == Setting::Disabled {
@@ -488,16 +521,7 @@ fn resolve_dimension<'a>(
         expires: t.value.expires(),
         reason: t.value.reason(),
     };
-    (
-        view,
-        Some(ThresholdRow {
-            component,
-            metric,
-            severity,
-            dims,
-            value,
-        }),
-    )
+    (view, Some(ThresholdRow::new(series, value)))
 }
 
 fn state_filter_value(view: &KeyView<'_>) -> Option<i8> {

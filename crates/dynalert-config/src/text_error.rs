@@ -68,4 +68,15 @@ pub enum KeyError {
     UnknownBase { name: String, suggestion: String },
     #[error("{name:?} is the critical tier; it cannot carry severity {severity}")]
     TierSeverity { name: String, severity: Severity },
+    /// Two keys of one layer (one tenant, one `defaults` block, one profile) would serve one
+    /// series: only one row can be exported, so neither is chosen silently.
+    #[error(
+        "serves the same series as key {other:?} (line {line}, column {col}): {series}; keep only one of the two"
+    )]
+    SameSeries {
+        other: String,
+        line: u32,
+        col: u32,
+        series: String,
+    },
 }

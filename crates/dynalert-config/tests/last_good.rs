@@ -210,3 +210,263 @@ fn same_length_rewrite_within_one_timestamp_tick_is_seen() {
     l.reload().unwrap();
     assert_eq!(row(&resolve(&l, "t", now()), "a_b@warning"), Some(6.0));
 }
+
+// Issue 18 item 7: one broken platform file never changes what other files serve.
+
+const DEFAULTS: &str = "defaults:\n  app_conn: 80\n  app_conn_critical: 95\n  app_mem: 85\n";
+const PROFILES: &str = "profiles:\n  high-traffic: {app_conn: 300, app_conn_critical: 400}\n";
+
+fn platform_tree() -> (tempfile::TempDir, Loader) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "_defaults.yaml", DEFAULTS);
+    write(dir.path(), "_profiles.yaml", PROFILES);
+    write(
+        dir.path(),
+        "db-a.yaml",
+        "tenants:\n  db-a:\n    _profile: high-traffic\n",
+    );
+    write(
+        dir.path(),
+        "db-b.yaml",
+        "tenants:\n  db-b:\n    app_conn: 50\n",
+    );
+    let l = loaded(dir.path());
+    assert!(
+        l.model().diagnostics.is_empty(),
+        "{:?}",
+        l.model().diagnostics
+    );
+    (dir, l)
+}
+
+fn error_files(l: &Loader) -> Vec<String> {
+    let m = l.model();
+    let mut files: Vec<String> = m
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.file.clone())
+        .collect();
+    files.dedup();
+    files
+}
+
+#[test]
+fn a_broken_platform_file_gives_no_other_file_an_error_and_blocks_no_edit() {
+    let (dir, mut l) = platform_tree();
+    write(
+        dir.path(),
+        "_defaults.yaml",
+        "defaults:\n  app_conn: [oops\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(error_files(&l), vec!["_defaults.yaml"]);
+    // Valid edits elsewhere are served while _defaults.yaml is still broken.
+    write(
+        dir.path(),
+        "db-b.yaml",
+        "tenants:\n  db-b:\n    app_conn: 60\n",
+    );
+    write(
+        dir.path(),
+        "_profiles.yaml",
+        "profiles:\n  high-traffic: {app_conn: 300, app_conn_critical: 450}\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(error_files(&l), vec!["_defaults.yaml"]);
+    let m = l.model();
+    assert_eq!(m.files["_defaults.yaml"], FileStatus::ServingLastGood);
+    assert_eq!(m.files["_profiles.yaml"], FileStatus::Ok);
+    assert_eq!(m.files["db-b.yaml"], FileStatus::Ok);
+    assert_eq!(
+        row(&resolve(&l, "db-b", now()), "app_conn@warning"),
+        Some(60.0)
+    );
+    assert_eq!(
+        row(&resolve(&l, "db-a", now()), "app_conn@critical"),
+        Some(450.0)
+    );
+    // The broken file's last good defaults still apply.
+    assert_eq!(
+        row(&resolve(&l, "db-b", now()), "app_mem@warning"),
+        Some(85.0)
+    );
+}
+
+#[test]
+fn an_invalid_platform_edit_falls_back_while_a_valid_one_is_served() {
+    let (dir, mut l) = platform_tree();
+    write(
+        dir.path(),
+        "_profiles.yaml",
+        "profiles:\n  high-traffic: {app_conn: 300, app_conn_critical: 400, app_cpu: 1}\n",
+    );
+    write(
+        dir.path(),
+        "_defaults.yaml",
+        "defaults:\n  app_conn: 80\n  app_conn_critical: 95\n  app_mem: 90\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(error_files(&l), vec!["_profiles.yaml"]);
+    let m = l.model();
+    assert_eq!(m.files["_profiles.yaml"], FileStatus::ServingLastGood);
+    assert_eq!(m.files["_defaults.yaml"], FileStatus::Ok);
+    assert_eq!(
+        row(&resolve(&l, "db-b", now()), "app_mem@warning"),
+        Some(90.0)
+    );
+}
+
+#[test]
+fn a_tenant_broken_by_a_platform_change_keeps_the_values_it_had() {
+    let (dir, mut l) = platform_tree();
+    let before = rows(&resolve(&l, "db-a", now()));
+    assert!(before.contains(&("app_conn@critical".to_string(), 400.0)));
+    // The profile goes away, and the defaults change: a valid platform change.
+    write(dir.path(), "_profiles.yaml", "profiles: {}\n");
+    write(
+        dir.path(),
+        "_defaults.yaml",
+        "defaults:\n  app_conn: 70\n  app_conn_critical: 95\n  app_mem: 85\n",
+    );
+    l.reload().unwrap();
+    let m = l.model();
+    // db-a still serves 400 and 300, not the defaults' 95 and 70.
+    assert_eq!(rows(&resolve(&l, "db-a", now())), before);
+    assert_eq!(m.files["db-a.yaml"], FileStatus::ServingLastGood);
+    assert_eq!(m.files["_profiles.yaml"], FileStatus::Ok);
+    assert_eq!(m.files["_defaults.yaml"], FileStatus::Ok);
+    // The valid platform change is served to everyone else.
+    assert_eq!(
+        row(&resolve(&l, "db-b", now()), "app_conn@warning"),
+        Some(50.0)
+    );
+    assert_eq!(
+        row(&resolve(&l, "db-b", now()), "app_conn@critical"),
+        Some(95.0)
+    );
+    let text: Vec<String> = m.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        text,
+        vec![
+            "db-a.yaml:2:3: error: tenant \"db-a\": keeps the values it had before the changes to _defaults.yaml, _profiles.yaml: against the platform as it is now it has the errors reported for this file; fix them or the platform".to_string(),
+            "db-a.yaml:3:15: error: tenant \"db-a\", key \"_profile\": unknown profile \"high-traffic\"".to_string(),
+        ]
+    );
+    // Later reloads keep the hold, and still name the change.
+    write(
+        dir.path(),
+        "db-b.yaml",
+        "tenants:\n  db-b:\n    app_conn: 55\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(rows(&resolve(&l, "db-a", now())), before);
+    assert!(l.model().diagnostics[0].message.contains("_profiles.yaml"));
+    // Fixing the tenant serves it against the new platform.
+    write(
+        dir.path(),
+        "db-a.yaml",
+        "tenants:\n  db-a:\n    app_conn: 310\n",
+    );
+    l.reload().unwrap();
+    let m = l.model();
+    assert!(m.diagnostics.is_empty(), "{:?}", m.diagnostics);
+    assert_eq!(
+        rows(&resolve(&l, "db-a", now())),
+        vec![
+            ("app_conn@critical".to_string(), 95.0),
+            ("app_conn@warning".to_string(), 310.0),
+            ("app_mem@warning".to_string(), 85.0),
+        ]
+    );
+}
+
+#[test]
+fn restoring_the_platform_releases_the_hold() {
+    let (dir, mut l) = platform_tree();
+    write(dir.path(), "_profiles.yaml", "profiles: {}\n");
+    l.reload().unwrap();
+    assert_eq!(l.model().files["db-a.yaml"], FileStatus::ServingLastGood);
+    write(
+        dir.path(),
+        "_profiles.yaml",
+        "profiles:\n  high-traffic: {app_conn: 300, app_conn_critical: 420}\n",
+    );
+    l.reload().unwrap();
+    let m = l.model();
+    assert!(m.diagnostics.is_empty(), "{:?}", m.diagnostics);
+    assert_eq!(m.files["db-a.yaml"], FileStatus::Ok);
+    assert_eq!(
+        row(&resolve(&l, "db-a", now()), "app_conn@critical"),
+        Some(420.0)
+    );
+}
+
+#[test]
+fn a_tenant_in_a_platform_file_is_held_too() {
+    let (dir, mut l) = platform_tree();
+    write(
+        dir.path(),
+        "_canary.yaml",
+        "tenants:\n  canary:\n    _profile: high-traffic\n",
+    );
+    l.reload().unwrap();
+    let before = rows(&resolve(&l, "canary", now()));
+    write(dir.path(), "_profiles.yaml", "profiles: {}\n");
+    l.reload().unwrap();
+    assert_eq!(rows(&resolve(&l, "canary", now())), before);
+    assert!(
+        l.model()
+            .diagnostics
+            .iter()
+            .any(|d| d.file == "_canary.yaml" && d.message.contains("_profiles.yaml")),
+        "{:?}",
+        l.model().diagnostics
+    );
+}
+
+#[test]
+fn a_platform_change_lists_the_tenants_whose_values_it_changed() {
+    let (dir, mut l) = platform_tree();
+    write(
+        dir.path(),
+        "db-c.yaml",
+        "tenants:\n  db-c:\n    app_mem: 10\n",
+    );
+    l.reload().unwrap();
+    assert!(l.model().platform_changes.is_empty());
+    // db-c sets app_mem itself: the new default changes nothing for it.
+    write(
+        dir.path(),
+        "_defaults.yaml",
+        "defaults:\n  app_conn: 80\n  app_conn_critical: 95\n  app_mem: 90\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(
+        l.model().platform_changes,
+        [(
+            "_defaults.yaml".to_string(),
+            vec!["db-a".to_string(), "db-b".to_string()]
+        )]
+        .into()
+    );
+    // A profile change reaches only the tenants using that profile.
+    write(
+        dir.path(),
+        "_profiles.yaml",
+        "profiles:\n  high-traffic: {app_conn: 300, app_conn_critical: 410}\n  quiet: {app_conn: 5}\n",
+    );
+    l.reload().unwrap();
+    assert_eq!(
+        l.model().platform_changes,
+        [("_profiles.yaml".to_string(), vec!["db-a".to_string()])].into()
+    );
+    // A tenant edit is not a platform change.
+    write(
+        dir.path(),
+        "db-b.yaml",
+        "tenants:\n  db-b:\n    app_conn: 51\n",
+    );
+    l.reload().unwrap();
+    assert!(l.model().platform_changes.is_empty());
+}

@@ -148,10 +148,11 @@ async fn health() -> Response {
 
 /// 503 until the first load is done, then 200, and 503 again while the reload loop is stalled.
 /// The body lists what is wrong in either case: an unreadable store, an auth file not in
-/// effect, then errors one per line, then the files not served as they are on disk.
+/// effect, then errors one per line, then the files not served as they are on disk; last, the
+/// platform files the last reload changed, with the tenants whose thresholds that altered.
 #[utoipa::path(get, path = "/ready", operation_id = "getReady", tag = "serving",
     summary = "Readiness",
-    description = "`503` until the first load of the store is done, then `200`; `503` again while the reload loop is stalled (it completed no cycle within its limit, so edits and API writes are not served). A store that cannot be read is not a stall: the last good thresholds stay served and `/ready` stays `200`. The body says `ready` (or `not ready: …`), then lists what is wrong: the store's read error, an auth file not in effect (the last good tokens are), then configuration errors one per line, then files not served as they are stored. Unauthenticated.",
+    description = "`503` until the first load of the store is done, then `200`; `503` again while the reload loop is stalled (it completed no cycle within its limit, so edits and API writes are not served). A store that cannot be read is not a stall: the last good thresholds stay served and `/ready` stays `200`. The body says `ready` (or `not ready: …`), then lists what is wrong: the store's read error, an auth file not in effect (the last good tokens are), then configuration errors one per line, then files not served as they are stored; last, the platform files the last reload changed, each with the tenants whose thresholds that altered. Unauthenticated.",
     security(),
     responses(
         (status = 200, description = "Ready.", body = String, content_type = "text/plain"),
@@ -189,6 +190,9 @@ async fn ready(State(api): State<Arc<Api>>) -> Response {
                 let _ = writeln!(body, "{file}: not served (no good version yet)");
             }
         }
+    }
+    for line in served.model.platform_change_summaries() {
+        let _ = writeln!(body, "{line}");
     }
     text(code, body)
 }

@@ -302,6 +302,9 @@ impl<S: DocumentSource> ReloadLoop<S> {
             ok = record.ok,
             "config reloaded"
         );
+        for line in model.platform_change_summaries() {
+            info!(reason, "platform change served: {line}");
+        }
         true
     }
 

@@ -351,6 +351,28 @@ async fn invalid_documents_change_nothing(s: &Server) {
         .await;
     assert_eq!(patch.status, 422, "{}", patch.text);
     assert_eq!(patch.json["errors"][0]["field"], "mysql_connections");
+    // Two keys for one series (issue 18 item 6): only one row could be served.
+    let twice = s
+        .put_yaml(
+            "db-b",
+            "mysql_connections: 50\n\"mysql_connections{pool='a'}\": 1\n'mysql_connections{ pool = \"a\" }': 2\n",
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(twice.status, 422, "{}", twice.text);
+    let finding = &twice.json["errors"][0];
+    assert_eq!(
+        (&finding["line"], &finding["field"]),
+        (&json!(3), &json!("mysql_connections{ pool = \"a\" }")),
+        "{finding}"
+    );
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("same series as key \"mysql_connections{pool='a'}\" (line 2, column 1)"),
+        "{finding}"
+    );
     let after = s.admin_get("/tenants/db-b").await;
     assert_eq!(after.etag, before.etag, "a refused write changes nothing");
     assert_eq!(after.json, before.json);

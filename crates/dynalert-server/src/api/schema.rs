@@ -36,6 +36,8 @@ pub enum KeyState {
     Disabled,
     Scheduled,
     Expired,
+    /// Another key of a more specific layer serves the same series; this key serves no row.
+    Overridden,
 }
 
 /// `ok`: its content is served; `serving_last_good`: it has errors, its last good content is
@@ -61,8 +63,8 @@ pub struct Origin {
 pub struct KeyView {
     /// The key, with its dimensions when it has some.
     key: String,
-    /// The exported threshold; `null` when no row is exported (disabled, or no layer sets a
-    /// value).
+    /// The exported threshold; `null` when no row is exported (disabled, overridden, or no
+    /// layer sets a value).
     #[schema(required = true)]
     value: Option<f64>,
     severity: Severity,
