@@ -1,5 +1,5 @@
-//! What the benchmarks share: their common options, the run's description (machine, load),
-//! building and starting `dynalert`, timed HTTP requests, `/proc` readings, figures.
+//! What the benchmarks share: their common options, the run's description (machine, load,
+//! binary), starting `dynalert serve`, timed HTTP requests, `/proc` readings, figures, verdicts.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,8 +24,9 @@ pub struct Output {
     /// and `<!-- bench-<name>:end -->`) is replaced, else appended.
     #[arg(long)]
     pub out_md: Option<PathBuf>,
-    /// Run this dynalert binary instead of building the release one (a profiling build, say).
-    #[arg(long)]
+    /// Measure this dynalert binary instead of building the release one (another commit's
+    /// build, a profiling build).
+    #[arg(long, value_name = "PATH")]
     pub dynalert: Option<PathBuf>,
     /// Keep the work directory (configs, rule files, logs) and print its path.
     #[arg(long)]
@@ -57,43 +58,29 @@ impl Output {
     }
 
     /// A temporary work directory, removed at the end unless `--keep`.
-    pub fn work_dir(&self, bench: &str) -> Result<WorkDir> {
+    pub fn work_dir(&self, bench: &str) -> Result<tempfile::TempDir> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("dynalert-bench-{bench}-"))
+            .disable_cleanup(self.keep)
             .tempdir()
             .context("creating the work directory")?;
-        Ok(WorkDir {
-            dir: Some(dir),
-            keep: self.keep,
-        })
-    }
-}
-
-pub struct WorkDir {
-    dir: Option<tempfile::TempDir>,
-    keep: bool,
-}
-
-impl WorkDir {
-    pub fn path(&self) -> &Path {
-        self.dir.as_ref().expect("present until dropped").path()
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.dir.take().filter(|_| self.keep) {
-            println!("work directory kept: {}", dir.keep().display());
+        if self.keep {
+            println!("work directory (kept): {}", dir.path().display());
         }
+        Ok(dir)
     }
 }
 
-/// Where and when a run happened, for the report.
+/// Where, when and on what a run happened, for the report.
 #[derive(Serialize, Deserialize)]
 pub struct Meta {
     pub command: String,
     pub date: String,
     pub machine: String,
+    /// `dynalert --version` of the binary measured, and its path.
+    pub dynalert: String,
+    /// The benchmark's own commit (`git describe --dirty`).
+    pub commit: String,
     pub load_at_start: String,
     pub load_at_end: String,
     pub seconds: f64,
@@ -102,16 +89,24 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub fn start() -> Meta {
+    pub fn start(binary: &Path) -> Meta {
         let args: Vec<String> = std::env::args().skip(1).collect();
+        let version = output(Command::new(binary).arg("--version"));
+        let commit = output(
+            Command::new("git")
+                .args(["describe", "--always", "--dirty", "--abbrev=12"])
+                .current_dir(workspace_root()),
+        );
+        let trimmed = |text: Result<String>| text.map_or("unknown".into(), |t| t.trim().to_owned());
         Meta {
             command: format!(
                 "cargo run -p dynalert-bench --release -- {}",
                 args.join(" ")
             ),
-            date: output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
-                .map_or_else(|_| "unknown".to_owned(), |d| d.trim().to_owned()),
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: machine(),
+            dynalert: format!("{} ({})", trimmed(version), binary.display()),
+            commit: trimmed(commit),
             load_at_start: load_average(),
             load_at_end: String::new(),
             seconds: 0.0,
@@ -125,12 +120,19 @@ impl Meta {
         self
     }
 
-    /// The list that opens every section.
+    /// The title and the list that open every section.
     pub fn markdown(&self, title: &str) -> String {
         format!(
-            "## {title}\n\n- command: `{}`\n- date: {}\n- machine: {}\n\
-             - load average at the start: {}; at the end: {}\n",
-            self.command, self.date, self.machine, self.load_at_start, self.load_at_end
+            "## {title}\n\n- command: `{}`\n- date: {}, {:.0} s; benchmark at commit {}\n\
+             - machine: {}\n- load average at the start: {}; at the end: {}\n- dynalert: {}\n",
+            self.command,
+            self.date,
+            self.seconds,
+            self.commit,
+            self.machine,
+            self.load_at_start,
+            self.load_at_end,
+            self.dynalert
         )
     }
 }
@@ -145,8 +147,8 @@ fn machine() -> String {
         .and_then(|rest| rest.split_once(':'))
         .map_or("unknown CPU", |(_, name)| name.trim());
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let gib = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 / 1024.0 / 1024.0;
-    format!("{cpus} CPUs ({model}), {gib:.1} GiB RAM")
+    let bytes = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 * 1024.0;
+    format!("{cpus} CPUs ({model}), {:.1} GiB RAM", bytes / GIB)
 }
 
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
@@ -187,15 +189,16 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 
 /// `cargo xtask gen-tenants N --out DIR --keys K`: the generator stays in xtask.
 pub fn gen_tenants(dir: &Path, tenants: usize, keys: usize) -> Result<()> {
+    let (tenants, keys) = (tenants.to_string(), keys.to_string());
     let dir = dir.to_str().context("a work directory that is not UTF-8")?;
     cargo(&[
         "xtask",
         "gen-tenants",
-        &tenants.to_string(),
+        &tenants,
         "--out",
         dir,
         "--keys",
-        &keys.to_string(),
+        &keys,
     ])
 }
 
@@ -214,40 +217,38 @@ pub fn output(command: &mut Command) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// A `dynalert serve` (or any server) started and answering its readiness path.
+/// A `dynalert serve` started and answering `/ready`; stopped on drop.
 pub struct Server {
     pub guard: ChildGuard,
     pub port: u16,
-    /// From spawning to the first 2xx of the readiness path (polled every 50 ms).
+    /// From spawning to the first 2xx of `/ready` (polled every 50 ms).
     pub ready: f64,
 }
 
-/// `dynalert serve ARGS --listen 127.0.0.1:<free port>`, its log in `log`, waited for on
-/// `/ready`.
-pub fn serve(binary: &Path, args: &[&str], log: &Path, rust_log: &str) -> Result<Server> {
-    let port = dynalert_testkit::free_port();
-    let mut command = Command::new(binary);
-    command
-        .arg("serve")
-        .args(args)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", rust_log);
-    let started = Instant::now();
-    let mut guard = ChildGuard::spawn("dynalert serve", command, log)?;
-    let url = format!("http://127.0.0.1:{port}/ready");
-    guard.wait_ready(&Http::new()?, &url, TIMEOUT)?;
-    Ok(Server {
-        guard,
-        port,
-        ready: started.elapsed().as_secs_f64(),
-    })
+impl Server {
+    /// `dynalert serve ARGS --listen 127.0.0.1:<free port>`, its log in `log`.
+    pub fn start(binary: &Path, args: &[&str], log: &Path) -> Result<Server> {
+        let port = dynalert_testkit::free_port();
+        let mut command = Command::new(binary);
+        command.arg("serve").args(args);
+        command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        command.env("RUST_LOG", "info");
+        let started = Instant::now();
+        let mut guard = ChildGuard::spawn("dynalert serve", command, log)?;
+        let url = format!("http://127.0.0.1:{port}/ready");
+        guard.wait_ready(&Http::new()?, &url, TIMEOUT)?;
+        let ready = started.elapsed().as_secs_f64();
+        Ok(Server { guard, port, ready })
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.port)
+    }
 }
 
 /// An HTTP client for measurements. Without `keep_alive` every request has a connection of
-/// its own: `dynalert serve` leaves Nagle's algorithm on, and a multi-megabyte response on a
-/// reused connection often stalls ~40 ms on the client's delayed ACK. Bodies are never
-/// decompressed: the gzip benchmark counts the bytes sent.
+/// its own, as a scraper's first request does. Bodies are never decompressed: the gzip figures
+/// count the bytes sent.
 pub fn client(keep_alive: bool) -> Result<reqwest::blocking::Client> {
     let mut builder = reqwest::blocking::Client::builder()
         .timeout(TIMEOUT)
@@ -270,18 +271,19 @@ pub fn timed(request: reqwest::blocking::RequestBuilder) -> Result<Timed> {
     let response = request.send()?;
     let status = response.status().as_u16();
     let body = response.bytes()?.to_vec();
+    let seconds = started.elapsed().as_secs_f64();
     Ok(Timed {
         status,
         body,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
     })
 }
 
-/// Resident memory now and at its peak, in KiB.
+/// Resident memory now and at its peak, in bytes.
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Memory {
-    pub rss_kib: u64,
-    pub hwm_kib: u64,
+    pub rss: f64,
+    pub peak: f64,
 }
 
 impl Memory {
@@ -289,11 +291,13 @@ impl Memory {
     pub fn of(pid: u32) -> Result<Memory> {
         let path = format!("/proc/{pid}/status");
         let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field =
-            |name: &str| kib_field(&status, name).with_context(|| format!("no {name} in {path}"));
+        let bytes = |name: &str| {
+            let kib = kib_field(&status, name).with_context(|| format!("no {name} in {path}"))?;
+            anyhow::Ok(kib as f64 * 1024.0)
+        };
         Ok(Memory {
-            rss_kib: field("VmRSS:")?,
-            hwm_kib: field("VmHWM:")?,
+            rss: bytes("VmRSS:")?,
+            peak: bytes("VmHWM:")?,
         })
     }
 }
@@ -305,18 +309,18 @@ fn kib_field(text: &str, name: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ: 100 on every Linux we run on).
-pub const TICKS_PER_SEC: f64 = 100.0;
-
-/// utime + stime of `/proc/<pid>/stat` (`self` for this process), in ticks.
-pub fn process_ticks(pid: &str) -> Option<f64> {
+/// utime + stime of `/proc/<pid>/stat` (`self` for this process), in seconds.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces: count the fields after it,
     // state (field 3 of the man page) first; utime and stime are fields 14 and 15.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
-    Some(field(14)? + field(15)?)
+    Some((field(14)? + field(15)?) / TICKS_PER_SEC)
 }
+
+/// Clock ticks per second of `/proc` (USER_HZ: 100 on every Linux we run on).
+pub const TICKS_PER_SEC: f64 = 100.0;
 
 /// Samples in a text exposition: the lines that are neither comments nor blank.
 pub fn count_series(body: &str) -> usize {
@@ -327,10 +331,8 @@ pub fn count_series(body: &str) -> usize {
 
 /// Replaces the section of benchmark `name` in `path`, or appends one (the file may not exist).
 pub fn write_section(path: &Path, name: &str, section: &str) -> Result<()> {
-    let (start, end) = (
-        format!("<!-- bench-{name}:start -->"),
-        format!("<!-- bench-{name}:end -->"),
-    );
+    let start = format!("<!-- bench-{name}:start -->");
+    let end = format!("<!-- bench-{name}:end -->");
     let old = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -347,10 +349,10 @@ pub fn write_section(path: &Path, name: &str, section: &str) -> Result<()> {
 
 /// `sorted[q × len]`: the median for 0.5, the maximum for 1.0; NaN for no samples.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((n as f64 * q) as usize).min(n - 1)],
     }
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 /// The median, the mean of the two middle values for an even count; NaN for none.
@@ -377,8 +379,26 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
-pub fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+pub fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / 1024.0 / 1024.0)
+}
+
+/// How a figure fares against its target: `met`, or `missed` in bold so that it stands out.
+pub fn outcome(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+/// A markdown table: the header, then one row per line.
+pub fn table<S: AsRef<str>>(header: &[S], rows: &[Vec<String>]) -> String {
+    let line = |cells: Vec<&str>| format!("| {} |\n", cells.join(" | "));
+    let mut md = line(header.iter().map(AsRef::as_ref).collect());
+    md += &line(vec!["---"; header.len()]);
+    for row in rows {
+        md += &line(row.iter().map(String::as_str).collect());
+    }
+    md
 }
 
 #[cfg(test)]
@@ -400,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn figures_of_samples() {
+    fn figures_of_samples_and_processes() {
         let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(
             (quantile(&sorted, 0.5), quantile(&sorted, 1.0)),
@@ -409,7 +429,7 @@ mod tests {
         assert!(quantile(&[], 0.5).is_nan());
         assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
         assert_eq!(seconds(0.0456), "45.6 ms");
-        assert!(process_ticks("self").is_some());
-        assert!(Memory::of(std::process::id()).unwrap().rss_kib > 0);
+        assert!(cpu_seconds("self").is_some());
+        assert!(Memory::of(std::process::id()).unwrap().rss > 0.0);
     }
 }

@@ -32,8 +32,7 @@ use serde::{Deserialize, Serialize};
 
 mod report;
 
-use crate::support::{self, Memory, Meta, Output, TICKS_PER_SEC, process_ticks, quantile};
-use report::{bounded, cpu_cell, ms};
+use crate::support::{self, Memory, Meta, Output, Server, cpu_seconds, quantile, seconds};
 
 pub use report::markdown;
 
@@ -58,25 +57,15 @@ pub struct Args {
     /// Seconds a throughput run is measured.
     #[arg(long, default_value_t = 20)]
     measure_secs: u64,
-    /// Writes timed until `/metrics` shows them, per row.
+    /// Writes timed until `/metrics` shows them, per row (a row stops after 60 s).
     #[arg(long, default_value_t = 200)]
     lag_writes: usize,
-    /// Longest a write → `/metrics` row may run; it stops early, with fewer writes, when
-    /// writes take seconds to show.
-    #[arg(long, default_value_t = 60)]
-    lag_max_secs: u64,
-    /// Milliseconds between the starts of two `/metrics` polls while waiting for a value.
-    #[arg(long, default_value_t = 5)]
-    poll_ms: u64,
     /// The stores to measure (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Store::Sqlite, Store::Postgres])]
     stores: Vec<Store>,
-    /// `RUST_LOG` of the servers; their logs are in the work directory (see --keep).
-    #[arg(long, default_value = "info")]
-    server_log: String,
     #[command(flatten)]
     #[serde(skip)]
-    output: Output,
+    pub output: Output,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -91,6 +80,10 @@ const KEY: &str = "mysql_connections";
 const KEY_LABELS: &str = r#"component="mysql",metric="connections",severity="warning""#;
 /// How long one write may take to show on `/metrics` before it counts as lost.
 const LAG_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write → `/metrics` row may run: it stops early when writes take seconds to show.
+const LAG_MAX: Duration = Duration::from_secs(60);
+/// Time between the starts of two `/metrics` polls while waiting for a value.
+const POLL: Duration = Duration::from_millis(5);
 /// Error messages kept per run (the count covers all of them).
 const ERRORS_KEPT: usize = 5;
 
@@ -98,8 +91,6 @@ const ERRORS_KEPT: usize = 5;
 pub struct Results {
     meta: Meta,
     args: Args,
-    version: String,
-    commit: String,
     postgres_version: Option<String>,
     sqlite: Option<StoreResult>,
     postgres: Option<StoreResult>,
@@ -121,30 +112,31 @@ struct StoreResult {
     memory: Vec<Memory>,
 }
 
-pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
+pub fn run(args: &Args) -> Result<crate::Results> {
     ensure!(
         args.tenants >= 2,
-        "--tenants must be at least 2 (one is kept for the /metrics timing)"
+        "--tenants must be at least 2 (one is kept for the lag rows)"
     );
     ensure!(
         args.keys >= 1 && args.clients >= 1,
         "--keys and --clients must be at least 1"
     );
-    ensure!(
-        args.measure_secs >= 1 && args.lag_writes >= 1,
-        "--measure-secs and --lag-writes must be at least 1"
-    );
+    ensure!(args.measure_secs >= 1, "--measure-secs must be at least 1");
+    ensure!(args.lag_writes >= 1, "--lag-writes must be at least 1");
     ensure!(!args.stores.is_empty(), "--stores names no store");
-    let meta = Meta::start();
     let binary = args.output.dynalert()?;
+    let meta = Meta::start(&binary);
     let work = args.output.work_dir("api")?;
     let conf = work.path().join("conf.d");
     support::gen_tenants(&conf, args.tenants, args.keys)?;
-    let tenants = tenant_names(&conf)?;
+    // gen-tenants names its files tenant-00001.yaml …, one tenant each, named as its file.
+    let tenants: Vec<String> = (1..=args.tenants)
+        .map(|i| format!("tenant-{i:05}"))
+        .collect();
     ensure!(
-        tenants.len() == args.tenants,
-        "gen-tenants wrote {} tenants",
-        tenants.len()
+        conf.join(format!("{}.yaml", tenants[args.tenants - 1]))
+            .is_file(),
+        "no tenant files"
     );
     let token = random_token()?;
     let auth_file = work.path().join("auth.yaml");
@@ -160,54 +152,27 @@ pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
         counter: Arc::new(AtomicU64::new(1_000_000)),
     };
     let (mut sqlite, mut postgres, mut postgres_version) = (None, None, None);
-    for store in &args.stores {
-        match store {
-            Store::Sqlite => {
-                println!("==> SQLite");
-                let db = work.path().join("dynalert.db");
-                sqlite = Some(setup.measure_store(
-                    &format!("sqlite:{}", db.display()),
-                    "sqlite",
-                    false,
-                )?);
-            }
-            Store::Postgres => {
-                println!("==> PostgreSQL");
-                let server = Postgres::start()?.context("PostgreSQL is not installed")?;
-                postgres_version = Some(postgres_server_version());
-                let url = server.create_database("dynalert_bench")?;
-                postgres = Some(setup.measure_store(&url, "postgres", true)?);
-            }
-        }
+    if args.stores.contains(&Store::Sqlite) {
+        println!("==> SQLite");
+        let db = work.path().join("dynalert.db");
+        sqlite = Some(setup.measure_store(&format!("sqlite:{}", db.display()), "sqlite", false)?);
     }
-    let version = support::output(Command::new(&binary).arg("--version"))
-        .map_or_else(|_| "unknown".to_owned(), |v| v.trim().to_owned());
+    if args.stores.contains(&Store::Postgres) {
+        println!("==> PostgreSQL");
+        let server = Postgres::start()?.context("PostgreSQL is not installed")?;
+        postgres_version = Some(server.psql("SHOW server_version")?.trim().to_owned());
+        let url = server.create_database("dynalert_bench")?;
+        postgres = Some(setup.measure_store(&url, "postgres", true)?);
+    }
+    let meta = meta.finish();
     let results = Results {
-        meta: meta.finish(),
+        meta,
         args: args.clone(),
-        version,
-        commit: git_commit(),
         postgres_version,
         sqlite,
         postgres,
     };
-    Ok((crate::Results::Api(Box::new(results)), &args.output))
-}
-
-/// The tenants gen-tenants wrote: one `tenant-….yaml` per tenant, named as its file.
-fn tenant_names(conf: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(conf).with_context(|| format!("reading {}", conf.display()))? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name
-            .strip_suffix(".yaml")
-            .filter(|s| s.starts_with("tenant-"))
-        {
-            names.push(stem.to_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
+    Ok(crate::Results::Api(Box::new(results)))
 }
 
 /// 32 random hex digits.
@@ -236,53 +201,10 @@ fn write_auth_file(binary: &Path, token: &str, path: &Path) -> Result<()> {
     let hash = String::from_utf8(output.stdout)?.trim().to_owned();
     ensure!(
         output.status.success() && hash.len() == 64,
-        "dynalert token hash failed ({}): {hash:?}",
-        output.status
+        "dynalert token hash: {hash:?}"
     );
     let yaml = format!("tokens:\n  - name: bench\n    sha256: {hash}\n    role: admin\n");
     std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `PostgreSQL 15.x`, from the server binary the testkit runs.
-fn postgres_server_version() -> String {
-    dynalert_testkit::components::find_postgres_executable("postgres")
-        .and_then(|postgres| support::output(Command::new(postgres).arg("--version")).ok())
-        .and_then(|v| {
-            v.split(") ")
-                .nth(1)
-                .map(|n| format!("PostgreSQL {}", n.trim()))
-        })
-        .unwrap_or_else(|| "PostgreSQL".to_owned())
-}
-
-/// The commit checked out, with a note when the crates have uncommitted changes.
-fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        support::output(
-            Command::new("git")
-                .args(args)
-                .current_dir(support::workspace_root()),
-        )
-        .ok()
-    };
-    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
-        return "unknown".to_owned();
-    };
-    let status = [
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "crates",
-        "Cargo.toml",
-        "Cargo.lock",
-    ];
-    match git(&status) {
-        Some(changes) if !changes.trim().is_empty() => {
-            format!("{} with uncommitted changes in crates/", commit.trim())
-        }
-        _ => commit.trim().to_owned(),
-    }
 }
 
 /// What every store's measurement shares.
@@ -299,16 +221,15 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    fn serve(&self, store: &str, name: &str, import: bool) -> Result<support::Server> {
+    fn serve(&self, store: &str, name: &str, import: bool) -> Result<Server> {
         let mut args = vec!["--store", store, "--auth-file", self.auth_file];
         if import {
             args.extend(["--import", self.conf]);
         }
-        let log = self.work.join(format!("{name}.log"));
-        let server = support::serve(self.binary, &args, &log, &self.args.server_log)?;
+        let server = Server::start(self.binary, &args, &self.work.join(format!("{name}.log")))?;
         println!(
             "{name}: ready after {} (port {})",
-            support::seconds(server.ready),
+            seconds(server.ready),
             server.port
         );
         Ok(server)
@@ -319,74 +240,40 @@ impl Setup<'_> {
         let (port, pid) = (server.port, server.guard.id());
         // The last tenant is the one timed on /metrics; the load spreads over the others.
         let (lag_tenant, load_tenants) = self.tenants.split_last().context("no tenants")?;
-        let own_sets = partition(load_tenants, self.args.clients);
-        let same_sets = vec![vec![load_tenants[0].clone()]; self.args.clients];
-        self.check_visible(port, port, lag_tenant)?;
+        let own = partition(load_tenants, self.args.clients);
+        let same = vec![vec![load_tenants[0].clone()]; self.args.clients];
         let paced = Some(self.args.paced_rate);
-        let own = self.throughput(port, &own_sets, pid, None, "own tenants")?;
-        let same = self.throughput(port, &same_sets, pid, None, "one tenant")?;
-        let paced = self.throughput(port, &own_sets, pid, paced, "paced")?;
-        let lag_idle = self.lag(port, port, lag_tenant, None, "idle")?;
-        let lag_loaded = self.lag(port, port, lag_tenant, Some(&own_sets), "under load")?;
-        let mut memory = vec![Memory::of(pid)?];
-        let replicas = if replicas {
-            let second = self.serve(store, &format!("{name}-replica"), false)?;
-            self.check_visible(port, second.port, lag_tenant)?;
-            let idle = self.lag(port, second.port, lag_tenant, None, "replica, idle")?;
-            let loaded = self.lag(
-                port,
-                second.port,
-                lag_tenant,
-                Some(&own_sets),
-                "replica, under load",
-            )?;
-            memory.push(Memory::of(second.guard.id())?);
-            Some((idle, loaded))
-        } else {
-            None
+        let lag = |read: &Server, load: Option<&[Vec<String>]>, what: &str| {
+            self.lag(port, read, lag_tenant, load, what)
         };
-        Ok(StoreResult {
+        // Fields are evaluated in the order written: the runs one after the other.
+        let mut result = StoreResult {
+            own: self.throughput(port, &own, pid, None, "own tenants")?,
+            same: self.throughput(port, &same, pid, None, "one tenant")?,
+            paced: self.throughput(port, &own, pid, paced, "paced")?,
+            lag_idle: lag(&server, None, "idle")?,
+            lag_loaded: lag(&server, Some(&own), "under load")?,
             ready: server.ready,
-            own,
-            paced,
-            same,
-            lag_idle,
-            lag_loaded,
-            replicas,
-            memory,
-        })
+            replicas: None,
+            memory: vec![Memory::of(pid)?],
+        };
+        if replicas {
+            let second = self.serve(store, &format!("{name}-replica"), false)?;
+            let idle = lag(&second, None, "replica, idle")?;
+            let loaded = lag(&second, Some(&own), "replica, under load")?;
+            result.replicas = Some((idle, loaded));
+            result.memory.push(Memory::of(second.guard.id())?);
+        }
+        Ok(result)
     }
 
     fn writer(&self, port: u16) -> Result<Writer> {
-        Writer::new(port, self.token, &self.counter)
-    }
-
-    /// One write must show on `/metrics` of `read_port` before anything is timed: fails with
-    /// the tenant's lines when the line format is not the expected one.
-    fn check_visible(&self, write_port: u16, read_port: u16, tenant: &str) -> Result<()> {
-        let value = self.writer(write_port)?.patch(tenant)?;
-        let reader = support::client(false)?;
-        let url = format!("http://127.0.0.1:{read_port}/metrics");
-        let started = Instant::now();
-        let mut body = String::new();
-        while started.elapsed() < LAG_TIMEOUT {
-            body = reader.get(&url).send()?.text()?;
-            if shows(&body, tenant, value) {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let needle = format!("tenant=\"{tenant}\"");
-        let lines: Vec<&str> = body
-            .lines()
-            .filter(|l| l.contains(&needle))
-            .take(10)
-            .collect();
-        bail!(
-            "{KEY}={value} of {tenant} did not show on {url} within {LAG_TIMEOUT:?}; the \
-             tenant's lines:\n{}",
-            lines.join("\n")
-        )
+        Ok(Writer {
+            client: support::client(true)?,
+            base: format!("http://127.0.0.1:{port}/api/v1/tenants/"),
+            token: self.token.to_owned(),
+            counter: self.counter.clone(),
+        })
     }
 
     /// Clients PATCH the tenants of their set in turn, as fast as answered or at `rate`
@@ -402,125 +289,111 @@ impl Setup<'_> {
         let pace = rate.map(|r| Duration::from_secs_f64(sets.len() as f64 / r));
         let load = Load::start(self, port, sets, pace)?;
         thread::sleep(Duration::from_secs(self.args.warmup_secs));
-        let cpu_before = CpuTimes::sample(pid);
-        let from = Instant::now();
+        let (cpu_before, from) = (CpuTimes::sample(pid), Instant::now());
         thread::sleep(Duration::from_secs(self.args.measure_secs));
-        let to = Instant::now();
-        let cpu = CpuTimes::sample(pid).since(&cpu_before);
+        let (cpu, to) = (CpuTimes::sample(pid).since(&cpu_before), Instant::now());
         let result = Throughput::of(load.finish(), from, to, cpu);
+        let q = |q| seconds(quantile(&result.latencies, q));
         println!(
-            "{what}: {:.0} writes/s, p50 {}, p99 {}, max {}, {} errors{}; CPU {}",
+            "{what}: {:.0} writes/s, p50 {}, p99 {}, max {}, {}",
             result.per_sec,
-            ms(quantile(&result.latencies, 0.5)),
-            ms(quantile(&result.latencies, 0.99)),
-            ms(quantile(&result.latencies, 1.0)),
-            result.errors,
-            first_errors(&result.first_errors),
-            cpu_cell(&result),
+            q(0.5),
+            q(0.99),
+            q(1.0),
+            result.errors
         );
         Ok(result)
     }
 
-    /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read_port` shows them,
-    /// with the load of `load` in the background when given.
+    /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read` shows them, with
+    /// the load of `load` in the background when given. Fails with the tenant's lines when
+    /// `/metrics` has no line of the form [`shows`] looks for.
     fn lag(
         &self,
         write_port: u16,
-        read_port: u16,
+        read: &Server,
         tenant: &str,
         load: Option<&[Vec<String>]>,
         what: &str,
     ) -> Result<Lag> {
-        let args = self.args;
         let load = load
             .map(|sets| Load::start(self, write_port, sets, None))
             .transpose()?;
         if load.is_some() {
-            thread::sleep(Duration::from_secs(args.warmup_secs));
+            thread::sleep(Duration::from_secs(self.args.warmup_secs));
         }
         let from = Instant::now();
-        let writer = self.writer(write_port)?;
-        let reader = support::client(false)?;
-        let url = format!("http://127.0.0.1:{read_port}/metrics");
-        let poll = Duration::from_millis(args.poll_ms);
+        let (writer, reader) = (self.writer(write_port)?, support::client(false)?);
+        let url = read.metrics_url();
         let mut lag = Lag::default();
-        for _ in 0..args.lag_writes {
-            if from.elapsed() > Duration::from_secs(args.lag_max_secs) {
+        for _ in 0..self.args.lag_writes {
+            if from.elapsed() > LAG_MAX {
                 lag.cut_short = true;
                 break;
             }
             let value = match writer.patch(tenant) {
                 Ok(value) => value,
                 Err(e) => {
-                    note(&mut lag.errors, &mut lag.first_errors, format!("{e:#}"));
+                    lag.errors.note(format!("{e:#}"));
                     continue;
                 }
             };
             let acknowledged = Instant::now();
             // When the last poll that did not show the value was sent.
             let mut not_yet: Option<Instant> = None;
+            let mut body = String::new();
             loop {
                 let sent = Instant::now();
                 if sent - acknowledged > LAG_TIMEOUT {
+                    if !body.contains(&line_of(tenant, "")) {
+                        let lines = body.lines().filter(|l| l.contains(tenant)).take(10);
+                        let lines: Vec<&str> = lines.collect();
+                        bail!(
+                            "{KEY} of {tenant} not on {url}; its lines:\n{}",
+                            lines.join("\n")
+                        );
+                    }
                     lag.timeouts += 1;
                     lag.lags.push(LAG_TIMEOUT.as_secs_f64());
                     lag.lows.push(LAG_TIMEOUT.as_secs_f64());
                     break;
                 }
-                let shown = match support::timed(reader.get(&url)) {
+                match support::timed(reader.get(&url)) {
                     Ok(response) if response.status == 200 => {
                         lag.scrapes.push(response.seconds);
-                        std::str::from_utf8(&response.body)
-                            .is_ok_and(|body| shows(body, tenant, value))
+                        body = String::from_utf8_lossy(&response.body).into_owned();
                     }
-                    Ok(response) => {
-                        note(
-                            &mut lag.errors,
-                            &mut lag.first_errors,
-                            format!("/metrics answered {}", response.status),
-                        );
-                        false
-                    }
-                    Err(e) => {
-                        note(
-                            &mut lag.errors,
-                            &mut lag.first_errors,
-                            format!("/metrics: {e:#}"),
-                        );
-                        false
-                    }
-                };
-                if shown {
+                    Ok(response) => lag.errors.note(format!("/metrics: {}", response.status)),
+                    Err(e) => lag.errors.note(format!("/metrics: {e:#}")),
+                }
+                if shows(&body, tenant, value) {
                     // The snapshot a response shows is taken as its request arrives: `sent`
                     // bounds the moment the value became visible from above, the previous
                     // poll from below.
                     lag.lags.push((sent - acknowledged).as_secs_f64());
-                    lag.lows
-                        .push(not_yet.map_or(0.0, |at| (at - acknowledged).as_secs_f64()));
+                    let low = not_yet.map_or(0.0, |at| (at - acknowledged).as_secs_f64());
+                    lag.lows.push(low);
                     break;
                 }
                 not_yet = Some(sent);
-                if let Some(rest) = (sent + poll).checked_duration_since(Instant::now()) {
+                if let Some(rest) = (sent + POLL).checked_duration_since(Instant::now()) {
                     thread::sleep(rest);
                 }
             }
         }
         if let Some(load) = load {
             let during = Throughput::of(load.finish(), from, Instant::now(), CpuTimes::default());
-            lag.load = Some((during.per_sec, during.errors));
+            lag.load = Some((during.per_sec, during.errors.count));
         }
         for samples in [&mut lag.lags, &mut lag.lows, &mut lag.scrapes] {
             samples.sort_by(f64::total_cmp);
         }
         println!(
-            "write → /metrics, {what}: p50 {}, p99 {}, max {}, {} timeouts, {} errors{}; scrape median {}",
-            bounded(&lag, 0.5),
-            bounded(&lag, 0.99),
-            ms(quantile(&lag.lags, 1.0)),
+            "write → /metrics, {what}: p50 {}, p99 {}, {} timeouts, {}",
+            report::bounded(&lag, 0.5),
+            report::bounded(&lag, 0.99),
             lag.timeouts,
-            lag.errors,
-            first_errors(&lag.first_errors),
-            ms(quantile(&lag.scrapes, 0.5)),
+            lag.errors
         );
         Ok(lag)
     }
@@ -535,15 +408,6 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(port: u16, token: &str, counter: &Arc<AtomicU64>) -> Result<Writer> {
-        Ok(Writer {
-            client: support::client(true)?,
-            base: format!("http://127.0.0.1:{port}/api/v1/tenants/"),
-            token: token.to_owned(),
-            counter: counter.clone(),
-        })
-    }
-
     /// Writes the next value to `tenant`; the value, or the error (a non-200 included).
     fn patch(&self, tenant: &str) -> Result<u64> {
         let value = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -552,7 +416,7 @@ impl Writer {
             .patch(format!("{}{tenant}", self.base))
             .bearer_auth(&self.token)
             .header("Content-Type", "application/merge-patch+json")
-            .body(format!("{{\"{KEY}\": {value}}}"))
+            .body(serde_json::json!({ KEY: value }).to_string())
             .send()?;
         let status = response.status();
         ensure!(
@@ -566,38 +430,57 @@ impl Writer {
 
 /// Whether a `/metrics` body has `tenant`'s line for [`KEY`] with exactly `value`.
 fn shows(body: &str, tenant: &str, value: u64) -> bool {
-    body.contains(&format!(
-        "user_threshold{{tenant=\"{tenant}\",{KEY_LABELS}}} {value}\n"
-    ))
+    body.contains(&line_of(tenant, &format!("{value}\n")))
 }
 
-/// `tenants` dealt round-robin into `n` sets (every set non-empty when there are ≥ n tenants).
+fn line_of(tenant: &str, value: &str) -> String {
+    format!("user_threshold{{tenant=\"{tenant}\",{KEY_LABELS}}} {value}")
+}
+
+/// `tenants` dealt round-robin into `n` sets; with fewer tenants than sets, the extra sets
+/// share the first tenants.
 fn partition(tenants: &[String], n: usize) -> Vec<Vec<String>> {
     let mut sets = vec![Vec::new(); n];
-    for (i, tenant) in tenants.iter().enumerate() {
+    for (i, tenant) in tenants
+        .iter()
+        .cycle()
+        .take(tenants.len().max(n))
+        .enumerate()
+    {
         sets[i % n].push(tenant.clone());
-    }
-    // Fewer tenants than clients: the extra clients share the first ones.
-    for (i, set) in sets.iter_mut().enumerate() {
-        if set.is_empty() {
-            set.push(tenants[i % tenants.len()].clone());
-        }
     }
     sets
 }
 
-fn note(errors: &mut u64, first: &mut Vec<String>, message: String) {
-    *errors += 1;
-    if first.len() < ERRORS_KEPT {
-        first.push(message);
+/// Failed requests: how many, and the first few messages.
+#[derive(Default, Serialize, Deserialize)]
+struct Errors {
+    count: u64,
+    first: Vec<String>,
+}
+
+impl Errors {
+    fn note(&mut self, message: String) {
+        self.count += 1;
+        if self.first.len() < ERRORS_KEPT {
+            self.first.push(message);
+        }
+    }
+
+    fn add(&mut self, other: Errors) {
+        let room = ERRORS_KEPT.saturating_sub(self.first.len());
+        self.first.extend(other.first.into_iter().take(room));
+        self.count += other.count;
     }
 }
 
-fn first_errors(errors: &[String]) -> String {
-    if errors.is_empty() {
-        String::new()
-    } else {
-        format!(" (first: {})", errors.join(" | "))
+impl std::fmt::Display for Errors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} errors", self.count)?;
+        match self.first.is_empty() {
+            true => Ok(()),
+            false => write!(f, " (first: {})", self.first.join(" | ")),
+        }
     }
 }
 
@@ -607,8 +490,7 @@ fn first_errors(errors: &[String]) -> String {
 #[derive(Default)]
 struct Outcome {
     samples: Vec<(Instant, f64)>,
-    errors: u64,
-    first_errors: Vec<String>,
+    errors: Errors,
 }
 
 /// Client threads writing until told to stop.
@@ -632,8 +514,9 @@ impl Load {
         for (i, set) in sets.iter().enumerate() {
             let (set, stop, writer) = (set.clone(), stop.clone(), setup.writer(port)?);
             let first = pace.map(|every| start + every * i as u32 / sets.len() as u32);
+            let schedule = first.zip(pace);
             threads.push(thread::spawn(move || {
-                client(&writer, &set, &stop, first.zip(pace))
+                client(&writer, &set, &stop, schedule)
             }));
         }
         Ok(Load { stop, threads })
@@ -643,16 +526,13 @@ impl Load {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Outcome::default();
         for thread in self.threads {
-            let outcome = thread.join().unwrap_or_else(|_| Outcome {
-                errors: 1,
-                first_errors: vec!["a client thread panicked".into()],
-                ..Outcome::default()
+            let outcome = thread.join().unwrap_or_else(|_| {
+                let mut panicked = Outcome::default();
+                panicked.errors.note("a client thread panicked".into());
+                panicked
             });
             all.samples.extend(outcome.samples);
-            all.errors += outcome.errors;
-            let room = ERRORS_KEPT.saturating_sub(all.first_errors.len());
-            all.first_errors
-                .extend(outcome.first_errors.into_iter().take(room));
+            all.errors.add(outcome.errors);
         }
         all
     }
@@ -675,9 +555,7 @@ fn client(
             Some((next, every)) => {
                 let due = *next;
                 *next += *every;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    thread::sleep(wait);
-                }
+                thread::sleep(due.saturating_duration_since(Instant::now()));
                 due
             }
             None => Instant::now(),
@@ -685,11 +563,7 @@ fn client(
         match writer.patch(tenant) {
             Ok(_) => outcome.samples.push((sent, sent.elapsed().as_secs_f64())),
             Err(e) => {
-                note(
-                    &mut outcome.errors,
-                    &mut outcome.first_errors,
-                    format!("{e:#}"),
-                );
+                outcome.errors.note(format!("{e:#}"));
                 // A dead server must not turn into a busy loop.
                 thread::sleep(Duration::from_millis(10));
             }
@@ -705,25 +579,22 @@ struct Throughput {
     /// Seconds of the writes sent and answered within the measured period, sorted.
     latencies: Vec<f64>,
     /// Non-200 answers and failed requests over the whole run, warm-up included.
-    errors: u64,
-    first_errors: Vec<String>,
+    errors: Errors,
     cpu: CpuTimes,
 }
 
 impl Throughput {
     fn of(outcome: Outcome, from: Instant, to: Instant, cpu: CpuTimes) -> Throughput {
-        let mut latencies: Vec<f64> = outcome
-            .samples
-            .iter()
-            .filter(|(sent, took)| *sent >= from && *sent + Duration::from_secs_f64(*took) <= to)
-            .map(|(_, took)| *took)
-            .collect();
+        let within = |(sent, took): &&(Instant, f64)| {
+            *sent >= from && *sent + Duration::from_secs_f64(*took) <= to
+        };
+        let mut latencies: Vec<f64> = outcome.samples.iter().filter(within).map(|s| s.1).collect();
         latencies.sort_by(f64::total_cmp);
+        let per_sec = latencies.len() as f64 / (to - from).as_secs_f64();
         Throughput {
-            per_sec: latencies.len() as f64 / (to - from).as_secs_f64(),
+            per_sec,
             latencies,
             errors: outcome.errors,
-            first_errors: outcome.first_errors,
             cpu,
         }
     }
@@ -738,13 +609,12 @@ struct Lag {
     /// The same writes up to the last poll that did not show them (a lower bound), sorted.
     lows: Vec<f64>,
     timeouts: usize,
-    errors: u64,
-    first_errors: Vec<String>,
+    errors: Errors,
     /// How long each `/metrics` poll took, sorted: the resolution of the figures.
     scrapes: Vec<f64>,
     /// The background load's writes/s and errors meanwhile, if there was one.
     load: Option<(f64, u64)>,
-    /// Stopped at `--lag-max-secs` before all `--lag-writes` writes.
+    /// Stopped at [`LAG_MAX`] before all `--lag-writes` writes.
     cut_short: bool,
 }
 
@@ -759,22 +629,19 @@ struct CpuTimes {
 
 impl CpuTimes {
     fn sample(server_pid: u32) -> CpuTimes {
-        let postgres: f64 = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "postgres")
-            })
-            .filter_map(|pid| process_ticks(&pid))
-            .sum();
-        let ticks = |pid: &str| process_ticks(pid).unwrap_or(0.0) / TICKS_PER_SEC;
+        let is_postgres = |pid: &String| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        };
+        let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+        let pids = pids.map(|entry| entry.file_name().to_string_lossy().into_owned());
         CpuTimes {
-            server: ticks(&server_pid.to_string()),
-            postgres: postgres / TICKS_PER_SEC,
-            clients: ticks("self"),
+            server: cpu_seconds(&server_pid.to_string()).unwrap_or(0.0),
+            postgres: pids
+                .filter(is_postgres)
+                .filter_map(|pid| cpu_seconds(&pid))
+                .sum(),
+            clients: cpu_seconds("self").unwrap_or(0.0),
         }
     }
 
@@ -793,13 +660,13 @@ mod tests {
 
     #[test]
     fn finds_exactly_the_written_value() {
-        let body = "# TYPE user_threshold gauge\n\
-            user_threshold{tenant=\"t-1\",component=\"mysql\",metric=\"connections\",severity=\"warning\"} 1000123\n\
-            user_threshold{tenant=\"t-2\",component=\"mysql\",metric=\"connections\",severity=\"warning\"} 77\n";
-        assert!(shows(body, "t-1", 1000123));
-        assert!(!shows(body, "t-1", 100012));
-        assert!(!shows(body, "t-2", 7));
-        assert!(shows(body, "t-2", 77));
+        let (one, two) = (line_of("t-1", "1000123\n"), line_of("t-2", "77\n"));
+        let body = format!("# TYPE user_threshold gauge\n{one}{two}");
+        assert!(one.starts_with(r#"user_threshold{tenant="t-1",component="mysql",metric="#));
+        assert!(shows(&body, "t-1", 1000123));
+        assert!(!shows(&body, "t-1", 100012));
+        assert!(!shows(&body, "t-2", 7));
+        assert!(shows(&body, "t-2", 77));
     }
 
     #[test]
@@ -810,5 +677,11 @@ mod tests {
             [vec!["t1", "t3", "t5"], vec!["t2", "t4"]]
         );
         assert_eq!(partition(&tenants[..1], 2), [vec!["t1"], vec!["t1"]]);
+        let mut errors = Errors::default();
+        (0..7).for_each(|i| errors.note(format!("e{i}")));
+        assert_eq!(
+            errors.to_string(),
+            "7 errors (first: e0 | e1 | e2 | e3 | e4)"
+        );
     }
 }

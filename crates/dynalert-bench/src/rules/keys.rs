@@ -6,45 +6,59 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use dynalert_rules::Pack;
+use dynalert_rules::pack::KeyDecl;
 use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr, ParenExpr, VectorSelector};
 
 /// One threshold key of a pack.
 pub struct Key {
-    pub pack: String,
-    pub name: String,
-    pub component: String,
-    pub metric: String,
-    pub op: String,
-    pub dimension: Option<String>,
-    /// The signal's label holding the dimension's values, when the exporter names it otherwise.
-    pub dimension_label: Option<String>,
+    pub pack: &'static Pack,
+    pub name: &'static str,
+    pub decl: &'static KeyDecl,
     /// The key's signal over raw series, on one line.
     pub signal: String,
+}
+
+/// One alert of a key: its name, severity and default threshold.
+pub struct Alert {
+    pub name: String,
+    pub severity: &'static str,
     pub default: f64,
-    pub default_critical: Option<f64>,
-    pub alert: String,
-    /// `<alert>Critical`, if the key has a critical tier.
-    pub critical_alert: Option<String>,
-    pub for_: String,
-    pub summary: String,
-    pub description: String,
-    pub unit: String,
 }
 
 impl Key {
     /// `(<signal>) <op> <threshold>`: an alert condition with its number inlined.
     pub fn against(&self, signal: &str, threshold: f64) -> String {
-        format!("({signal}) {} {threshold}", self.op)
+        format!("({signal}) {} {threshold}", self.decl.op)
+    }
+
+    /// The component and metric the key's `user_threshold` rows carry.
+    pub fn component_metric(&self) -> (&str, &str) {
+        self.name.split_once('_').expect("checked by keys()")
+    }
+
+    /// The warning tier's alert, and `<alert>Critical` if the key has a critical tier.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let warning = &self.decl.alert.name;
+        let alert = |name: String, severity, default| Alert {
+            name,
+            severity,
+            default,
+        };
+        let mut alerts = vec![alert(warning.clone(), "warning", self.decl.default)];
+        if let Some(critical) = self.decl.default_critical {
+            alerts.push(alert(format!("{warning}Critical"), "critical", critical));
+        }
+        alerts
     }
 }
 
 /// The keys of `packs`, and the number of recording rules the packs have.
-pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
-    let mut recorded: HashMap<String, Expr> = HashMap::new();
+pub fn keys(packs: &[&'static Pack]) -> Result<(Vec<Key>, usize)> {
+    let mut recorded: HashMap<&str, Expr> = HashMap::new();
     for rule in packs.iter().flat_map(|p| &p.groups).flat_map(|g| &g.rules) {
         if let Some(name) = &rule.record {
-            recorded.insert(name.clone(), parse(&rule.expr)?);
+            recorded.insert(name, parse(&rule.expr)?);
         }
     }
     let mut keys = Vec::new();
@@ -52,14 +66,15 @@ pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
         for (name, decl) in &pack.keys {
             let mut signal = parse(&decl.signal)?;
             rewrite(&mut signal, &mut |vs| {
-                let inlined = recorded.get(vs.name.as_deref()?)?;
+                let inlined = recorded.get(vs.name.as_deref()?)?.clone();
                 Some(Expr::Paren(ParenExpr {
-                    expr: Box::new(inlined.clone()),
+                    expr: Box::new(inlined),
                 }))
             });
-            let nested: Vec<String> = selector_names(&signal)
-                .into_iter()
-                .filter(|n| recorded.contains_key(n))
+            let nested = selector_names(&signal);
+            let nested: Vec<&String> = nested
+                .iter()
+                .filter(|n| recorded.contains_key(n.as_str()))
                 .collect();
             ensure!(
                 nested.is_empty(),
@@ -71,28 +86,13 @@ pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
             if let (Some(d), Some(label)) = (&decl.dimension, &decl.dimension_label) {
                 signal = format!("label_replace({signal}, \"{d}\", \"$1\", \"{label}\", \"(.*)\")");
             }
-            let (component, metric) = name
-                .split_once('_')
+            name.split_once('_')
                 .with_context(|| format!("key {name} has no component"))?;
             keys.push(Key {
-                pack: pack.pack.clone(),
-                name: name.clone(),
-                component: component.to_owned(),
-                metric: metric.to_owned(),
-                op: decl.op.clone(),
-                dimension: decl.dimension.clone(),
-                dimension_label: decl.dimension_label.clone(),
+                pack,
+                name,
+                decl,
                 signal,
-                default: decl.default,
-                default_critical: decl.default_critical,
-                alert: decl.alert.name.clone(),
-                critical_alert: decl
-                    .default_critical
-                    .map(|_| format!("{}Critical", decl.alert.name)),
-                for_: decl.alert.for_.clone(),
-                summary: decl.alert.summary.clone(),
-                description: decl.alert.description.clone(),
-                unit: decl.unit.clone(),
             });
         }
     }
@@ -187,7 +187,7 @@ mod tests {
     fn keys_of_the_catalogue_read_raw_series_only() {
         let packs = dynalert_rules::select(&["mariadb".into(), "redis".into()]).unwrap();
         let (keys, _) = keys(&packs).unwrap();
-        assert!(keys.iter().any(|k| k.dimension_label.is_some()));
+        assert!(keys.iter().any(|k| k.decl.dimension_label.is_some()));
         for key in &keys {
             let names = selector_names(&parse(&key.signal).unwrap());
             assert!(

@@ -5,15 +5,15 @@
 //! the raw exporter series the packs read for N tenants × 2 instances; `dynalert serve` serves
 //! a conf.d for the N tenants; the per-tenant variant is generated from the threshold rows it
 //! actually serves ([`variants`]); then one Prometheus per variant (`baseline` without rules,
-//! `packs`, `per-tenant`, with `--reference` the reference project's layout, with `--floor`
-//! the packs' signals against their defaults, with `--extra` any rule files) scrapes the same
-//! two targets, one after the other, each alone on the machine from its start to its last
-//! reload, and is measured in quiet slices ([`measure`]); `--repeat` measures each variant
-//! several times ([`repeat`]); [`report`] renders the tables.
+//! `packs`, `per-tenant`, with `--floor` the packs' signals against their defaults, with
+//! `--extra` any rule files) scrapes the same two targets, one after the other, each alone on
+//! the machine from its start to its last reload, and is measured in quiet slices
+//! ([`measure`]). `--repeat N` measures each variant N times, the order reversed every other
+//! time so that a drift of the machine does not always fall on the same variant; [`report`]
+//! renders the tables from the repetitions.
 
 mod keys;
 mod measure;
-mod repeat;
 mod report;
 mod synthetic;
 mod variants;
@@ -26,9 +26,9 @@ use anyhow::{Context, Result, anyhow, ensure};
 use dynalert_testkit::ScrapeTarget;
 use serde::{Deserialize, Serialize};
 
-use crate::support::{self, Meta, Output, count_series};
+use crate::support::{self, Meta, Output, Server, count_series};
 use keys::{Key, parse, selector_names};
-use measure::{Alert, CpuWatch, Instance, Rules};
+use measure::{AlertId, CpuWatch, Instance, Rules};
 use synthetic::{Conf, Synthetic, SyntheticExporter};
 
 pub use report::markdown;
@@ -75,10 +75,6 @@ pub struct Args {
     /// `<tenants>[-r<repetition>]-<variant>.pprof` (read it with `go tool pprof`).
     #[arg(long, value_name = "DIR")]
     pprof: Option<PathBuf>,
-    /// Also measure the reference project's layout: the packs plus a recording rule per
-    /// threshold lookup (`tenant:alert_threshold:…`), the alerts reading the recorded series.
-    #[arg(long)]
-    reference: bool,
     /// Also measure the floor: the packs' signals against their defaults, one rule per alert
     /// for all tenants, no threshold lookup, maintenance or metadata; what no layout of the
     /// packs can go below.
@@ -90,13 +86,13 @@ pub struct Args {
     extra: Vec<String>,
     #[command(flatten)]
     #[serde(skip)]
-    output: Output,
+    pub output: Output,
 }
 
 pub const BASELINE: &str = "baseline";
 pub const PACKS: &str = "packs";
 pub const PER_TENANT: &str = "per-tenant";
-const BUILT_IN: [&str; 5] = [BASELINE, PACKS, PER_TENANT, "reference", "floor"];
+const FLOOR: &str = "floor";
 
 /// The packs whose raw exporter series the synthetic exporter serves.
 const SUPPORTED_PACKS: [&str; 2] = ["mariadb", "redis"];
@@ -128,22 +124,21 @@ pub struct Round {
     exporter_series: usize,
     /// Tenants in maintenance.
     maintenance: BTreeSet<String>,
-    /// The repetitions combined (see [`repeat::combine`]); what the tables show.
-    results: Vec<Measured>,
-    /// Every repetition's own measurements (one repetition without `--repeat`).
+    /// Every repetition's measurements, in the variants' order (one without `--repeat`).
     repetitions: Vec<Vec<Measured>>,
 }
 
-/// What one Prometheus measured in a round; times in seconds.
-#[derive(Clone, Serialize, Deserialize)]
+/// What one Prometheus measured; times in seconds.
+#[derive(Serialize, Deserialize)]
 pub struct Measured {
     variant: String,
     ready: f64,
     /// `rules=` of Prometheus's "Completed loading of configuration file" log lines: at start,
-    /// then after each reload.
+    /// and the median of those after each reload.
     load_at_start: Option<f64>,
-    load_at_reload: Vec<f64>,
-    reload_requests: Vec<f64>,
+    load_at_reload: Option<f64>,
+    /// The median round trip of `POST /-/reload`.
+    reload_request: Option<f64>,
     rules: Rules,
     /// Samples of Σ `prometheus_rule_group_last_duration_seconds`.
     eval: Vec<f64>,
@@ -154,18 +149,19 @@ pub struct Measured {
     others: f64,
     discarded: usize,
     noisy: usize,
-    heap: Vec<f64>,
-    /// `go_memstats_next_gc_bytes`: the GC's heap goal, steadier than the heap in use.
-    heap_goal: Vec<f64>,
-    rss: Vec<f64>,
+    /// Medians over the window, in bytes: the heap in use, the GC's heap goal
+    /// (`go_memstats_next_gc_bytes`, steadier than the heap in use), the resident memory.
+    heap: f64,
+    heap_goal: f64,
+    rss: f64,
     head_series: f64,
     failures: f64,
     missed: f64,
     /// `count(ALERTS)`: pending or firing, and of those, of tenants in maintenance.
     alerts: f64,
     alerts_in_maintenance: f64,
-    /// `alertname tenant severity queue` of every pending or firing alert.
-    alert_set: BTreeSet<Alert>,
+    /// Every pending or firing alert.
+    alert_set: BTreeSet<AlertId>,
 }
 
 /// What every round shares.
@@ -177,18 +173,18 @@ struct Setup<'a> {
     work: PathBuf,
 }
 
-pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
+pub fn run(args: &Args) -> Result<crate::Results> {
+    let counts = !args.tenants.is_empty() && args.tenants.iter().all(|&n| n >= 1);
+    ensure!(counts, "--tenants needs one or more counts of at least 1");
+    let unsupported: Vec<&String> = args
+        .packs
+        .iter()
+        .filter(|p| !SUPPORTED_PACKS.contains(&p.as_str()))
+        .collect();
     ensure!(
-        !args.tenants.is_empty() && args.tenants.iter().all(|&n| n >= 1),
-        "--tenants needs one or more counts of at least 1"
+        unsupported.is_empty(),
+        "packs {unsupported:?}: the synthetic exporter serves {SUPPORTED_PACKS:?} only"
     );
-    for pack in &args.packs {
-        ensure!(
-            SUPPORTED_PACKS.contains(&pack.as_str()),
-            "pack {pack:?}: the synthetic exporter serves the series of {} only",
-            SUPPORTED_PACKS.join(", ")
-        );
-    }
     ensure!(
         !args.packs.is_empty() && args.repeat >= 1,
         "--packs and --repeat need at least one"
@@ -201,12 +197,13 @@ pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
         args.settle_secs >= 2 * args.interval_secs,
         "--settle-secs must cover two intervals"
     );
+    let slices = args.interval_secs..=args.settle_secs;
     ensure!(
-        args.slice_secs >= args.interval_secs && args.slice_secs <= args.settle_secs,
+        slices.contains(&args.slice_secs),
         "--slice-secs must be between --interval-secs and --settle-secs"
     );
-    let meta = Meta::start();
     let dynalert = args.output.dynalert()?;
+    let meta = Meta::start(&dynalert);
     let prometheus = dynalert_testkit::components::find_executable("prometheus")
         .context("prometheus is not installed")?;
     let prometheus_version = support::output(Command::new(prometheus).arg("--version"))?;
@@ -237,15 +234,11 @@ pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
             .trim()
             .to_owned(),
         keys: setup.keys.len(),
-        alerts: setup
-            .keys
-            .iter()
-            .map(|k| 1 + usize::from(k.critical_alert.is_some()))
-            .sum(),
+        alerts: setup.keys.iter().map(|k| k.alerts().len()).sum(),
         recording,
         rounds,
     };
-    Ok((crate::Results::Rules(Box::new(results)), &args.output))
+    Ok(crate::Results::Rules(Box::new(results)))
 }
 
 /// Fails when a pack reads a raw series that the synthetic exporter does not serve: the
@@ -272,6 +265,47 @@ fn check_raw_series(keys: &[Key], packs: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The variants of a round: their names and rule files (none for the baseline).
+fn variants(
+    setup: &Setup,
+    dir: &std::path::Path,
+    served: &variants::Served,
+    tenants: &[String],
+) -> Result<Vec<(String, Option<PathBuf>)>> {
+    let per_tenant = dir.join(PER_TENANT);
+    let rules = variants::write_per_tenant(&per_tenant, &setup.keys, served, tenants)?;
+    println!(
+        "per-tenant variant: {rules} alerting rules in {} files",
+        tenants.len()
+    );
+    let mut variants = vec![
+        (BASELINE.to_owned(), None),
+        (PACKS.to_owned(), Some(setup.work.join("packs/*.yml"))),
+        (PER_TENANT.to_owned(), Some(per_tenant.join("*.yml"))),
+    ];
+    if setup.args.floor {
+        let rules = variants::write_floor(&setup.packs, &dir.join(FLOOR), &setup.keys)?;
+        println!("floor variant: {rules} alerting rules");
+        variants.push((FLOOR.to_owned(), Some(dir.join("floor/*.yml"))));
+    }
+    for extra in &setup.args.extra {
+        let (name, glob) = extra
+            .split_once('=')
+            .with_context(|| format!("--extra {extra:?}: expected NAME=GLOB"))?;
+        let valid = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let taken = variants.iter().any(|(v, _)| v == name);
+        ensure!(
+            !name.is_empty() && valid && !taken,
+            "--extra {extra:?}: a new name of letters, digits, - and _"
+        );
+        // Prometheus resolves relative rule files against its configuration file's directory.
+        variants.push((name.to_owned(), Some(std::env::current_dir()?.join(glob))));
+    }
+    Ok(variants)
+}
+
 fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     let args = setup.args;
     let dir = setup.work.join(format!("n{n}"));
@@ -284,55 +318,25 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     // Declared before the Prometheus instances: dropped (stopped) after them.
     let synthetic = Synthetic::new(tenants.clone(), args.packs.clone());
     let exporter_series = count_series(&synthetic.render());
-    let interval = std::time::Duration::from_secs(args.interval_secs);
-    let exporter = SyntheticExporter::start(synthetic, interval)?;
-    println!(
-        "synthetic exporter on 127.0.0.1:{}: {exporter_series} series",
-        exporter.exporter.port()
-    );
+    let exporter = SyntheticExporter::start(
+        synthetic,
+        std::time::Duration::from_secs(args.interval_secs),
+    )?;
+    let port = exporter.exporter.port();
+    println!("synthetic exporter on 127.0.0.1:{port}: {exporter_series} series");
     let conf_arg = conf_dir.to_str().context("a non-UTF-8 path")?;
-    let log = dir.join("dynalert.log");
-    let dynalert = support::serve(&setup.dynalert, &["--config-dir", conf_arg], &log, "info")?;
-    let body =
-        reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", dynalert.port))?.text()?;
+    let dynalert = Server::start(
+        &setup.dynalert,
+        &["--config-dir", conf_arg],
+        &dir.join("dynalert.log"),
+    )?;
+    let dynalert_series = count_series(&reqwest::blocking::get(dynalert.metrics_url())?.text()?);
     let served = variants::Served::query(dynalert.port, n)?;
     println!(
-        "dynalert serve: {} series, {} user_threshold rows",
-        count_series(&body),
+        "dynalert serve: {dynalert_series} series, {} user_threshold rows",
         served.rows.len()
     );
-
-    let per_tenant_dir = dir.join(PER_TENANT);
-    let rules = variants::write_per_tenant(&per_tenant_dir, &setup.keys, &served, &tenants)?;
-    println!("per-tenant variant: {rules} alerting rules in {n} files");
-    let mut variants = vec![
-        (BASELINE.to_owned(), None),
-        (PACKS.to_owned(), Some(setup.work.join("packs/*.yml"))),
-        (PER_TENANT.to_owned(), Some(per_tenant_dir.join("*.yml"))),
-    ];
-    if args.reference {
-        variants::write_reference(&setup.packs, &dir.join("reference"), &setup.keys)?;
-        variants.push(("reference".to_owned(), Some(dir.join("reference/*.yml"))));
-    }
-    if args.floor {
-        let rules = variants::write_floor(&setup.packs, &dir.join("floor"), &setup.keys)?;
-        println!("floor variant: {rules} alerting rules");
-        variants.push(("floor".to_owned(), Some(dir.join("floor/*.yml"))));
-    }
-    for extra in &args.extra {
-        let (name, glob) = extra
-            .split_once('=')
-            .with_context(|| format!("--extra {extra:?}: expected NAME=GLOB"))?;
-        let valid = name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        ensure!(
-            !name.is_empty() && valid && !BUILT_IN.contains(&name),
-            "--extra {extra:?}: a new name of letters, digits, - and _"
-        );
-        // Prometheus resolves relative rule files against its configuration file's directory.
-        variants.push((name.to_owned(), Some(std::env::current_dir()?.join(glob))));
-    }
+    let variants = variants(setup, &dir, &served, &tenants)?;
 
     let targets = [
         exporter
@@ -341,6 +345,9 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
             .with_honor_labels(),
         ScrapeTarget::new("dynalert", dynalert.port),
     ];
+    let cpu = |instance: &Instance| CpuWatch {
+        pids: vec![instance.prometheus.pid(), dynalert.guard.id()],
+    };
     let mut repetitions = Vec::new();
     for k in 1..=args.repeat {
         let tag = if args.repeat == 1 {
@@ -351,20 +358,21 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         if args.repeat > 1 {
             println!("==> {n} tenants, repetition {k} of {}", args.repeat);
         }
+        let mut order = variants.clone();
+        if k.is_multiple_of(2) {
+            order.reverse();
+        }
         // One Prometheus at a time, from its start to its last reload: nothing else of the
         // benchmark competes with it, and nothing pauses it. Each has a new data directory.
         let mut results = Vec::new();
-        for (variant, rule_files) in repeat::order(&variants, k) {
+        for (variant, rule_files) in order {
             let instance = Instance::start(args, &variant, rule_files.as_deref(), &targets)?;
             println!(
                 "prometheus {variant}: ready in {}",
                 support::seconds(instance.ready)
             );
             measure::warm_up(args, &instance)?;
-            let cpu = CpuWatch {
-                pids: vec![instance.prometheus.pid(), dynalert.guard.id()],
-            };
-            results.push(measure::alone(args, &tag, &instance, &cpu)?);
+            results.push(measure::alone(args, &tag, &instance, &cpu(&instance))?);
         }
         // The tables keep the variants' order whatever order they were measured in.
         results.sort_by_key(|m| variants.iter().position(|(v, _)| *v == m.variant));
@@ -375,10 +383,9 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         load_average_after: support::load_average(),
         conf,
         threshold_rows: served.rows.len(),
-        dynalert_series: count_series(&body),
+        dynalert_series,
         exporter_series,
         maintenance: served.maintenance,
-        results: repeat::combine(&repetitions),
         repetitions,
     })
 }

@@ -23,16 +23,8 @@ pub const P_HIGH: f64 = 0.04;
 /// Share of instances that are down (only their `*_up 0` is served).
 const P_DOWN: f64 = 0.02;
 
-/// A key's dimension label and the values served.
-pub struct Dimension {
-    pub label: &'static str,
-    pub values: &'static [&'static str],
-}
-
-pub const DIMENSIONS: &[Dimension] = &[Dimension {
-    label: "queue",
-    values: &["email", "jobs", "reports"],
-}];
+/// The values served of the one dimension the packs have, `queue`.
+const QUEUES: [&str; 3] = ["email", "jobs", "reports"];
 
 /// The raw series of mysqld_exporter and redis_exporter for every tenant × 2 instances, with
 /// the metric names and labels the packs read. Values are a pure function of tenant, instance
@@ -161,8 +153,7 @@ impl Synthetic {
         ];
         let up = |i, j| unit(i, j, 31) >= P_DOWN;
         let live = |i, j, v: f64| up(i, j).then_some(v);
-        let keys: Vec<String> = DIMENSIONS[0]
-            .values
+        let keys: Vec<String> = QUEUES
             .iter()
             .map(|queue| format!("db=\"db0\",key=\"{queue}\""))
             .collect();
@@ -278,44 +269,29 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
             SplitMix64(0x00D1_7A1E ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut body = String::new();
         for key in keys {
-            if let Some(dimension) = key.dimension.as_deref().and_then(dimension)
-                && rng.below(10) < 3
-            {
-                let _ = writeln!(
-                    body,
-                    "    \"{}{{{}='{}'}}\": {}",
-                    key.name,
-                    dimension.label,
-                    dimension.values[0],
-                    number(key.default * 0.4)
-                );
-                conf.dimension_rows += 1;
-                if rng.below(3) == 0 {
-                    let _ = writeln!(
-                        body,
-                        "    \"{}{{{}='{}'}}\": {}",
-                        key.name,
-                        dimension.label,
-                        dimension.values[1],
-                        number(key.default * 4.0)
-                    );
-                    conf.dimension_rows += 1;
+            let default = key.decl.default;
+            if key.decl.dimension.as_deref() == Some("queue") && rng.below(10) < 3 {
+                let rows = if rng.below(3) == 0 { 2 } else { 1 };
+                for (queue, factor) in QUEUES.iter().zip([0.4, 4.0]).take(rows) {
+                    let value = number(default * factor);
+                    let _ = writeln!(body, "    \"{}{{queue='{queue}'}}\": {value}", key.name);
                 }
+                conf.dimension_rows += rows;
             }
             let roll = rng.below(100);
             let factor = [0.5, 0.75, 1.5, 2.0][rng.below(4) as usize];
-            let mut warning = key.default;
+            let mut warning = default;
             if roll < 4 {
                 let _ = writeln!(body, "    {}: disable", key.name);
                 conf.disabled += 1;
                 continue;
-            } else if roll < 30 && key.default > 0.0 {
-                warning = key.default * factor;
+            } else if roll < 30 && default > 0.0 {
+                warning = default * factor;
                 let _ = writeln!(body, "    {}: {}", key.name, number(warning));
                 conf.custom += 1;
             }
-            if let Some(critical) = key.default_critical
-                && key.default > 0.0
+            if let Some(critical) = key.decl.default_critical
+                && default > 0.0
                 && rng.below(10) == 0
             {
                 let raised = critical.max(warning) * 1.25;
@@ -344,10 +320,6 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
         fs::write(dir.join(format!("{tenant}.yaml")), text)?;
     }
     Ok(conf)
-}
-
-pub fn dimension(label: &str) -> Option<&'static Dimension> {
-    DIMENSIONS.iter().find(|d| d.label == label)
 }
 
 /// A threshold with at most two decimals.
