@@ -19,12 +19,11 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::ValueEnum;
 use dynalert_testkit::Postgres;
 use reqwest::blocking::Client;
@@ -149,7 +148,7 @@ pub fn run(args: &Args) -> Result<crate::Results> {
         work: work.path(),
         token: &token,
         tenants: &tenants,
-        counter: Arc::new(AtomicU64::new(1_000_000)),
+        counter: AtomicU64::new(1_000_000),
     };
     let (mut sqlite, mut postgres, mut postgres_version) = (None, None, None);
     if args.stores.contains(&Store::Sqlite) {
@@ -217,7 +216,7 @@ struct Setup<'a> {
     token: &'a str,
     tenants: &'a [String],
     /// The next value written: every write in the run gets its own.
-    counter: Arc<AtomicU64>,
+    counter: AtomicU64,
 }
 
 impl Setup<'_> {
@@ -227,11 +226,7 @@ impl Setup<'_> {
             args.extend(["--import", self.conf]);
         }
         let server = Server::start(self.binary, &args, &self.work.join(format!("{name}.log")))?;
-        println!(
-            "{name}: ready after {} (port {})",
-            seconds(server.ready),
-            server.port
-        );
+        println!("{name}: ready after {}", seconds(server.ready));
         Ok(server)
     }
 
@@ -243,9 +238,7 @@ impl Setup<'_> {
         let own = partition(load_tenants, self.args.clients);
         let same = vec![vec![load_tenants[0].clone()]; self.args.clients];
         let paced = Some(self.args.paced_rate);
-        let lag = |read: &Server, load: Option<&[Vec<String>]>, what: &str| {
-            self.lag(port, read, lag_tenant, load, what)
-        };
+        let lag = |read: &Server, load, what| self.lag(port, read, lag_tenant, load, what);
         // Fields are evaluated in the order written: the runs one after the other.
         let mut result = StoreResult {
             own: self.throughput(port, &own, pid, None, "own tenants")?,
@@ -267,12 +260,46 @@ impl Setup<'_> {
         Ok(result)
     }
 
-    fn writer(&self, port: u16) -> Result<Writer> {
+    fn writer(&self, port: u16) -> Result<Writer<'_>> {
+        let url = format!("http://127.0.0.1:{port}/api/v1/tenants/");
         Ok(Writer {
             client: support::client(true)?,
-            base: format!("http://127.0.0.1:{port}/api/v1/tenants/"),
-            token: self.token.to_owned(),
-            counter: self.counter.clone(),
+            url,
+            setup: self,
+        })
+    }
+
+    /// Runs `during` while one load client per set PATCHes the tenants of its set in turn, as
+    /// soon as answered or, with `pace`, one write per `pace` each, the clients' schedules
+    /// staggered evenly; what the clients saw, and what `during` returned.
+    fn with_load<R>(
+        &self,
+        port: u16,
+        sets: &[Vec<String>],
+        pace: Option<Duration>,
+        during: impl FnOnce() -> Result<R>,
+    ) -> Result<(Outcome, R)> {
+        let writers = sets
+            .iter()
+            .map(|_| self.writer(port))
+            .collect::<Result<Vec<_>>>()?;
+        let (stop, start) = (&AtomicBool::new(false), Instant::now());
+        let stagger = |i: usize, every: Duration| start + every * i as u32 / sets.len() as u32;
+        thread::scope(|scope| {
+            let clients: Vec<_> = (writers.iter().zip(sets).enumerate())
+                .map(|(i, (writer, set))| {
+                    let schedule = pace.map(|every| (stagger(i, every), every));
+                    scope.spawn(move || client(writer, set, stop, schedule))
+                })
+                .collect();
+            let result = during();
+            stop.store(true, Ordering::Relaxed);
+            let mut all = Outcome::default();
+            for outcome in clients.into_iter().map(|c| c.join().unwrap_or_default()) {
+                all.samples.extend(outcome.samples);
+                all.errors.add(outcome.errors);
+            }
+            Ok((all, result?))
         })
     }
 
@@ -287,27 +314,26 @@ impl Setup<'_> {
         what: &str,
     ) -> Result<Throughput> {
         let pace = rate.map(|r| Duration::from_secs_f64(sets.len() as f64 / r));
-        let load = Load::start(self, port, sets, pace)?;
-        thread::sleep(Duration::from_secs(self.args.warmup_secs));
-        let (cpu_before, from) = (CpuTimes::sample(pid), Instant::now());
-        thread::sleep(Duration::from_secs(self.args.measure_secs));
-        let (cpu, to) = (CpuTimes::sample(pid).since(&cpu_before), Instant::now());
-        let result = Throughput::of(load.finish(), from, to, cpu);
+        let (outcome, (from, cpu)) = self.with_load(port, sets, pace, || {
+            thread::sleep(Duration::from_secs(self.args.warmup_secs));
+            let (before, from) = (CpuTimes::sample(pid), Instant::now());
+            thread::sleep(Duration::from_secs(self.args.measure_secs));
+            Ok((from, CpuTimes::sample(pid).since(&before)))
+        })?;
+        let to = from + Duration::from_secs(self.args.measure_secs);
+        let result = Throughput::of(outcome, from, to, cpu);
         let q = |q| seconds(quantile(&result.latencies, q));
+        let (rate, errors) = (result.per_sec, &result.errors);
         println!(
-            "{what}: {:.0} writes/s, p50 {}, p99 {}, max {}, {}",
-            result.per_sec,
+            "{what}: {rate:.0} writes/s, p50 {}, p99 {}, {errors}",
             q(0.5),
-            q(0.99),
-            q(1.0),
-            result.errors
+            q(0.99)
         );
         Ok(result)
     }
 
-    /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read` shows them, with
-    /// the load of `load` in the background when given. Fails with the tenant's lines when
-    /// `/metrics` has no line of the form [`shows`] looks for.
+    /// Write → `/metrics` of `read` times, with the load of `load` in the background when
+    /// given.
     fn lag(
         &self,
         write_port: u16,
@@ -316,16 +342,32 @@ impl Setup<'_> {
         load: Option<&[Vec<String>]>,
         what: &str,
     ) -> Result<Lag> {
-        let load = load
-            .map(|sets| Load::start(self, write_port, sets, None))
-            .transpose()?;
-        if load.is_some() {
-            thread::sleep(Duration::from_secs(self.args.warmup_secs));
-        }
-        let from = Instant::now();
-        let (writer, reader) = (self.writer(write_port)?, support::client(false)?);
         let url = read.metrics_url();
-        let mut lag = Lag::default();
+        let lag = match load {
+            None => self.poll_lag(write_port, &url, tenant)?,
+            Some(sets) => {
+                let (outcome, (from, mut lag)) = self.with_load(write_port, sets, None, || {
+                    thread::sleep(Duration::from_secs(self.args.warmup_secs));
+                    Ok((Instant::now(), self.poll_lag(write_port, &url, tenant)?))
+                })?;
+                let during = Throughput::of(outcome, from, Instant::now(), CpuTimes::default());
+                lag.load = Some((during.per_sec, during.errors.count));
+                lag
+            }
+        };
+        let (p50, p99) = (report::bounded(&lag, 0.5), report::bounded(&lag, 0.99));
+        println!(
+            "write → /metrics, {what}: p50 {p50}, p99 {p99}, {}",
+            lag.errors
+        );
+        Ok(lag)
+    }
+
+    /// Times `--lag-writes` writes on `write_port` until `url` shows them. Fails with the
+    /// tenant's lines when `url` has no line of the form [`shows`] looks for.
+    fn poll_lag(&self, write_port: u16, url: &str, tenant: &str) -> Result<Lag> {
+        let (writer, reader) = (self.writer(write_port)?, support::client(false)?);
+        let (from, mut lag) = (Instant::now(), Lag::default());
         for _ in 0..self.args.lag_writes {
             if from.elapsed() > LAG_MAX {
                 lag.cut_short = true;
@@ -340,25 +382,23 @@ impl Setup<'_> {
             };
             let acknowledged = Instant::now();
             // When the last poll that did not show the value was sent.
-            let mut not_yet: Option<Instant> = None;
-            let mut body = String::new();
+            let (mut not_yet, mut body) = (acknowledged, String::new());
             loop {
                 let sent = Instant::now();
+                let since = |at: Instant| (at - acknowledged).as_secs_f64();
                 if sent - acknowledged > LAG_TIMEOUT {
-                    if !body.contains(&line_of(tenant, "")) {
-                        let lines = body.lines().filter(|l| l.contains(tenant)).take(10);
-                        let lines: Vec<&str> = lines.collect();
-                        bail!(
-                            "{KEY} of {tenant} not on {url}; its lines:\n{}",
-                            lines.join("\n")
-                        );
-                    }
+                    let lines = body.lines().filter(|l| l.contains(tenant)).take(10);
+                    let lines = lines.collect::<Vec<_>>().join("\n");
+                    ensure!(
+                        body.contains(&line_of(tenant, "")),
+                        "no {KEY} of {tenant}:\n{lines}"
+                    );
                     lag.timeouts += 1;
-                    lag.lags.push(LAG_TIMEOUT.as_secs_f64());
-                    lag.lows.push(LAG_TIMEOUT.as_secs_f64());
+                    lag.lags.push(since(sent));
+                    lag.lows.push(since(sent));
                     break;
                 }
-                match support::timed(reader.get(&url)) {
+                match support::timed(reader.get(url)) {
                     Ok(response) if response.status == 200 => {
                         lag.scrapes.push(response.seconds);
                         body = String::from_utf8_lossy(&response.body).into_owned();
@@ -370,60 +410,40 @@ impl Setup<'_> {
                     // The snapshot a response shows is taken as its request arrives: `sent`
                     // bounds the moment the value became visible from above, the previous
                     // poll from below.
-                    lag.lags.push((sent - acknowledged).as_secs_f64());
-                    let low = not_yet.map_or(0.0, |at| (at - acknowledged).as_secs_f64());
-                    lag.lows.push(low);
+                    lag.lags.push(since(sent));
+                    lag.lows.push(since(not_yet));
                     break;
                 }
-                not_yet = Some(sent);
-                if let Some(rest) = (sent + POLL).checked_duration_since(Instant::now()) {
-                    thread::sleep(rest);
-                }
+                not_yet = sent;
+                thread::sleep((sent + POLL).saturating_duration_since(Instant::now()));
             }
-        }
-        if let Some(load) = load {
-            let during = Throughput::of(load.finish(), from, Instant::now(), CpuTimes::default());
-            lag.load = Some((during.per_sec, during.errors.count));
         }
         for samples in [&mut lag.lags, &mut lag.lows, &mut lag.scrapes] {
             samples.sort_by(f64::total_cmp);
         }
-        println!(
-            "write → /metrics, {what}: p50 {}, p99 {}, {} timeouts, {}",
-            report::bounded(&lag, 0.5),
-            report::bounded(&lag, 0.99),
-            lag.timeouts,
-            lag.errors
-        );
         Ok(lag)
     }
 }
 
 /// A client with one keep-alive connection that PATCHes `KEY` with a new value each time.
-struct Writer {
+struct Writer<'a> {
     client: Client,
-    base: String,
-    token: String,
-    counter: Arc<AtomicU64>,
+    url: String,
+    setup: &'a Setup<'a>,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Writes the next value to `tenant`; the value, or the error (a non-200 included).
     fn patch(&self, tenant: &str) -> Result<u64> {
-        let value = self.counter.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .client
-            .patch(format!("{}{tenant}", self.base))
-            .bearer_auth(&self.token)
+        let value = self.setup.counter.fetch_add(1, Ordering::Relaxed);
+        let response = (self.client.patch(format!("{}{tenant}", self.url)))
+            .bearer_auth(self.setup.token)
             .header("Content-Type", "application/merge-patch+json")
             .body(serde_json::json!({ KEY: value }).to_string())
             .send()?;
         let status = response.status();
-        ensure!(
-            status.is_success(),
-            "{tenant}: {status} {}",
-            response.text().unwrap_or_default()
-        );
+        let text = || response.text().unwrap_or_default();
+        ensure!(status.is_success(), "{tenant}: {status} {}", text());
         Ok(value)
     }
 }
@@ -441,14 +461,10 @@ fn line_of(tenant: &str, value: &str) -> String {
 /// share the first tenants.
 fn partition(tenants: &[String], n: usize) -> Vec<Vec<String>> {
     let mut sets = vec![Vec::new(); n];
-    for (i, tenant) in tenants
-        .iter()
-        .cycle()
-        .take(tenants.len().max(n))
+    let dealt = tenants.iter().cycle().take(tenants.len().max(n));
+    dealt
         .enumerate()
-    {
-        sets[i % n].push(tenant.clone());
-    }
+        .for_each(|(i, tenant)| sets[i % n].push(tenant.clone()));
     sets
 }
 
@@ -461,10 +477,10 @@ struct Errors {
 
 impl Errors {
     fn note(&mut self, message: String) {
-        self.count += 1;
-        if self.first.len() < ERRORS_KEPT {
-            self.first.push(message);
-        }
+        self.add(Errors {
+            count: 1,
+            first: vec![message],
+        });
     }
 
     fn add(&mut self, other: Errors) {
@@ -476,10 +492,14 @@ impl Errors {
 
 impl std::fmt::Display for Errors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} errors", self.count)?;
         match self.first.is_empty() {
-            true => Ok(()),
-            false => write!(f, " (first: {})", self.first.join(" | ")),
+            true => write!(f, "{} errors", self.count),
+            false => write!(
+                f,
+                "{} errors (first: {})",
+                self.count,
+                self.first.join(" | ")
+            ),
         }
     }
 }
@@ -493,53 +513,8 @@ struct Outcome {
     errors: Errors,
 }
 
-/// Client threads writing until told to stop.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Outcome>>,
-}
-
-impl Load {
-    /// One client per set; with `pace`, each client sends one write per `pace`, the clients'
-    /// schedules staggered evenly.
-    fn start(
-        setup: &Setup,
-        port: u16,
-        sets: &[Vec<String>],
-        pace: Option<Duration>,
-    ) -> Result<Load> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let mut threads = Vec::new();
-        for (i, set) in sets.iter().enumerate() {
-            let (set, stop, writer) = (set.clone(), stop.clone(), setup.writer(port)?);
-            let first = pace.map(|every| start + every * i as u32 / sets.len() as u32);
-            let schedule = first.zip(pace);
-            threads.push(thread::spawn(move || {
-                client(&writer, &set, &stop, schedule)
-            }));
-        }
-        Ok(Load { stop, threads })
-    }
-
-    fn finish(self) -> Outcome {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Outcome::default();
-        for thread in self.threads {
-            let outcome = thread.join().unwrap_or_else(|_| {
-                let mut panicked = Outcome::default();
-                panicked.errors.note("a client thread panicked".into());
-                panicked
-            });
-            all.samples.extend(outcome.samples);
-            all.errors.add(outcome.errors);
-        }
-        all
-    }
-}
-
 /// One load client: PATCHes the tenants of `set` in turn, as soon as the previous one was
-/// answered or on the schedule `(next, every)`.
+/// answered or on the schedule `(next, every)`, until `stop`.
 fn client(
     writer: &Writer,
     set: &[String],
@@ -591,10 +566,11 @@ impl Throughput {
         let mut latencies: Vec<f64> = outcome.samples.iter().filter(within).map(|s| s.1).collect();
         latencies.sort_by(f64::total_cmp);
         let per_sec = latencies.len() as f64 / (to - from).as_secs_f64();
+        let errors = outcome.errors;
         Throughput {
             per_sec,
             latencies,
-            errors: outcome.errors,
+            errors,
             cpu,
         }
     }
@@ -629,26 +605,22 @@ struct CpuTimes {
 
 impl CpuTimes {
     fn sample(server_pid: u32) -> CpuTimes {
-        let is_postgres = |pid: &String| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "postgres")
-        };
+        let comm = |pid: &String| std::fs::read_to_string(format!("/proc/{pid}/comm"));
         let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
         let pids = pids.map(|entry| entry.file_name().to_string_lossy().into_owned());
+        let postgres = pids.filter(|pid| comm(pid).is_ok_and(|c| c.trim() == "postgres"));
         CpuTimes {
             server: cpu_seconds(&server_pid.to_string()).unwrap_or(0.0),
-            postgres: pids
-                .filter(is_postgres)
-                .filter_map(|pid| cpu_seconds(&pid))
-                .sum(),
+            postgres: postgres.filter_map(|pid| cpu_seconds(&pid)).sum(),
             clients: cpu_seconds("self").unwrap_or(0.0),
         }
     }
 
     fn since(&self, before: &CpuTimes) -> CpuTimes {
+        let (server, postgres) = (self.server - before.server, self.postgres - before.postgres);
         CpuTimes {
-            server: self.server - before.server,
-            postgres: self.postgres - before.postgres,
+            server,
+            postgres,
             clients: self.clients - before.clients,
         }
     }

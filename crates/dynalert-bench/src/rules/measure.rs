@@ -1,18 +1,18 @@
 //! One Prometheus per variant (the testkit's launcher): sampling its own `/metrics`, its rules,
 //! alerts and reloads; the warm-up and the measurement window in quiet slices.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use dynalert_testkit::{Prometheus, ScrapeTarget};
 use reqwest::blocking::Client;
 use serde::{Deserialize, Serialize};
 
-use super::{Args, BASELINE, Measured};
+use super::{Args, Measured};
 use crate::support::{self, Memory, TICKS_PER_SEC, cpu_seconds, median};
 
 pub struct Instance {
@@ -25,7 +25,8 @@ pub struct Instance {
 
 /// One reading of a Prometheus's `/metrics`.
 struct Sample {
-    at: Instant,
+    /// Seconds since the Unix epoch.
+    at: f64,
     /// Σ `prometheus_rule_group_last_duration_seconds`.
     eval: f64,
     cpu: f64,
@@ -39,17 +40,14 @@ struct Sample {
     unevaluated: usize,
 }
 
-/// Rule counts and the last evaluation times (seconds) of the groups and of the 5 costliest
-/// rules, from `/api/v1/rules`.
+/// Rule counts and the groups' evaluation intervals (seconds, as Prometheus reports them),
+/// from `/api/v1/rules`.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Rules {
     pub groups: usize,
     pub alerting: usize,
     pub recording: usize,
-    pub group_times: Vec<(String, f64)>,
-    /// How many groups evaluate at each interval (seconds, as Prometheus reports it).
-    pub intervals: BTreeMap<String, usize>,
-    pub rule_times: Vec<(String, f64)>,
+    pub intervals: BTreeSet<String>,
 }
 
 /// `/api/v1/rules`, the parts read.
@@ -59,25 +57,19 @@ struct RulesData {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct GroupData {
-    name: String,
     interval: f64,
-    evaluation_time: f64,
     rules: Vec<RuleData>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct RuleData {
-    name: String,
     #[serde(rename = "type")]
     kind: String,
-    evaluation_time: f64,
 }
 
 /// An alert's identity across variants: alert name, tenant, severity, queue.
-pub type AlertId = (String, String, String, String);
+pub type AlertId = [String; 4];
 
 impl Instance {
     pub fn start(
@@ -87,18 +79,18 @@ impl Instance {
         targets: &[ScrapeTarget],
     ) -> Result<Self> {
         let mut builder = Prometheus::builder().interval(Duration::from_secs(args.interval_secs));
-        for target in targets {
-            builder = builder.scrape(target.clone());
-        }
+        builder = targets
+            .iter()
+            .fold(builder, |builder, target| builder.scrape(target.clone()));
         if let Some(glob) = rules {
             builder = builder.rule_file(glob);
         }
         let started = Instant::now();
         let prometheus = builder.start()?.context("prometheus is not installed")?;
         let ready = started.elapsed().as_secs_f64();
-        let client = support::client(true)?;
+        let (variant, client) = (variant.to_owned(), support::client(true)?);
         Ok(Self {
-            variant: variant.to_owned(),
+            variant,
             prometheus,
             ready,
             client,
@@ -110,8 +102,7 @@ impl Instance {
             .client
             .get(format!("{}{path}", self.prometheus.url()))
             .send()?;
-        let body = response.error_for_status()?.bytes()?;
-        Ok(body.to_vec())
+        Ok(response.error_for_status()?.bytes()?.to_vec())
     }
 
     fn sample(&self) -> Result<Sample> {
@@ -122,7 +113,9 @@ impl Instance {
             "prometheus_rule_group_last_evaluation_timestamp_seconds",
         );
         Ok(Sample {
-            at: Instant::now(),
+            at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)?
+                .as_secs_f64(),
             eval: sum("prometheus_rule_group_last_duration_seconds"),
             cpu: sum("process_cpu_seconds_total"),
             heap: sum("go_memstats_heap_inuse_bytes"),
@@ -137,55 +130,32 @@ impl Instance {
 
     /// Instant query answered with one number (0 for an empty result).
     fn number(&self, query: &str) -> Result<f64> {
-        Ok(self
-            .prometheus
-            .query_samples(query)?
-            .first()
-            .map_or(0.0, |s| s.value))
+        let samples = self.prometheus.query_samples(query)?;
+        Ok(samples.first().map_or(0.0, |s| s.value))
     }
 
     /// The pending and firing alerts, from the `ALERTS` series.
     fn alert_set(&self) -> Result<BTreeSet<AlertId>> {
         let samples = self.prometheus.query_samples("ALERTS")?;
-        let id = |s: &dynalert_testkit::Sample| {
-            let label = |name| s.label(name).unwrap_or("").to_owned();
-            (
-                label("alertname"),
-                label("tenant"),
-                label("severity"),
-                label("queue"),
-            )
-        };
+        let labels = ["alertname", "tenant", "severity", "queue"];
+        let id = |s: &dynalert_testkit::Sample| labels.map(|l| s.label(l).unwrap_or("").to_owned());
         Ok(samples.iter().map(id).collect())
     }
 
     fn rules(&self) -> Result<Rules> {
-        let data: RulesData =
-            serde_json::from_value(self.prometheus.api_get("/api/v1/rules", &[])?)
-                .context("reading /api/v1/rules")?;
+        let data = self.prometheus.api_get("/api/v1/rules", &[])?;
+        let data: RulesData = serde_json::from_value(data).context("reading /api/v1/rules")?;
         let mut rules = Rules {
             groups: data.groups.len(),
             ..Rules::default()
         };
         for group in data.groups {
-            rules.group_times.push((group.name, group.evaluation_time));
-            *rules
-                .intervals
-                .entry(group.interval.to_string())
-                .or_default() += 1;
+            rules.intervals.insert(group.interval.to_string());
             for rule in group.rules {
-                match rule.kind.as_str() {
-                    "alerting" => rules.alerting += 1,
-                    "recording" => rules.recording += 1,
-                    _ => {}
-                }
-                rules.rule_times.push((rule.name, rule.evaluation_time));
+                rules.alerting += usize::from(rule.kind == "alerting");
+                rules.recording += usize::from(rule.kind == "recording");
             }
         }
-        let by_time = |a: &(String, f64), b: &(String, f64)| b.1.total_cmp(&a.1);
-        rules.group_times.sort_by(by_time);
-        rules.rule_times.sort_by(by_time);
-        rules.rule_times.truncate(5);
         Ok(rules)
     }
 }
@@ -195,11 +165,7 @@ impl Instance {
 pub fn warm_up(args: &Args, instance: &Instance) -> Result<()> {
     let interval = Duration::from_secs(args.interval_secs);
     let minimum = Duration::from_secs(args.history_secs).max(3 * interval);
-    println!(
-        "history: {} runs for {:.0} s",
-        instance.variant,
-        minimum.as_secs_f64()
-    );
+    println!("history: {} runs for {minimum:?}", instance.variant);
     thread::sleep(minimum);
     for _ in 0..30 {
         if instance.sample()?.unevaluated == 0 {
@@ -211,50 +177,53 @@ pub fn warm_up(args: &Args, instance: &Instance) -> Result<()> {
     Ok(())
 }
 
-/// What one measurement collected, over one or several slices. CPU, time and missed
-/// iterations are summed over the slices: the time between two slices is not in the window.
+/// The slices of a window kept (their samples), the CPU seconds other processes used during
+/// them, and the slices thrown away because other processes were busy and kept although they
+/// were (after `--max-wait-secs`).
 #[derive(Default)]
 struct Window {
-    samples: Vec<Sample>,
-    cpu_seconds: f64,
-    seconds: f64,
-    missed: f64,
-    /// CPU seconds the machine spent on other processes during the slices.
+    slices: Vec<Vec<Sample>>,
     others: f64,
-    /// Slices thrown away because other processes were busy, and slices kept although they
-    /// were (after `--max-wait-secs`).
     discarded: usize,
     noisy: usize,
 }
 
 impl Window {
-    /// Samples `instance` once per interval for `ticks` intervals: one slice.
-    fn slice(args: &Args, instance: &Instance, ticks: u32, cpu: &CpuWatch) -> Result<Window> {
-        let interval = Duration::from_secs(args.interval_secs);
-        let (started, others_before) = (Instant::now(), cpu.others()?);
-        let mut samples = Vec::new();
-        for tick in 0..=ticks {
-            thread::sleep((started + interval * tick).saturating_duration_since(Instant::now()));
-            samples.push(instance.sample()?);
-        }
-        let (first, last) = (&samples[0], &samples[samples.len() - 1]);
-        Ok(Window {
-            cpu_seconds: last.cpu - first.cpu,
-            seconds: last.at.duration_since(first.at).as_secs_f64(),
-            missed: last.missed - first.missed,
-            others: cpu.others()? - others_before,
-            samples,
-            ..Window::default()
-        })
+    /// The growth of `figure` over the slices: the time between two slices is not in the window.
+    fn growth(&self, figure: fn(&Sample) -> f64) -> f64 {
+        let growth = |s: &Vec<Sample>| figure(&s[s.len() - 1]) - figure(&s[0]);
+        self.slices.iter().map(growth).sum()
     }
 
-    fn add(&mut self, slice: Window) {
-        self.samples.extend(slice.samples);
-        self.cpu_seconds += slice.cpu_seconds;
-        self.seconds += slice.seconds;
-        self.missed += slice.missed;
-        self.others += slice.others;
+    /// The median of `figure` over every sample.
+    fn median(&self, figure: fn(&Sample) -> f64) -> f64 {
+        median(
+            &self
+                .slices
+                .iter()
+                .flatten()
+                .map(figure)
+                .collect::<Vec<f64>>(),
+        )
     }
+}
+
+/// `instance` sampled once per interval for `ticks` intervals: one slice, and the CPU seconds
+/// other processes used meanwhile.
+fn slice(
+    args: &Args,
+    instance: &Instance,
+    ticks: u32,
+    cpu: &CpuWatch,
+) -> Result<(Vec<Sample>, f64)> {
+    let interval = Duration::from_secs(args.interval_secs);
+    let (started, others_before) = (Instant::now(), cpu.others()?);
+    let mut samples = Vec::new();
+    for tick in 0..=ticks {
+        thread::sleep((started + interval * tick).saturating_duration_since(Instant::now()));
+        samples.push(instance.sample()?);
+    }
+    Ok((samples, cpu.others()? - others_before))
 }
 
 /// One Prometheus running alone: its window in slices of `--slice-secs`, each slice during
@@ -271,20 +240,22 @@ pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Res
         instance.variant, args.settle_secs
     );
     let mut window = Window::default();
-    while window.seconds < wanted {
-        let slice = Window::slice(args, instance, ticks, cpu)?;
-        let others = slice.others / slice.seconds;
-        if others > args.quiet_cores && Instant::now() < deadline {
+    while window.growth(|s| s.at) < wanted {
+        let (samples, others) = slice(args, instance, ticks, cpu)?;
+        let cores = others / (samples[samples.len() - 1].at - samples[0].at);
+        let busy = cores > args.quiet_cores;
+        if busy && Instant::now() < deadline {
             window.discarded += 1;
             println!(
                 "  slice thrown away: other processes used {:.0} % of a core",
-                others * 100.0
+                cores * 100.0
             );
             thread::sleep(Duration::from_secs(args.interval_secs));
             continue;
         }
-        window.noisy += usize::from(others > args.quiet_cores);
-        window.add(slice);
+        window.noisy += usize::from(busy);
+        window.others += others;
+        window.slices.push(samples);
     }
     if let Some(dir) = &args.pprof {
         let profile = instance.get(&format!("/debug/pprof/profile?seconds={slice_secs}"))?;
@@ -297,8 +268,11 @@ pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Res
 
 /// The figures of a window, with the rules and alerts read now; then the reloads.
 fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured> {
-    let last = window.samples.last().context("a window without samples")?;
-    let of = |f: fn(&Sample) -> f64| window.samples.iter().map(f).collect::<Vec<f64>>();
+    let last = window
+        .slices
+        .last()
+        .and_then(|s| s.last())
+        .context("no samples")?;
     let mut reload_requests = Vec::new();
     for _ in 0..args.reloads {
         let started = Instant::now();
@@ -307,16 +281,9 @@ fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured
         thread::sleep(Duration::from_millis(200));
     }
     let loads = config_loads(instance.prometheus.log_path());
-    let rules = instance.variant != BASELINE;
+    let seconds = window.growth(|s| s.at);
     let maintenance =
         "count(ALERTS and on(tenant) max by(tenant) (user_state_filter{filter=\"maintenance\"}))";
-    let number = |query| {
-        if rules {
-            instance.number(query)
-        } else {
-            Ok(0.0)
-        }
-    };
     Ok(Measured {
         variant: instance.variant.clone(),
         ready: instance.ready,
@@ -324,24 +291,20 @@ fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured
         load_at_reload: (loads.len() > 1).then(|| median(&loads[1..])),
         reload_request: (args.reloads > 0).then(|| median(&reload_requests)),
         rules: instance.rules()?,
-        eval: of(|s| s.eval),
-        cpu: window.cpu_seconds / window.seconds,
-        others: window.others / window.seconds,
+        eval: window.slices.iter().flatten().map(|s| s.eval).collect(),
+        cpu: window.growth(|s| s.cpu) / seconds,
+        others: window.others / seconds,
         discarded: window.discarded,
         noisy: window.noisy,
-        heap: median(&of(|s| s.heap)),
-        heap_goal: median(&of(|s| s.heap_goal)),
-        rss: median(&of(|s| s.rss)),
+        heap: window.median(|s| s.heap),
+        heap_goal: window.median(|s| s.heap_goal),
+        rss: window.median(|s| s.rss),
         head_series: last.head_series,
         failures: last.failures,
-        missed: window.missed,
-        alerts: number("count(ALERTS)")?,
-        alerts_in_maintenance: number(maintenance)?,
-        alert_set: if rules {
-            instance.alert_set()?
-        } else {
-            BTreeSet::new()
-        },
+        missed: window.growth(|s| s.missed),
+        alerts: instance.number("count(ALERTS)")?,
+        alerts_in_maintenance: instance.number(maintenance)?,
+        alert_set: instance.alert_set()?,
     })
 }
 
@@ -405,9 +368,8 @@ fn go_duration(mut rest: &str) -> Option<f64> {
     let mut seconds = 0.0;
     while !rest.is_empty() {
         let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let unit_end = rest[number_end..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(rest.len(), |i| number_end + i);
+        let unit_len = rest[number_end..].find(|c: char| c.is_ascii_digit());
+        let unit_end = unit_len.map_or(rest.len(), |len| number_end + len);
         let unit = match &rest[number_end..unit_end] {
             "h" => 3600.0,
             "m" => 60.0,

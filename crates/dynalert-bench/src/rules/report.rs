@@ -1,5 +1,5 @@
-//! The markdown report of a rules results file: a summary line per tenant count and a table
-//! per round, both from one list of figures, and the alerts compared. How the variants are
+//! The markdown report of a rules results file: a table per round from one list of figures,
+//! and the alerts compared. How the variants are
 //! built and each figure is taken is described next to the section in `docs/benchmarks.md`.
 
 use std::collections::BTreeSet;
@@ -32,7 +32,8 @@ enum Target {
     NoMore,
 }
 
-/// A row of a round's table: the median over the repetitions of `value`, shown by `show`.
+/// A row: its label, the figure of one measurement, how it is shown, the baseline, the target.
+/// A cell is the median of the figure over the repetitions.
 struct Figure(
     &'static str,
     fn(&Measured) -> f64,
@@ -43,120 +44,36 @@ struct Figure(
 
 const AIM: Target = Target::Cheaper(5.0, " (aim 10×)");
 const LOAD: Target = Target::Cheaper(50.0, "");
+const NONE: Target = Target::None;
+const NO_MORE: Target = Target::NoMore;
 
-const FIGURES: [Figure; 16] = [
-    Figure(
-        "evaluation time per cycle (Σ last group duration, median)",
-        |m| median(&m.eval),
-        seconds,
-        Base::Dash,
-        AIM,
-    ),
-    Figure(
-        "group iterations missed in the window",
-        |m| m.missed,
-        count,
-        Base::Dash,
-        Target::None,
-    ),
-    Figure(
-        "CPU (rate of `process_cpu_seconds_total`)",
-        |m| m.cpu,
-        cores,
-        Base::Shown,
-        Target::None,
-    ),
-    Figure(
-        "CPU above the baseline",
-        |m| m.cpu,
-        cores,
-        Base::Subtracted,
-        AIM,
-    ),
-    Figure(
-        "CPU of other processes on the machine during the window",
-        |m| m.others,
-        cores,
-        Base::Shown,
-        Target::None,
-    ),
-    Figure(
-        "heap in use (`go_memstats_heap_inuse_bytes`, median)",
-        |m| m.heap,
-        mib,
-        Base::Shown,
-        Target::NoMore,
-    ),
-    Figure(
-        "heap in use above the baseline",
-        |m| m.heap,
-        mib,
-        Base::Subtracted,
-        Target::None,
-    ),
-    Figure(
-        "GC heap goal (`go_memstats_next_gc_bytes`, median)",
-        |m| m.heap_goal,
-        mib,
-        Base::Shown,
-        Target::NoMore,
-    ),
-    Figure(
-        "resident memory (VmRSS, median)",
-        |m| m.rss,
-        mib,
-        Base::Shown,
-        Target::None,
-    ),
-    Figure(
-        "head series (`prometheus_tsdb_head_series`)",
-        |m| m.head_series,
-        count,
-        Base::Shown,
-        Target::NoMore,
-    ),
-    Figure(
-        "head series above the baseline",
-        |m| m.head_series,
-        count,
-        Base::Subtracted,
-        Target::None,
-    ),
-    Figure(
-        "rule load at start (`rules=` of the config load log line)",
-        |m| m.load_at_start.unwrap_or(f64::NAN),
-        seconds,
-        Base::Shown,
-        LOAD,
-    ),
-    Figure(
-        "rule load at reload (`rules=`, median)",
-        |m| m.load_at_reload.unwrap_or(f64::NAN),
-        seconds,
-        Base::Shown,
-        LOAD,
-    ),
-    Figure(
-        "process start → `/-/ready`",
-        |m| m.ready,
-        seconds,
-        Base::Shown,
-        Target::None,
-    ),
-    Figure(
-        "`POST /-/reload` round trip (median)",
-        |m| m.reload_request.unwrap_or(f64::NAN),
-        seconds,
-        Base::Shown,
-        Target::None,
-    ),
-    Figure(
-        "rule evaluation failures",
-        |m| m.failures,
-        count,
-        Base::Dash,
-        Target::None,
-    ),
+// A table: one figure per line.
+#[rustfmt::skip]
+const FIGURES: [Figure; 24] = [
+    Figure("rule groups", |m| m.rules.groups as f64, count, Base::Shown, NONE),
+    Figure("alerting + recording rules", |m| (m.rules.alerting + m.rules.recording) as f64, count, Base::Shown, NONE),
+    Figure("evaluation time per cycle (Σ last group duration, median)", |m| median(&m.eval), seconds, Base::Dash, AIM),
+    Figure("evaluation time per cycle, lowest sample", |m| m.eval.iter().copied().fold(f64::NAN, f64::min), seconds, Base::Dash, NONE),
+    Figure("evaluation time per cycle, highest sample", |m| m.eval.iter().copied().fold(f64::NAN, f64::max), seconds, Base::Dash, NONE),
+    Figure("group iterations missed in the window", |m| m.missed, count, Base::Dash, NONE),
+    Figure("CPU (rate of `process_cpu_seconds_total`)", |m| m.cpu, cores, Base::Shown, NONE),
+    Figure("CPU above the baseline", |m| m.cpu, cores, Base::Subtracted, AIM),
+    Figure("CPU of other processes on the machine during the window", |m| m.others, cores, Base::Shown, NONE),
+    Figure("slices thrown away (machine busy)", |m| m.discarded as f64, count, Base::Shown, NONE),
+    Figure("slices kept although the machine was busy", |m| m.noisy as f64, count, Base::Shown, NONE),
+    Figure("heap in use (`go_memstats_heap_inuse_bytes`, median)", |m| m.heap, mib, Base::Shown, NO_MORE),
+    Figure("heap in use above the baseline", |m| m.heap, mib, Base::Subtracted, NONE),
+    Figure("GC heap goal (`go_memstats_next_gc_bytes`, median)", |m| m.heap_goal, mib, Base::Shown, NO_MORE),
+    Figure("resident memory (VmRSS, median)", |m| m.rss, mib, Base::Shown, NONE),
+    Figure("head series (`prometheus_tsdb_head_series`)", |m| m.head_series, count, Base::Shown, NO_MORE),
+    Figure("head series above the baseline", |m| m.head_series, count, Base::Subtracted, NONE),
+    Figure("rule load at start (`rules=` of the config load log line)", |m| m.load_at_start.unwrap_or(f64::NAN), seconds, Base::Shown, LOAD),
+    Figure("rule load at reload (`rules=`, median)", |m| m.load_at_reload.unwrap_or(f64::NAN), seconds, Base::Shown, LOAD),
+    Figure("process start → `/-/ready`", |m| m.ready, seconds, Base::Shown, NONE),
+    Figure("`POST /-/reload` round trip (median)", |m| m.reload_request.unwrap_or(f64::NAN), seconds, Base::Shown, NONE),
+    Figure("alerts pending or firing (`count(ALERTS)`)", |m| m.alerts, count, Base::Dash, NONE),
+    Figure("… of them tenants in maintenance", |m| m.alerts_in_maintenance, count, Base::Dash, NONE),
+    Figure("rule evaluation failures", |m| m.failures, count, Base::Dash, NONE),
 ];
 
 impl Round {
@@ -189,34 +106,30 @@ impl Round {
 
 pub fn markdown(r: &Results) -> String {
     let a = &r.args;
-    let mut md = r.meta.markdown("Rule packs benchmark");
-    let variants = r.rounds.first().and_then(|round| round.repetitions.first());
-    let variants: Vec<&str> = variants
+    let first = r.rounds.first().and_then(|round| round.repetitions.first());
+    let variants: Vec<&str> = first
         .into_iter()
         .flatten()
         .map(|m| m.variant.as_str())
         .collect();
-    let history = match a.history_secs >= 300 {
-        true => String::new(),
-        false => " (**less than 5 minutes**: `rate(…[5m])` reads fewer samples than in steady state, which flatters the ratios)".to_owned(),
-    };
+    let extra: String = a.extra.iter().map(|e| format!("; `--extra {e}`")).collect();
+    let short = " (**less than 5 minutes**: `rate(…[5m])` reads fewer samples than in steady \
+                 state, which flatters the ratios)";
+    let history = if a.history_secs >= 300 { "" } else { short };
+    let mut md = r.meta.markdown("Rule packs benchmark");
     let _ = writeln!(
         md,
-        "- {}\n- packs: {} ({} keys, {} alerting + {} recording rules as rendered); variants: {}{}\n\
-         - scrape and evaluation interval {} s; {} s of history{history}, then a {} s window in \
-         slices of {} s, a slice thrown away while other processes use more than {:.0} % of a \
-         core (for at most {} s); {} reloads; every variant measured {} time(s), the order \
-         reversed every other time\n",
+        "- {}\n- packs: {} ({} keys, {} alerting + {} recording rules as rendered); variants: \
+         {}{extra}\n- scrape and evaluation interval {} s; {} s of history{history}, then a {} s \
+         window in slices of {} s, a slice measured again while other processes use more than \
+         {:.0} % of a core (for at most {} s); {} reloads; every variant measured {} time(s), \
+         the order reversed every other time\n",
         r.prometheus_version,
         a.packs.join(", "),
         r.keys,
         r.alerts,
         r.recording,
         variants.join(", "),
-        a.extra
-            .iter()
-            .map(|e| format!("; `--extra {e}`"))
-            .collect::<String>(),
         a.interval_secs,
         a.history_secs,
         a.settle_secs,
@@ -226,47 +139,10 @@ pub fn markdown(r: &Results) -> String {
         a.reloads,
         a.repeat
     );
-    summary(r, &mut md);
     for round in &r.rounds {
         round_table(r, round, &variants, &mut md);
     }
     md
-}
-
-/// One line per tenant count: packs / per-tenant of every figure with a target.
-fn summary(r: &Results, md: &mut String) {
-    let targeted: Vec<&Figure> = FIGURES.iter().filter(|f| f.4 != Target::None).collect();
-    let mut header = vec!["tenants".to_owned()];
-    header.extend(
-        targeted
-            .iter()
-            .map(|f| f.0.split(" (").next().unwrap_or(f.0).to_owned()),
-    );
-    let mut rows = Vec::new();
-    for round in &r.rounds {
-        let mut row = vec![round.tenants.to_string()];
-        for figure in &targeted {
-            let (p, t) = (
-                median(&round.values(PACKS, figure)),
-                median(&round.values(PER_TENANT, figure)),
-            );
-            let (ratio, each) = round.ratios(figure);
-            row.push(format!(
-                "{} / {} ({}){}",
-                figure.2(p),
-                figure.2(t),
-                times(ratio),
-                range(&each)
-            ));
-        }
-        rows.push(row);
-    }
-    md.push_str(&table(&header, &rows));
-    md.push_str(
-        "\nEach cell: packs / per-tenant (how many times the packs are cheaper: per-tenant ÷ \
-         packs; above 1× the packs cost less), medians over the repetitions; with several, the \
-         lowest and highest ratio of a single repetition in brackets.\n\n",
-    );
 }
 
 fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
@@ -276,7 +152,7 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
         "### {n} tenants\n\nSynthetic exporter: {} series ({n} tenants × {INSTANCES} instances \
          per service); dynalert serve: {} series, {} `user_threshold` rows (tenant files: {} \
          custom values, {} disabled keys, {} raised critical tiers, {} per-queue rows, metadata \
-         on {} tenants, maintenance on {}).\n",
+         on {} tenants, maintenance on {}). Load average at the end of the round: {}.\n",
         round.exporter_series,
         round.dynalert_series,
         round.threshold_rows,
@@ -285,203 +161,119 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
         c.critical,
         c.dimension_rows,
         c.metadata,
-        c.maintenance
+        c.maintenance,
+        round.load_average_after
     );
-    let at_target = n >= TARGET_TENANTS;
-    let repeated = round.repetitions.len() > 1;
+    let (at_target, repeated) = (n >= TARGET_TENANTS, round.repetitions.len() > 1);
     let mut rows = Vec::new();
-    let mut row = |label: String, cells: Vec<String>, ratio: String, target: String| {
-        rows.push([vec![label], cells, vec![ratio, target]].concat());
-    };
-    let interval = r.args.interval_secs.to_string();
-    let texts: [(&str, bool, &dyn Fn(&[&Measured]) -> String); 5] = [
-        ("rule groups / alerting + recording rules", false, &|ms| {
-            let rules = &ms[0].rules;
-            format!(
-                "{} / {} + {}",
-                rules.groups, rules.alerting, rules.recording
-            )
-        }),
-        ("evaluation interval of the rule groups", true, &|ms| {
-            let intervals = ms[0]
-                .rules
-                .intervals
-                .iter()
-                .map(|(i, groups)| format!("{i} s ({groups} groups)"));
-            let odd = ms[0].rules.intervals.keys().any(|i| *i != interval);
-            let warning = if odd {
-                ", **not the scrape interval**"
-            } else {
-                ""
-            };
-            intervals.collect::<Vec<_>>().join(", ") + warning
-        }),
-        (
-            "evaluation time per cycle, min – max of the samples",
-            true,
-            &|ms| {
-                let samples: Vec<f64> = ms.iter().flat_map(|m| m.eval.iter().copied()).collect();
-                let (lo, hi) = samples
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
-                        (l.min(v), h.max(v))
-                    });
-                format!("{} – {}", seconds(lo), seconds(hi))
-            },
-        ),
-        (
-            "slices thrown away (machine busy) / kept although busy",
-            false,
-            &|ms| {
-                let sum = |f: fn(&Measured) -> usize| ms.iter().map(|m| f(m)).sum::<usize>();
-                format!("{} / {}", sum(|m| m.discarded), sum(|m| m.noisy))
-            },
-        ),
-        (
-            "alerts pending or firing (`count(ALERTS)`), of them tenants in maintenance",
-            true,
-            &|ms| {
-                let of =
-                    |f: fn(&Measured) -> f64| median(&ms.iter().map(|m| f(m)).collect::<Vec<_>>());
-                format!("{} ({})", of(|m| m.alerts), of(|m| m.alerts_in_maintenance))
-            },
-        ),
-    ];
-    for (label, rules_only, text) in texts {
-        let cell = |v: &&str| match rules_only && *v == BASELINE {
-            true => "–".to_owned(),
-            false => text(&round.each(v)),
-        };
-        row(
-            label.to_owned(),
-            variants.iter().map(cell).collect(),
-            "–".into(),
-            "–".into(),
-        );
-    }
     for figure in &FIGURES {
-        let dash = |v: &str| figure.3 != Base::Shown && v == BASELINE;
-        let cell = |v: &&str| {
-            if dash(v) {
-                "–".into()
-            } else {
-                figure.2(median(&round.values(v, figure)))
-            }
-        };
-        let (ratio, each) = round.ratios(figure);
-        row(
-            figure.0.to_owned(),
-            variants.iter().map(cell).collect(),
-            times(ratio),
-            verdict(figure.4, ratio, at_target),
-        );
-        if repeated && matches!(figure.4, Target::Cheaper(..)) {
-            let list = |values: Vec<f64>, show: &dyn Fn(f64) -> String| {
-                values.into_iter().map(show).collect::<Vec<_>>().join(", ")
-            };
+        let cells = |show: &dyn Fn(Vec<f64>) -> String| {
+            let dash = |v: &str| figure.3 != Base::Shown && v == BASELINE;
             let cell = |v: &&str| {
                 if dash(v) {
                     "–".into()
                 } else {
-                    list(round.values(v, figure), &figure.2)
+                    show(round.values(v, figure))
                 }
             };
+            variants.iter().map(cell).collect::<Vec<String>>()
+        };
+        let (ratio, each) = round.ratios(figure);
+        let (label, target) = (figure.0.to_owned(), verdict(figure.4, ratio, at_target));
+        rows.push(
+            [
+                vec![label],
+                cells(&|v| figure.2(median(&v))),
+                vec![times(ratio), target],
+            ]
+            .concat(),
+        );
+        if repeated && matches!(figure.4, Target::Cheaper(..)) {
             let label = format!("{}, each repetition", figure.0);
-            row(
-                label,
-                variants.iter().map(cell).collect(),
-                list(each, &times),
-                "–".into(),
-            );
+            let ratios = vec![list(&each, times), "–".into()];
+            rows.push([vec![label], cells(&|v| list(&v, figure.2)), ratios].concat());
         }
     }
     let mut header = vec!["metric"];
-    header.extend(variants);
-    header.extend(["per-tenant ÷ packs", "target"]);
+    header.extend(variants.iter().chain(&["per-tenant ÷ packs", "target"]));
     md.push_str(&table(&header, &rows));
     md.push('\n');
-    let list = |items: &[(String, f64)]| {
-        let items: Vec<String> = items
+    let interval = r.args.interval_secs.to_string();
+    for variant in variants {
+        let intervals = round
+            .each(variant)
             .iter()
-            .map(|(name, time)| format!("`{name}` {}", seconds(*time)))
-            .collect();
-        items.join(", ")
-    };
-    let others = variants
-        .iter()
-        .filter(|v| ![BASELINE, PER_TENANT].contains(v));
-    for variant in others {
-        let first = &round.each(variant)[0];
-        let _ = writeln!(
-            md,
-            "Last evaluation in {variant}, by group: {}; costliest rules: {}.\n",
-            list(&first.rules.group_times),
-            list(&first.rules.rule_times)
-        );
-        md.push_str(&same_alerts(round, variant));
+            .flat_map(|m| &m.rules.intervals)
+            .collect::<BTreeSet<_>>();
+        if intervals.iter().any(|i| **i != interval) {
+            let _ = writeln!(
+                md,
+                "**Not the scrape interval**: {variant} evaluates at {intervals:?} s.\n"
+            );
+        }
+        if ![BASELINE, PER_TENANT].contains(variant) {
+            md.push_str(&same_alerts(round, variant));
+        }
     }
-    let groups: Vec<f64> = round.each(PER_TENANT).first().map_or(Vec::new(), |t| {
-        t.rules.group_times.iter().map(|g| g.1).collect()
-    });
-    let _ = writeln!(
-        md,
-        "Last evaluation in per-tenant: median group {}, slowest group {}. Load average at the \
-         end of the round: {}.\n",
-        seconds(median(&groups)),
-        seconds(groups.iter().copied().fold(f64::NAN, f64::max)),
-        round.load_average_after
-    );
 }
 
 /// Whether `variant` and per-tenant raise the same alerts in each repetition, tenants in
 /// maintenance left out: once if all repetitions agree, else one line per repetition.
 fn same_alerts(round: &Round, variant: &str) -> String {
     let outside = |m: &Measured| -> BTreeSet<AlertId> {
-        m.alert_set
+        let alerts = m
+            .alert_set
             .iter()
-            .filter(|a| !round.maintenance.contains(&a.1))
-            .cloned()
-            .collect()
+            .filter(|a| !round.maintenance.contains(&a[1]));
+        alerts.cloned().collect()
     };
-    let show = |only: Vec<&AlertId>| match only.is_empty() {
-        true => "none".to_owned(),
-        false => {
-            let examples = only.iter().take(3).map(|(name, tenant, severity, queue)| {
-                format!("`{name}` {tenant} {severity} {queue}")
-            });
-            format!(
-                "{} (e.g. {})",
-                only.len(),
-                examples.collect::<Vec<_>>().join(", ").trim_end()
-            )
+    let show = |only: Vec<&AlertId>| {
+        let examples: Vec<String> = only
+            .iter()
+            .take(3)
+            .map(|id| format!("`{}`", id.join(" ").trim_end()))
+            .collect();
+        format!("{} (e.g. {})", only.len(), examples.join(", "))
+    };
+    let each = round.each(variant).into_iter().zip(round.each(PER_TENANT));
+    let line = |(other, per_tenant)| {
+        let (o, t) = (outside(other), outside(per_tenant));
+        let (only_o, only_t) = (
+            show(o.difference(&t).collect()),
+            show(t.difference(&o).collect()),
+        );
+        match o == t {
+            true => format!(
+                "`{variant}` and per-tenant raise the same {} alerts",
+                o.len()
+            ),
+            false => format!(
+                "`{variant}` and per-tenant differ: only in {variant} {only_o}, only in per-tenant {only_t}"
+            ),
         }
     };
-    let lines: Vec<String> = round
-        .each(variant)
-        .into_iter()
-        .zip(round.each(PER_TENANT))
-        .map(|(other, per_tenant)| {
-            let (o, t) = (outside(other), outside(per_tenant));
-            if o == t {
-                format!("`{variant}` and per-tenant raise the same {} alerts (by name, tenant, severity and queue; tenants in maintenance left out).", o.len())
-            } else {
-                let (only_o, only_t) = (show(o.difference(&t).collect()), show(t.difference(&o).collect()));
-                format!("`{variant}` and per-tenant differ (tenants in maintenance left out): only in {variant} {only_o}, only in per-tenant {only_t}.")
-            }
-        })
-        .collect();
+    let lines: Vec<String> = each.map(line).collect();
+    let why = " (by name, tenant, severity and queue; tenants in maintenance left out).\n\n";
     match lines.as_slice() {
         [] => String::new(),
-        [only] => format!("{only}\n\n"),
+        [only] => format!("{only}{why}"),
         [first, ..] if lines.iter().all(|line| line == first) => {
-            format!("In each of the {} repetitions: {first}\n\n", lines.len())
+            format!("In each of the {} repetitions: {first}{why}", lines.len())
         }
         _ => lines
             .iter()
             .enumerate()
-            .map(|(i, line)| format!("Repetition {}: {line}\n\n", i + 1))
+            .map(|(i, line)| format!("Repetition {}: {line}{why}", i + 1))
             .collect(),
     }
+}
+
+fn list(values: &[f64], show: fn(f64) -> String) -> String {
+    values
+        .iter()
+        .map(|&v| show(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `≥ 5×: met` at the target's tenant count, the bare target below it.
@@ -507,16 +299,6 @@ fn times(ratio: f64) -> String {
     }
 }
 
-/// ` (repetitions 3.9–4.4×)` for two repetitions or more, nothing for one.
-fn range(ratios: &[f64]) -> String {
-    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    match ratios.len() {
-        0 | 1 => String::new(),
-        _ => format!(" (repetitions {}–{})", times(lo), times(hi)),
-    }
-}
-
 fn cores(c: f64) -> String {
     format!("{:.1} % of a core", c * 100.0)
 }
@@ -527,14 +309,13 @@ fn count(n: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::synthetic::Conf;
     use super::*;
 
     fn measured(variant: &str, cpu: f64) -> Measured {
         let json = serde_json::json!({
             "variant": variant, "ready": 0.1, "load_at_start": 0.01, "load_at_reload": 0.01,
             "reload_request": 0.01, "rules": {"groups": 1, "alerting": 2, "recording": 0,
-            "group_times": [], "intervals": {"5": 1}, "rule_times": []}, "eval": [cpu],
+            "intervals": ["5"]}, "eval": [cpu],
             "cpu": cpu, "others": 0.0, "discarded": 0, "noisy": 0, "heap": 1.0, "heap_goal": 2.0,
             "rss": 3.0, "head_series": 100.0, "failures": 0.0, "missed": 0.0, "alerts": 5.0,
             "alerts_in_maintenance": 0.0, "alert_set": [["A", "t1", "warning", ""]],
@@ -544,29 +325,21 @@ mod tests {
 
     #[test]
     fn each_repetition_subtracts_its_own_baseline() {
-        let repetitions = vec![
+        let repetition = |base, packs, per_tenant| {
             vec![
-                measured(BASELINE, 0.04),
-                measured(PACKS, 0.30),
-                measured(PER_TENANT, 1.04),
-            ],
-            vec![
-                measured(BASELINE, 0.10),
-                measured(PACKS, 0.30),
-                measured(PER_TENANT, 0.70),
-            ],
-        ];
-        let round = Round {
-            tenants: 1000,
-            load_average_after: String::new(),
-            conf: Conf::default(),
-            threshold_rows: 0,
-            dynalert_series: 0,
-            exporter_series: 0,
-            maintenance: BTreeSet::new(),
-            repetitions,
+                measured(BASELINE, base),
+                measured(PACKS, packs),
+                measured(PER_TENANT, per_tenant),
+            ]
         };
-        let above = &FIGURES[3];
+        let json = serde_json::json!({
+            "tenants": 1000, "load_average_after": "", "conf": super::super::synthetic::Conf::default(),
+            "threshold_rows": 0, "dynalert_series": 0, "exporter_series": 0, "maintenance": [],
+            "repetitions": [],
+        });
+        let mut round: Round = serde_json::from_value(json).unwrap();
+        round.repetitions = vec![repetition(0.04, 0.30, 1.04), repetition(0.10, 0.30, 0.70)];
+        let above = &FIGURES[7];
         let close =
             |got: &[f64], want: &[f64]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9);
         assert!(close(&round.values(PACKS, above), &[0.26, 0.20]));
@@ -576,7 +349,8 @@ mod tests {
             "{each:?}"
         );
         assert_eq!(verdict(above.4, ratio, true), "≥ 5× (aim 10×): **missed**");
-        assert!(same_alerts(&round, PACKS).starts_with(
+        let same = same_alerts(&round, PACKS);
+        assert!(same.starts_with(
             "In each of the 2 repetitions: `packs` and per-tenant raise the same 1 alerts"
         ));
     }
