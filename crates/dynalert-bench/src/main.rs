@@ -84,47 +84,34 @@ impl Results {
             Results::Api(r) => api::markdown(r),
         };
         println!("\n{section}");
-        if let Some(path) = out_md {
-            support::write_section(path, self.name(), &section)?;
-            println!(
-                "wrote the bench-{} section of {}",
-                self.name(),
-                path.display()
-            );
+        match out_md {
+            Some(path) => support::write_section(path, self.name(), &section),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the results file, then renders it.
     fn finish(self, output: &support::Output) -> Result<()> {
         let path = output.json_path(self.name());
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        std::fs::create_dir_all(path.parent().context("a results file in no directory")?)?;
         let json = serde_json::to_string_pretty(&self)? + "\n";
-        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, json).with_context(|| format!("writing {path:?}"))?;
         println!("results: {}", path.display());
         self.render(output.out_md.as_ref())
     }
 }
 
 fn report(json: &PathBuf, out_md: Option<&PathBuf>) -> Result<()> {
-    let text =
-        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
-    let results: Results = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a results file", json.display()))?;
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {json:?}"))?;
+    let results: Results = serde_json::from_str(&text).context("not a results file")?;
     results.render(out_md)
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Exporter(args) => exporter::run(&args).and_then(|r| r.finish(&args.output)),
-        Command::InProcess { dir, runs } => exporter::in_process(&dir, runs).map(|figures| {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&figures).expect("plain figures")
-            );
-        }),
+        Command::InProcess { dir, runs } => exporter::in_process(&dir, runs)
+            .and_then(|figures| Ok(println!("{}", serde_json::to_string_pretty(&figures)?))),
         Command::Rules(args) => rules::run(&args).and_then(|r| r.finish(&args.output)),
         Command::Api(args) => api::run(&args).and_then(|r| r.finish(&args.output)),
         Command::Report { json, out_md } => report(&json, out_md.as_ref()),

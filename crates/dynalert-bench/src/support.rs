@@ -1,5 +1,5 @@
 //! What the benchmarks share: their common options, the run's description (machine, load,
-//! binary), starting `dynalert serve`, timed HTTP requests, `/proc` readings, figures, verdicts.
+//! binary), starting `dynalert serve`, timed HTTP requests, `/proc` readings, figures, tables.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,35 +35,28 @@ pub struct Output {
 
 impl Output {
     pub fn json_path(&self, bench: &str) -> PathBuf {
-        self.json
-            .clone()
-            .unwrap_or_else(|| target_dir().join(format!("dynalert-bench/{bench}.json")))
+        let default = || target_dir().join(format!("dynalert-bench/{bench}.json"));
+        self.json.clone().unwrap_or_else(default)
     }
 
     /// The dynalert binary: `--dynalert`, else a fresh release build.
     pub fn dynalert(&self) -> Result<PathBuf> {
-        let binary = match &self.dynalert {
-            Some(path) => path.clone(),
-            None => {
-                cargo(&["build", "--release", "-p", "dynalert"])?;
-                target_dir().join("release/dynalert")
-            }
-        };
-        ensure!(
-            binary.is_file(),
-            "no dynalert binary at {}",
-            binary.display()
-        );
+        if self.dynalert.is_none() {
+            cargo(&["build", "--release", "-p", "dynalert"])?;
+        }
+        let built = || target_dir().join("release/dynalert");
+        let binary = self.dynalert.clone().unwrap_or_else(built);
+        ensure!(binary.is_file(), "no dynalert binary at {binary:?}");
         Ok(binary)
     }
 
     /// A temporary work directory, removed at the end unless `--keep`.
     pub fn work_dir(&self, bench: &str) -> Result<tempfile::TempDir> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("dynalert-bench-{bench}-"))
+        let (mut builder, prefix) = (tempfile::Builder::new(), format!("dynalert-bench-{bench}-"));
+        let dir = builder
+            .prefix(&prefix)
             .disable_cleanup(self.keep)
-            .tempdir()
-            .context("creating the work directory")?;
+            .tempdir()?;
         if self.keep {
             println!("work directory (kept): {}", dir.path().display());
         }
@@ -81,8 +74,9 @@ pub struct Meta {
     pub dynalert: String,
     /// The benchmark's own commit (`git describe --dirty`).
     pub commit: String,
-    pub load_at_start: String,
-    pub load_at_end: String,
+    /// The 1, 5 and 15 minute load averages at the start and at the end: other work on the
+    /// machine skews every figure.
+    pub load: [String; 2],
     pub seconds: f64,
     #[serde(skip)]
     started: Option<Instant>,
@@ -91,13 +85,10 @@ pub struct Meta {
 impl Meta {
     pub fn start(binary: &Path) -> Meta {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let version = output(Command::new(binary).arg("--version"));
-        let commit = output(
-            Command::new("git")
-                .args(["describe", "--always", "--dirty", "--abbrev=12"])
-                .current_dir(workspace_root()),
-        );
-        let trimmed = |text: Result<String>| text.map_or("unknown".into(), |t| t.trim().to_owned());
+        let trimmed = |out: Result<String>| out.map_or("unknown".into(), |o| o.trim().to_owned());
+        let version = trimmed(output(Command::new(binary).arg("--version")));
+        let mut git = Command::new("git");
+        git.args(["describe", "--always", "--dirty", "--abbrev=12"]);
         Meta {
             command: format!(
                 "cargo run -p dynalert-bench --release -- {}",
@@ -105,34 +96,37 @@ impl Meta {
             ),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: machine(),
-            dynalert: format!("{} ({})", trimmed(version), binary.display()),
-            commit: trimmed(commit),
-            load_at_start: load_average(),
-            load_at_end: String::new(),
+            dynalert: format!("{version} ({})", binary.display()),
+            commit: trimmed(output(git.current_dir(workspace_root()))),
+            load: [load_average(), String::new()],
             seconds: 0.0,
             started: Some(Instant::now()),
         }
     }
 
     pub fn finish(mut self) -> Meta {
-        self.load_at_end = load_average();
+        self.load[1] = load_average();
         self.seconds = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
         self
     }
 
     /// The title and the list that open every section.
     pub fn markdown(&self, title: &str) -> String {
+        let Meta {
+            command,
+            date,
+            machine,
+            dynalert,
+            commit,
+            load,
+            ..
+        } = self;
+        let seconds = self.seconds;
         format!(
-            "## {title}\n\n- command: `{}`\n- date: {}, {:.0} s; benchmark at commit {}\n\
-             - machine: {}\n- load average at the start: {}; at the end: {}\n- dynalert: {}\n",
-            self.command,
-            self.date,
-            self.seconds,
-            self.commit,
-            self.machine,
-            self.load_at_start,
-            self.load_at_end,
-            self.dynalert
+            "## {title}\n\n- command: `{command}`\n- date: {date}, {seconds:.0} s; benchmark at \
+             commit {commit}\n- machine: {machine}\n- load average at the start: {}; at the \
+             end: {}\n- dynalert: {dynalert}\n",
+            load[0], load[1]
         )
     }
 }
@@ -143,15 +137,16 @@ fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or("unknown CPU", |(_, name)| name.trim());
+        .find_map(|line| line.strip_prefix("model name"));
+    let model = model.and_then(|rest| Some(rest.split_once(':')?.1.trim()));
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let bytes = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 * 1024.0;
-    format!("{cpus} CPUs ({model}), {:.1} GiB RAM", bytes / GIB)
+    let gib = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 / 1024.0 / 1024.0;
+    format!(
+        "{cpus} CPUs ({}), {gib:.1} GiB RAM",
+        model.unwrap_or("unknown CPU")
+    )
 }
 
-/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
 pub fn load_average() -> String {
     let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     loadavg
@@ -167,18 +162,20 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    workspace_root().join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    workspace_root().join(target)
 }
 
 /// Runs `cargo ARGS` in the workspace, its output shown; fails if it fails.
 pub fn cargo(args: &[&str]) -> Result<()> {
     println!("==> cargo {}", args.join(" "));
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
         .args(args)
         .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .status()
-        .context("running cargo")?;
+        .stdin(Stdio::null());
+    let status = command.status().context("running cargo")?;
     ensure!(
         status.success(),
         "`cargo {}` failed ({status})",
@@ -204,15 +201,13 @@ pub fn gen_tenants(dir: &Path, tenants: usize, keys: usize) -> Result<()> {
 
 /// Runs `command` to completion and returns its standard output.
 pub fn output(command: &mut Command) -> Result<String> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
+    let out = command.stdin(Stdio::null()).output();
+    let out = out.with_context(|| format!("running {command:?}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(
         out.status.success(),
-        "{command:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "{command:?} failed ({}): {stderr}",
+        out.status
     );
     Ok(String::from_utf8(out.stdout)?)
 }
@@ -230,9 +225,8 @@ impl Server {
     pub fn start(binary: &Path, args: &[&str], log: &Path) -> Result<Server> {
         let port = dynalert_testkit::free_port();
         let mut command = Command::new(binary);
-        command.arg("serve").args(args);
+        command.arg("serve").args(args).env("RUST_LOG", "info");
         command.args(["--listen", &format!("127.0.0.1:{port}")]);
-        command.env("RUST_LOG", "info");
         let started = Instant::now();
         let mut guard = ChildGuard::spawn("dynalert serve", command, log)?;
         let url = format!("http://127.0.0.1:{port}/ready");
@@ -250,13 +244,11 @@ impl Server {
 /// its own, as a scraper's first request does. Bodies are never decompressed: the gzip figures
 /// count the bytes sent.
 pub fn client(keep_alive: bool) -> Result<reqwest::blocking::Client> {
-    let mut builder = reqwest::blocking::Client::builder()
+    let builder = reqwest::blocking::Client::builder()
         .timeout(TIMEOUT)
         .no_gzip();
-    if !keep_alive {
-        builder = builder.pool_max_idle_per_host(0);
-    }
-    builder.build().context("building the HTTP client")
+    let idle = if keep_alive { usize::MAX } else { 0 };
+    Ok(builder.pool_max_idle_per_host(idle).build()?)
 }
 
 /// A response: status, body, and the seconds from sending the request to its last byte.
@@ -291,23 +283,23 @@ impl Memory {
     pub fn of(pid: u32) -> Result<Memory> {
         let path = format!("/proc/{pid}/status");
         let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let bytes = |name: &str| {
-            let kib = kib_field(&status, name).with_context(|| format!("no {name} in {path}"))?;
-            anyhow::Ok(kib as f64 * 1024.0)
-        };
-        Ok(Memory {
-            rss: bytes("VmRSS:")?,
-            peak: bytes("VmHWM:")?,
-        })
+        let [rss, peak] = ["VmRSS:", "VmHWM:"].map(|name| kib_field(&status, name));
+        let (rss, peak) = rss
+            .zip(peak)
+            .with_context(|| format!("no VmRSS in {path}"))?;
+        let [rss, peak] = [rss, peak].map(|kib| kib as f64 * 1024.0);
+        Ok(Memory { rss, peak })
     }
 }
 
 /// A `Name:   1234 kB` line of a `/proc` file, in KiB.
 fn kib_field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    let value = text.lines().find_map(|line| line.strip_prefix(name))?;
+    value.trim().trim_end_matches("kB").trim().parse().ok()
 }
+
+/// Clock ticks per second of `/proc` (USER_HZ: 100 on every Linux we run on).
+pub const TICKS_PER_SEC: f64 = 100.0;
 
 /// utime + stime of `/proc/<pid>/stat` (`self` for this process), in seconds.
 pub fn cpu_seconds(pid: &str) -> Option<f64> {
@@ -315,18 +307,16 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     // The command name is in parentheses and may hold spaces: count the fields after it,
     // state (field 3 of the man page) first; utime and stime are fields 14 and 15.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
     Some((field(14)? + field(15)?) / TICKS_PER_SEC)
 }
 
-/// Clock ticks per second of `/proc` (USER_HZ: 100 on every Linux we run on).
-pub const TICKS_PER_SEC: f64 = 100.0;
-
 /// Samples in a text exposition: the lines that are neither comments nor blank.
 pub fn count_series(body: &str) -> usize {
-    body.lines()
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .count()
+    let samples = body
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'));
+    samples.count()
 }
 
 /// Replaces the section of benchmark `name` in `path`, or appends one (the file may not exist).
@@ -336,7 +326,7 @@ pub fn write_section(path: &Path, name: &str, section: &str) -> Result<()> {
     let old = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        Err(error) => return Err(error).with_context(|| format!("reading {path:?}")),
     };
     let block = format!("{start}\n{section}{end}");
     let new = match (old.find(&start), old.find(&end)) {
@@ -344,7 +334,7 @@ pub fn write_section(path: &Path, name: &str, section: &str) -> Result<()> {
         _ if old.is_empty() => format!("{block}\n"),
         _ => format!("{}\n\n{block}\n", old.trim_end()),
     };
-    fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+    fs::write(path, new).with_context(|| format!("writing {path:?}"))
 }
 
 /// `sorted[q × len]`: the median for 0.5, the maximum for 1.0; NaN for no samples.
@@ -368,18 +358,13 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// Seconds as `1.23 s`, `45.6 ms` or `0.78 ms`; `–` when not measured.
 pub fn seconds(s: f64) -> String {
-    if !s.is_finite() {
-        "–".to_owned()
-    } else if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 0.01 {
-        format!("{:.1} ms", s * 1000.0)
-    } else {
-        format!("{:.2} ms", s * 1000.0)
+    match s {
+        s if !s.is_finite() => "–".to_owned(),
+        s if s >= 1.0 => format!("{s:.2} s"),
+        s if s >= 0.01 => format!("{:.1} ms", s * 1000.0),
+        s => format!("{:.2} ms", s * 1000.0),
     }
 }
-
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 pub fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / 1024.0 / 1024.0)
@@ -413,23 +398,20 @@ mod tests {
         let first = fs::read_to_string(&path).unwrap();
         fs::write(&path, format!("# Title\n\n{first}\ntail\n")).unwrap();
         write_section(&path, "x", "two\n").unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "# Title\n\n<!-- bench-x:start -->\ntwo\n<!-- bench-x:end -->\n\ntail\n"
-        );
+        let expected = "# Title\n\n<!-- bench-x:start -->\ntwo\n<!-- bench-x:end -->\n\ntail\n";
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
     }
 
     #[test]
     fn figures_of_samples_and_processes() {
         let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(
-            (quantile(&sorted, 0.5), quantile(&sorted, 1.0)),
-            (51.0, 100.0)
-        );
+        assert_eq!([0.5, 1.0].map(|q| quantile(&sorted, q)), [51.0, 100.0]);
         assert!(quantile(&[], 0.5).is_nan());
         assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
         assert_eq!(seconds(0.0456), "45.6 ms");
         assert!(cpu_seconds("self").is_some());
         assert!(Memory::of(std::process::id()).unwrap().rss > 0.0);
+        let table = table(&["a", "b"], &[vec!["1".into(), "2".into()]]);
+        assert_eq!(table, "| a | b |\n| --- | --- |\n| 1 | 2 |\n");
     }
 }

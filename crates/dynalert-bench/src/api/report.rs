@@ -1,4 +1,5 @@
-//! The markdown section of an API results file.
+//! The markdown section of an API results file: a row per store and throughput run, a row per
+//! store and write → `/metrics` run, then the targets.
 
 use std::fmt::Write as _;
 
@@ -11,256 +12,155 @@ const TARGET_WRITE_P99: f64 = 0.02;
 const TARGET_LAG_P99: f64 = 0.2;
 const TARGET_REPLICA_LAG_P99: f64 = 1.0;
 
-/// The upper bound of a write → `/metrics` quantile, and its lower bound.
-pub fn bounded(lag: &Lag, q: f64) -> String {
-    let (high, low) = (quantile(&lag.lags, q), quantile(&lag.lows, q));
-    format!("{} (≥ {})", seconds(high), seconds(low))
-}
-
-/// CPU seconds of a throughput run, and per write for the servers.
-fn cpu_cell(run: &Throughput) -> String {
-    let (cpu, writes) = (&run.cpu, run.latencies.len().max(1) as f64);
-    let per_write = |s: f64| format!("{s:.1} s ({:.2} ms/write)", s * 1000.0 / writes);
-    let mut text = format!("dynalert {}", per_write(cpu.server));
-    if cpu.postgres > 0.0 {
-        let _ = write!(text, ", postgres {}", per_write(cpu.postgres));
-    }
-    let _ = write!(text, ", clients {:.1} s", cpu.clients);
-    text
-}
-
-/// `≤ 20.0 ms: SQLite met, PostgreSQL **missed**`, naming only the stores measured.
-fn at_most(values: [Option<f64>; 2], target: f64) -> String {
-    let stores = ["SQLite", "PostgreSQL"].into_iter().zip(values);
-    let outcomes = stores.filter_map(|(name, v)| Some(format!("{name} {}", outcome(v? <= target))));
-    format!(
-        "≤ {}: {}",
-        seconds(target),
-        outcomes.collect::<Vec<_>>().join(", ")
-    )
-}
-
-type Pick<T> = fn(&StoreResult) -> Option<&T>;
-
 pub fn markdown(r: &Results) -> String {
     let a = &r.args;
+    let stores = [("SQLite", &r.sqlite), ("PostgreSQL", &r.postgres)];
+    let stores: Vec<_> = stores
+        .into_iter()
+        .filter_map(|(n, s)| Some((n, s.as_ref()?)))
+        .collect();
     let mut md = r.meta.markdown("Management API benchmark");
-    let mut stores = Vec::new();
-    if r.sqlite.is_some() {
-        stores.push("SQLite (a file in the temp directory, WAL)".to_owned());
-    }
-    if let Some(version) = &r.postgres_version {
-        stores.push(format!(
-            "PostgreSQL {version} (a fresh local cluster, default settings)"
-        ));
-    }
+    let postgres = r.postgres_version.as_deref().unwrap_or("not run");
     let _ = writeln!(
         md,
-        "- stores: {}\n- workload: {} tenants × {} keys imported with `--import`; `PATCH \
-         /api/v1/tenants/{{tenant}}` of `{KEY}` with a new value each time, by {} clients with \
-         one keep-alive connection each; {} s warm-up, {} s measured; paced: each client one \
-         write every {}/{} s\n- write → `/metrics`: {} writes per row, `/metrics` (plain) \
-         polled every {} ms, a new connection per poll; a write not seen within {} s counts as \
-         that\n",
-        stores.join("; "),
+        "- stores: SQLite (a file in the temp directory, WAL); PostgreSQL {postgres} (a fresh \
+         local cluster, default settings)\n- workload: {} tenants × {} keys imported with \
+         `--import`; `PATCH /api/v1/tenants/{{tenant}}` of `{KEY}` with a new value each time, \
+         by {} clients with one keep-alive connection each; {} s warm-up, {} s measured; paced: \
+         {} writes/s offered, each client one write every {}/{} s on a fixed schedule\n- write → \
+         `/metrics`: {} writes per row, `/metrics` (plain) polled every {} ms, a new connection \
+         per poll; a write not seen within {} s counts as that; \"under load\": the clients of \
+         \"own tenants\" writing meanwhile\n",
         a.tenants,
         a.keys,
         a.clients,
         a.warmup_secs,
         a.measure_secs,
+        a.paced_rate,
         a.clients,
         a.paced_rate,
         a.lag_writes,
         POLL.as_millis(),
         LAG_TIMEOUT.as_secs()
     );
-    let both = [r.sqlite.as_ref(), r.postgres.as_ref()];
-    let dash = || "–".to_owned();
     let mut rows = Vec::new();
-    let mut row = |label: String, [s, p]: [String; 2], target: String| {
-        rows.push(vec![label, s, p, target]);
-    };
-    let runs: [(String, Pick<Throughput>, bool); 3] = [
-        (
-            format!(
-                "{} clients, each on its own tenants, as fast as answered",
-                a.clients
-            ),
-            |r| Some(&r.own),
-            true,
-        ),
-        (
-            format!(
-                "{} clients, each on its own tenants, {:.0} writes/s offered (paced)",
-                a.clients, a.paced_rate
-            ),
-            |r| Some(&r.paced),
-            true,
-        ),
-        (
-            format!("{} clients, all on one tenant", a.clients),
-            |r| Some(&r.same),
-            false,
-        ),
-    ];
-    let available =
-        a.measure_secs as usize * std::thread::available_parallelism().map_or(1, |n| n.get());
-    for (i, (label, pick, targets)) in runs.into_iter().enumerate() {
-        let cell = |f: &dyn Fn(&Throughput) -> String| {
-            both.map(|r| r.and_then(pick).map_or_else(|| "not run".into(), f))
-        };
-        let q = |q: f64| both.map(|r| r.and_then(pick).map(|t| quantile(&t.latencies, q)));
-        let sqlite = both[0].and_then(pick).filter(|_| i == 0);
-        let rate = sqlite.map_or_else(dash, |t| {
-            let met = outcome(t.per_sec >= TARGET_WRITES_PER_SEC);
-            format!("≥ {TARGET_WRITES_PER_SEC} writes/s on SQLite: {met}")
-        });
-        row(
-            format!("PATCH throughput, {label}"),
-            cell(&|t| format!("{:.0} writes/s", t.per_sec)),
-            rate,
-        );
-        row(
-            "… latency p50 / p90".into(),
-            cell(&|t| {
-                format!(
-                    "{} / {}",
-                    seconds(quantile(&t.latencies, 0.5)),
-                    seconds(quantile(&t.latencies, 0.9))
-                )
-            }),
-            dash(),
-        );
-        row(
-            "… latency p99".into(),
-            cell(&|t| seconds(quantile(&t.latencies, 0.99))),
-            if targets {
-                at_most(q(0.99), TARGET_WRITE_P99)
-            } else {
-                dash()
-            },
-        );
-        row(
-            "… latency max".into(),
-            cell(&|t| seconds(quantile(&t.latencies, 1.0))),
-            dash(),
-        );
-        row(
-            "… errors (non-200, warm-up included)".into(),
-            cell(&|t| t.errors.count.to_string()),
-            "0".into(),
-        );
-        row(
-            format!("… CPU seconds used while measured (of {available} available), per write"),
-            cell(&cpu_cell),
-            dash(),
-        );
+    for (store, s) in &stores {
+        for (run, t) in [
+            ("own tenants", &s.own),
+            ("paced", &s.paced),
+            ("one tenant", &s.same),
+        ] {
+            let mut row = vec![format!("{store}, {run}"), format!("{:.0}", t.per_sec)];
+            row.extend([0.5, 0.9, 0.99, 1.0].map(|q| seconds(quantile(&t.latencies, q))));
+            row.extend([t.errors.count.to_string(), cpu_per_write(t)]);
+            rows.push(row);
+        }
     }
-    let lags: [(String, Pick<Lag>, f64); 4] = [
-        (
-            "one replica, idle".into(),
-            |r| Some(&r.lag_idle),
-            TARGET_LAG_P99,
-        ),
-        (
-            format!("one replica, under the {}-client load", a.clients),
-            |r| Some(&r.lag_loaded),
-            TARGET_LAG_P99,
-        ),
-        (
-            "two replicas (write on one, read the other), idle".into(),
-            |r| r.replicas.as_ref().map(|l| &l.0),
-            TARGET_REPLICA_LAG_P99,
-        ),
-        (
-            format!(
-                "two replicas, under the {}-client load on the written one",
-                a.clients
-            ),
-            |r| r.replicas.as_ref().map(|l| &l.1),
-            TARGET_REPLICA_LAG_P99,
-        ),
+    let header = [
+        "PATCH",
+        "writes/s",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "errors",
+        "CPU per write",
     ];
-    for (label, pick, target) in lags {
-        let lag = both.map(|r| r.and_then(pick));
-        let cell = |f: &dyn Fn(&Lag) -> String| lag.map(|l| l.map_or_else(dash, f));
-        row(
-            format!("write → `/metrics`, {label}: p50"),
-            cell(&|l| bounded(l, 0.5)),
-            dash(),
-        );
-        let p99 = lag.map(|l| l.map(|l| quantile(&l.lags, 0.99)));
-        row(
-            "… p99".into(),
-            cell(&|l| bounded(l, 0.99)),
-            at_most(p99, target),
-        );
-        let max = |l: &Lag| {
+    md += &table(&header, &rows);
+    rows.clear();
+    for (store, s) in &stores {
+        let replicas = s
+            .replicas
+            .as_ref()
+            .map(|(i, l)| [("two replicas, idle", i), ("two replicas, under load", l)]);
+        let runs = [("idle", &s.lag_idle), ("under load", &s.lag_loaded)];
+        for (run, l) in runs.into_iter().chain(replicas.into_iter().flatten()) {
+            let mut row = vec![format!("{store}, {run}")];
+            row.extend([0.5, 0.99, 1.0].map(|q| seconds(quantile(&l.lags, q))));
             let cut = if l.cut_short {
                 " (stopped after 60 s)"
             } else {
                 ""
             };
-            let max = seconds(quantile(&l.lags, 1.0));
-            format!(
-                "{max}; {} writes, {} timed out, {} errors{cut}",
+            row.push(format!(
+                "{} / {} / {}{cut}",
                 l.lags.len(),
                 l.timeouts,
                 l.errors.count
-            )
-        };
-        row("… max".into(), cell(&max), dash());
-        if lag.iter().flatten().any(|l| l.load.is_some()) {
-            let load = |l: &Lag| {
-                l.load.map_or_else(dash, |(rate, errors)| {
-                    format!("{rate:.0} writes/s, {errors} errors")
-                })
-            };
-            row("… background load meanwhile".into(), cell(&load), dash());
+            ));
+            let load = l
+                .load
+                .map(|(rate, errors)| format!("{rate:.0} writes/s, {errors} errors"));
+            row.push(load.unwrap_or_else(|| "–".into()));
+            rows.push(row);
         }
     }
-    let cell =
-        |f: &dyn Fn(&StoreResult) -> String| both.map(|r| r.map_or_else(|| "not run".into(), f));
-    row(
-        "`/metrics` poll (plain), median".into(),
-        cell(&|r| seconds(quantile(&r.lag_idle.scrapes, 0.5))),
-        dash(),
-    );
-    row(
-        "start → ready, `--import` included".into(),
-        cell(&|r| seconds(r.ready)),
-        dash(),
-    );
-    let memory = |r: &StoreResult| {
-        let each: Vec<String> = r
+    let header = [
+        "write → `/metrics`",
+        "p50",
+        "p99",
+        "max",
+        "writes / timeouts / errors",
+        "load",
+    ];
+    md += &format!("\n{}\n", table(&header, &rows));
+    for (store, s) in &stores {
+        let rss = s
             .memory
             .iter()
-            .map(|m| format!("{} ({})", mib(m.rss), mib(m.peak)))
-            .collect();
-        each.join("; ")
-    };
-    row(
-        "RSS at the end, VmRSS (peak VmHWM)".into(),
-        cell(&memory),
-        dash(),
-    );
-    md.push_str(&table(&["figure", "SQLite", "PostgreSQL", "target"], &rows));
-    md
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_name_each_store() {
-        assert_eq!(
-            at_most([Some(0.01), Some(0.03)], 0.02),
-            "≤ 20.0 ms: SQLite met, PostgreSQL **missed**"
+            .map(|m| format!("{} (peak {})", mib(m.rss), mib(m.peak)));
+        let (ready, poll) = (
+            seconds(s.ready),
+            seconds(quantile(&s.lag_idle.scrapes, 0.5)),
         );
-        assert_eq!(
-            at_most([None, Some(0.003)], 0.02),
-            "≤ 20.0 ms: PostgreSQL met"
+        let rss = rss.collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            md,
+            "- {store}: start → ready {ready} (`--import` included); `/metrics` poll median {poll}; RSS at the end {rss}"
         );
     }
+    md + &targets(&stores)
+}
+
+/// CPU seconds of a throughput run per write: dynalert's, and PostgreSQL's if it ran.
+fn cpu_per_write(run: &Throughput) -> String {
+    let per_write = |s: f64| format!("{:.2} ms", s * 1000.0 / run.latencies.len().max(1) as f64);
+    let (server, postgres) = (per_write(run.cpu.server), per_write(run.cpu.postgres));
+    if run.cpu.postgres > 0.0 {
+        format!("{server} + postgres {postgres}")
+    } else {
+        server
+    }
+}
+
+/// The targets of the issue and how each store fared.
+fn targets(stores: &[(&str, &StoreResult)]) -> String {
+    let verdicts = |target: f64, figure: &dyn Fn(&StoreResult) -> Option<f64>| {
+        let met = |(name, s): &(&str, &StoreResult)| {
+            Some(format!("{name} {}", outcome(figure(s)? <= target)))
+        };
+        stores.iter().filter_map(met).collect::<Vec<_>>().join(", ")
+    };
+    let p99 = |t: &Throughput| quantile(&t.latencies, 0.99);
+    let lag = |l: &Lag| quantile(&l.lags, 0.99);
+    let sqlite = stores.iter().find(|(name, _)| *name == "SQLite");
+    let rate = sqlite.map_or("not run", |(_, s)| {
+        outcome(s.own.per_sec >= TARGET_WRITES_PER_SEC)
+    });
+    format!(
+        "\nTargets: ≥ {TARGET_WRITES_PER_SEC} writes/s on SQLite (own tenants): {rate}; write p99 \
+         ≤ {} (own tenants): {}; paced: {}; write → `/metrics` p99 ≤ {} (one replica, idle and \
+         under load): {}; ≤ {} across two replicas: {}.\n",
+        seconds(TARGET_WRITE_P99),
+        verdicts(TARGET_WRITE_P99, &|s| Some(p99(&s.own))),
+        verdicts(TARGET_WRITE_P99, &|s| Some(p99(&s.paced))),
+        seconds(TARGET_LAG_P99),
+        verdicts(TARGET_LAG_P99, &|s| Some(
+            lag(&s.lag_idle).max(lag(&s.lag_loaded))
+        )),
+        seconds(TARGET_REPLICA_LAG_P99),
+        verdicts(TARGET_REPLICA_LAG_P99, &|s| {
+            s.replicas.as_ref().map(|(i, l)| lag(i).max(lag(l)))
+        }),
+    )
 }
