@@ -1,11 +1,11 @@
 //! One Prometheus per variant (the testkit's launcher): sampling its own `/metrics`, its rules,
-//! alerts and reloads; the warm-up and the measurement window in quiet slices.
+//! alerts and reloads; the warm-up and the measurement window.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dynalert_testkit::{Prometheus, ScrapeTarget};
@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Args, Measured};
 use crate::support::{self, Memory, TICKS_PER_SEC, cpu_seconds, median};
+
+/// How long a CPU profile (`--pprof`) runs.
+const PROFILE_SECS: u64 = 15;
 
 pub struct Instance {
     pub variant: String,
@@ -25,8 +28,7 @@ pub struct Instance {
 
 /// One reading of a Prometheus's `/metrics`.
 struct Sample {
-    /// Seconds since the Unix epoch.
-    at: f64,
+    at: Instant,
     /// Σ `prometheus_rule_group_last_duration_seconds`.
     eval: f64,
     cpu: f64,
@@ -113,9 +115,7 @@ impl Instance {
             "prometheus_rule_group_last_evaluation_timestamp_seconds",
         );
         Ok(Sample {
-            at: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)?
-                .as_secs_f64(),
+            at: Instant::now(),
             eval: sum("prometheus_rule_group_last_duration_seconds"),
             cpu: sum("process_cpu_seconds_total"),
             heap: sum("go_memstats_heap_inuse_bytes"),
@@ -177,102 +177,34 @@ pub fn warm_up(args: &Args, instance: &Instance) -> Result<()> {
     Ok(())
 }
 
-/// The slices of a window kept (their samples), the CPU seconds other processes used during
-/// them, and the slices thrown away because other processes were busy and kept although they
-/// were (after `--max-wait-secs`).
-#[derive(Default)]
-struct Window {
-    slices: Vec<Vec<Sample>>,
-    others: f64,
-    discarded: usize,
-    noisy: usize,
-}
-
-impl Window {
-    /// The growth of `figure` over the slices: the time between two slices is not in the window.
-    fn growth(&self, figure: fn(&Sample) -> f64) -> f64 {
-        let growth = |s: &Vec<Sample>| figure(&s[s.len() - 1]) - figure(&s[0]);
-        self.slices.iter().map(growth).sum()
-    }
-
-    /// The median of `figure` over every sample.
-    fn median(&self, figure: fn(&Sample) -> f64) -> f64 {
-        median(
-            &self
-                .slices
-                .iter()
-                .flatten()
-                .map(figure)
-                .collect::<Vec<f64>>(),
-        )
-    }
-}
-
-/// `instance` sampled once per interval for `ticks` intervals: one slice, and the CPU seconds
-/// other processes used meanwhile.
-fn slice(
-    args: &Args,
-    instance: &Instance,
-    ticks: u32,
-    cpu: &CpuWatch,
-) -> Result<(Vec<Sample>, f64)> {
+/// One Prometheus running alone: sampled once per interval over `--settle-secs`, the CPU that
+/// other processes on the machine used meanwhile noted; then, if asked, a CPU profile; then
+/// its rules and alerts are read and it is reloaded `--reloads` times.
+pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Result<Measured> {
     let interval = Duration::from_secs(args.interval_secs);
-    let (started, others_before) = (Instant::now(), cpu.others()?);
+    println!("measuring {} for {} s", instance.variant, args.settle_secs);
+    let (started, others) = (Instant::now(), cpu.others()?);
     let mut samples = Vec::new();
-    for tick in 0..=ticks {
+    for tick in 0..=(args.settle_secs / args.interval_secs) as u32 {
         thread::sleep((started + interval * tick).saturating_duration_since(Instant::now()));
         samples.push(instance.sample()?);
     }
-    Ok((samples, cpu.others()? - others_before))
-}
-
-/// One Prometheus running alone: its window in slices of `--slice-secs`, each slice during
-/// which other processes used more than `--quiet-cores` measured again (for at most
-/// `--max-wait-secs`); then, if asked, a CPU profile over one more slice; then its rules and
-/// alerts are read and it is reloaded `--reloads` times.
-pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Result<Measured> {
-    let ticks = (args.slice_secs / args.interval_secs).max(1) as u32;
-    let wanted = args.settle_secs as f64 - args.interval_secs as f64 / 2.0;
-    let deadline = Instant::now() + Duration::from_secs(args.max_wait_secs);
-    let slice_secs = u64::from(ticks) * args.interval_secs;
-    println!(
-        "measuring {}: {} s in slices of {slice_secs} s",
-        instance.variant, args.settle_secs
-    );
-    let mut window = Window::default();
-    while window.growth(|s| s.at) < wanted {
-        let (samples, others) = slice(args, instance, ticks, cpu)?;
-        let cores = others / (samples[samples.len() - 1].at - samples[0].at);
-        let busy = cores > args.quiet_cores;
-        if busy && Instant::now() < deadline {
-            window.discarded += 1;
-            println!(
-                "  slice thrown away: other processes used {:.0} % of a core",
-                cores * 100.0
-            );
-            thread::sleep(Duration::from_secs(args.interval_secs));
-            continue;
-        }
-        window.noisy += usize::from(busy);
-        window.others += others;
-        window.slices.push(samples);
-    }
+    let others = cpu.others()? - others;
     if let Some(dir) = &args.pprof {
-        let profile = instance.get(&format!("/debug/pprof/profile?seconds={slice_secs}"))?;
+        let profile = instance.get(&format!("/debug/pprof/profile?seconds={PROFILE_SECS}"))?;
         let path = dir.join(format!("{tag}-{}.pprof", instance.variant));
         fs::create_dir_all(dir)?;
         fs::write(&path, profile).with_context(|| format!("writing {}", path.display()))?;
     }
-    measured(args, instance, window)
+    measured(args, instance, &samples, others)
 }
 
-/// The figures of a window, with the rules and alerts read now; then the reloads.
-fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured> {
-    let last = window
-        .slices
-        .last()
-        .and_then(|s| s.last())
-        .context("no samples")?;
+/// The figures of the window's samples, with the rules and alerts read now; then the reloads.
+fn measured(args: &Args, instance: &Instance, samples: &[Sample], others: f64) -> Result<Measured> {
+    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
+    let seconds = (last.at - first.at).as_secs_f64();
+    let median_of =
+        |figure: fn(&Sample) -> f64| median(&samples.iter().map(figure).collect::<Vec<_>>());
     let mut reload_requests = Vec::new();
     for _ in 0..args.reloads {
         let started = Instant::now();
@@ -281,7 +213,6 @@ fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured
         thread::sleep(Duration::from_millis(200));
     }
     let loads = config_loads(instance.prometheus.log_path());
-    let seconds = window.growth(|s| s.at);
     let maintenance =
         "count(ALERTS and on(tenant) max by(tenant) (user_state_filter{filter=\"maintenance\"}))";
     Ok(Measured {
@@ -291,17 +222,15 @@ fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured
         load_at_reload: (loads.len() > 1).then(|| median(&loads[1..])),
         reload_request: (args.reloads > 0).then(|| median(&reload_requests)),
         rules: instance.rules()?,
-        eval: window.slices.iter().flatten().map(|s| s.eval).collect(),
-        cpu: window.growth(|s| s.cpu) / seconds,
-        others: window.others / seconds,
-        discarded: window.discarded,
-        noisy: window.noisy,
-        heap: window.median(|s| s.heap),
-        heap_goal: window.median(|s| s.heap_goal),
-        rss: window.median(|s| s.rss),
+        eval: samples.iter().map(|s| s.eval).collect(),
+        cpu: (last.cpu - first.cpu) / seconds,
+        others: others / seconds,
+        heap: median_of(|s| s.heap),
+        heap_goal: median_of(|s| s.heap_goal),
+        rss: median_of(|s| s.rss),
         head_series: last.head_series,
         failures: last.failures,
-        missed: window.growth(|s| s.missed),
+        missed: last.missed - first.missed,
         alerts: instance.number("count(ALERTS)")?,
         alerts_in_maintenance: instance.number(maintenance)?,
         alert_set: instance.alert_set()?,

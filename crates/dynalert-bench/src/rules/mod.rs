@@ -7,8 +7,7 @@
 //! actually serves ([`variants`]); then one Prometheus per variant (`baseline` without rules,
 //! `packs`, `per-tenant`, with `--floor` the packs' signals against their defaults, with
 //! `--extra` any rule files) scrapes the same two targets, one after the other, each alone on
-//! the machine from its start to its last reload, and is measured in quiet slices
-//! ([`measure`]). `--repeat N` measures each variant N times, the order reversed every other
+//! the benchmark from its start to its last reload ([`measure`]). `--repeat N` measures each variant N times, the order reversed every other
 //! time so that a drift of the machine does not always fall on the same variant; [`report`]
 //! renders the tables from the repetitions.
 
@@ -19,10 +18,12 @@ mod synthetic;
 mod variants;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
+use dynalert_rules::defaults::defaults_yaml;
 use dynalert_testkit::ScrapeTarget;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,7 @@ use crate::support::{self, Meta, Output, Server, count_series};
 use keys::Key;
 use measure::{AlertId, CpuWatch, Instance, Rules};
 use synthetic::{Conf, Synthetic, SyntheticExporter};
+use variants::Served;
 
 pub use report::markdown;
 
@@ -54,24 +56,12 @@ pub struct Args {
     /// window only after 5 minutes of samples (before, it reads fewer samples).
     #[arg(long, default_value_t = 300)]
     history_secs: u64,
-    /// The window is taken in slices of this many seconds; a slice during which other
-    /// processes on the machine used more than `--quiet-cores` is measured again.
-    #[arg(long, default_value_t = 15)]
-    slice_secs: u64,
-    /// CPU (in cores) that processes outside the benchmark may use during a slice for it to
-    /// count.
-    #[arg(long, default_value_t = 0.25)]
-    quiet_cores: f64,
-    /// How long to keep measuring slices again while the machine is busy, per Prometheus;
-    /// after that the noisy slices count too (the report says how many).
-    #[arg(long, default_value_t = 1800)]
-    max_wait_secs: u64,
     /// Measure every variant of a round this many times, each time with a new Prometheus (in
     /// reverse order every other time), and report the medians next to each repetition's own
     /// ratios: one Prometheus measured once can move by half between runs on a shared machine.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Directory for a CPU profile of each Prometheus over one slice after its window, as
+    /// Directory for a CPU profile of each Prometheus over 15 s after its window, as
     /// `<tenants>[-r<repetition>]-<variant>.pprof` (read it with `go tool pprof`).
     #[arg(long, value_name = "DIR")]
     pprof: Option<PathBuf>,
@@ -139,11 +129,8 @@ pub struct Measured {
     eval: Vec<f64>,
     /// Cores: Δ`process_cpu_seconds_total` / Δt over the window.
     cpu: f64,
-    /// Cores the machine spent on other processes during the window, and the slices thrown
-    /// away or kept although the machine was busy.
+    /// Cores the machine spent on other processes during the window.
     others: f64,
-    discarded: usize,
-    noisy: usize,
     /// Medians over the window, in bytes: the heap in use, the GC's heap goal
     /// (`go_memstats_next_gc_bytes`, steadier than the heap in use), the resident memory.
     heap: f64,
@@ -177,37 +164,39 @@ pub fn run(args: &Args) -> Result<crate::Results> {
         supported,
         "the synthetic exporter serves the packs {SUPPORTED_PACKS:?} only"
     );
-    let (interval, settle, slice) = (args.interval_secs, args.settle_secs, args.slice_secs);
+    let (interval, settle) = (args.interval_secs, args.settle_secs);
+    let counts = [
+        args.repeat,
+        args.tenants.len(),
+        args.packs.len(),
+        interval as usize,
+    ];
     ensure!(
-        args.tenants.iter().all(|&n| n >= 1) && args.repeat >= 1 && interval >= 1,
-        "--tenants, --repeat and --interval-secs must be at least 1"
-    );
-    ensure!(
-        !args.tenants.is_empty() && !args.packs.is_empty(),
-        "no --tenants or --packs"
+        !counts.contains(&0) && !args.tenants.contains(&0),
+        "no count can be 0"
     );
     ensure!(
         settle >= 2 * interval,
         "--settle-secs must cover two intervals"
     );
-    ensure!(
-        (interval..=settle).contains(&slice),
-        "--slice-secs out of --interval-secs..=--settle-secs"
-    );
     let dynalert = args.output.dynalert()?;
     let meta = Meta::start(&dynalert);
-    let prometheus = dynalert_testkit::components::find_executable("prometheus")
-        .context("prometheus is not installed")?;
-    let prometheus_version = support::output(Command::new(prometheus).arg("--version"))?;
+    let prometheus = dynalert_testkit::components::find_executable("prometheus");
+    let prometheus = prometheus.context("prometheus is not installed")?;
+    let version = support::output(Command::new(prometheus).arg("--version"))?;
     let packs = dynalert_rules::select(&args.packs).map_err(|e| anyhow!(e))?;
     let (keys, recording) = keys::keys(&packs)?;
     let work = args.output.work_dir("rules")?;
     variants::write_packs(&packs, &work.path().join("packs"))?;
+    let (work_path, alerts) = (
+        work.path().to_owned(),
+        keys.iter().map(|k| k.alerts().len()).sum(),
+    );
     let setup = Setup {
         args,
         dynalert,
         packs,
-        work: work.path().to_owned(),
+        work: work_path,
         keys,
     };
     let mut rounds = Vec::new();
@@ -218,14 +207,9 @@ pub fn run(args: &Args) -> Result<crate::Results> {
     let results = Results {
         meta: meta.finish(),
         args: args.clone(),
-        prometheus_version: prometheus_version
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned(),
+        prometheus_version: version.lines().next().unwrap_or("").trim().to_owned(),
         keys: setup.keys.len(),
-        alerts: setup.keys.iter().map(|k| k.alerts().len()).sum(),
+        alerts,
         recording,
         rounds,
     };
@@ -235,12 +219,12 @@ pub fn run(args: &Args) -> Result<crate::Results> {
 /// The variants of a round: their names and rule files (none for the baseline).
 fn variants(
     setup: &Setup,
-    dir: &std::path::Path,
-    served: &variants::Served,
+    dir: &Path,
+    served: &Served,
     tenants: &[String],
-) -> Result<Vec<(String, Option<PathBuf>)>> {
-    let per_tenant = dir.join(PER_TENANT);
-    let rules = variants::write_per_tenant(&per_tenant, &setup.keys, served, tenants)?;
+) -> Result<Vec<Variant>> {
+    let (per_tenant, floor, keys) = (dir.join(PER_TENANT), dir.join(FLOOR), &setup.keys);
+    let rules = variants::write_per_tenant(&per_tenant, keys, served, tenants)?;
     println!(
         "per-tenant variant: {rules} alerting rules in {} files",
         tenants.len()
@@ -251,21 +235,21 @@ fn variants(
         (PER_TENANT.to_owned(), Some(per_tenant.join("*.yml"))),
     ];
     if setup.args.floor {
-        let rules = variants::write_floor(&setup.packs, &dir.join(FLOOR), &setup.keys)?;
+        let rules = variants::write_floor(&setup.packs, &floor, keys)?;
         println!("floor variant: {rules} alerting rules");
-        variants.push((FLOOR.to_owned(), Some(dir.join("floor/*.yml"))));
+        variants.push((FLOOR.to_owned(), Some(floor.join("*.yml"))));
     }
     for extra in &setup.args.extra {
         let (name, glob) = extra
             .split_once('=')
-            .with_context(|| format!("--extra {extra:?}: expected NAME=GLOB"))?;
+            .context("--extra: expected NAME=GLOB")?;
         let valid = name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         let taken = variants.iter().any(|(v, _)| v == name);
         ensure!(
             !name.is_empty() && valid && !taken,
-            "--extra {extra:?}: a new name of letters, digits, - and _"
+            "--extra {extra:?}: a new name of [a-zA-Z0-9_-]"
         );
         // Prometheus resolves relative rule files against its configuration file's directory.
         variants.push((name.to_owned(), Some(std::env::current_dir()?.join(glob))));
@@ -273,48 +257,35 @@ fn variants(
     Ok(variants)
 }
 
+/// A variant's name and rule files (none for the baseline).
+type Variant = (String, Option<PathBuf>);
+
 fn run_round(setup: &Setup, n: usize) -> Result<Round> {
-    let args = setup.args;
-    let dir = setup.work.join(format!("n{n}"));
+    let (args, dir) = (setup.args, setup.work.join(format!("n{n}")));
     let width = n.to_string().len().max(4);
     let tenants: Vec<String> = (1..=n).map(|i| format!("tenant-{i:0width$}")).collect();
-    let conf_dir = dir.join("conf.d");
-    let defaults = dynalert_rules::defaults::defaults_yaml(&setup.packs);
+    let (conf_dir, defaults) = (dir.join("conf.d"), defaults_yaml(&setup.packs));
     let conf = synthetic::write_conf(&conf_dir, &defaults, &setup.keys, &tenants)?;
 
     // Declared before the Prometheus instances: dropped (stopped) after them.
     let synthetic = Synthetic::new(tenants.clone(), args.packs.clone());
     let exporter_series = count_series(&synthetic.render());
-    let exporter = SyntheticExporter::start(
-        synthetic,
-        std::time::Duration::from_secs(args.interval_secs),
-    )?;
-    let port = exporter.exporter.port();
-    println!("synthetic exporter on 127.0.0.1:{port}: {exporter_series} series");
-    let conf_arg = conf_dir.to_str().context("a non-UTF-8 path")?;
-    let dynalert = Server::start(
-        &setup.dynalert,
-        &["--config-dir", conf_arg],
-        &dir.join("dynalert.log"),
-    )?;
+    let exporter = SyntheticExporter::start(synthetic, Duration::from_secs(args.interval_secs))?;
+    println!("synthetic exporter: {exporter_series} series");
+    let config_dir = [
+        "--config-dir",
+        conf_dir.to_str().context("a non-UTF-8 path")?,
+    ];
+    let dynalert = Server::start(&setup.dynalert, &config_dir, &dir.join("dynalert.log"))?;
     let dynalert_series = count_series(&reqwest::blocking::get(dynalert.metrics_url())?.text()?);
-    let served = variants::Served::query(dynalert.port, n)?;
-    println!(
-        "dynalert serve: {dynalert_series} series, {} user_threshold rows",
-        served.rows.len()
-    );
+    let served = Served::query(dynalert.port, n)?;
     let variants = variants(setup, &dir, &served, &tenants)?;
 
-    let targets = [
-        exporter
-            .exporter
-            .scrape_target("exporters")
-            .with_honor_labels(),
-        ScrapeTarget::new("dynalert", dynalert.port),
-    ];
-    let cpu = |instance: &Instance| CpuWatch {
-        pids: vec![instance.prometheus.pid(), dynalert.guard.id()],
-    };
+    let exporters = exporter
+        .exporter
+        .scrape_target("exporters")
+        .with_honor_labels();
+    let targets = [exporters, ScrapeTarget::new("dynalert", dynalert.port)];
     let mut repetitions = Vec::new();
     for k in 1..=args.repeat {
         let tag = if args.repeat == 1 {
@@ -322,9 +293,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         } else {
             format!("{n}-r{k}")
         };
-        if args.repeat > 1 {
-            println!("==> {n} tenants, repetition {k} of {}", args.repeat);
-        }
+        println!("==> {n} tenants, repetition {k} of {}", args.repeat);
         let mut order = variants.clone();
         if k.is_multiple_of(2) {
             order.reverse();
@@ -339,7 +308,10 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
                 support::seconds(instance.ready)
             );
             measure::warm_up(args, &instance)?;
-            results.push(measure::alone(args, &tag, &instance, &cpu(&instance))?);
+            let cpu = CpuWatch {
+                pids: vec![instance.prometheus.pid(), dynalert.guard.id()],
+            };
+            results.push(measure::alone(args, &tag, &instance, &cpu)?);
         }
         // The tables keep the variants' order whatever order they were measured in.
         results.sort_by_key(|m| variants.iter().position(|(v, _)| *v == m.variant));

@@ -49,7 +49,7 @@ const NO_MORE: Target = Target::NoMore;
 
 // A table: one figure per line.
 #[rustfmt::skip]
-const FIGURES: [Figure; 24] = [
+const FIGURES: [Figure; 22] = [
     Figure("rule groups", |m| m.rules.groups as f64, count, Base::Shown, NONE),
     Figure("alerting + recording rules", |m| (m.rules.alerting + m.rules.recording) as f64, count, Base::Shown, NONE),
     Figure("evaluation time per cycle (Σ last group duration, median)", |m| median(&m.eval), seconds, Base::Dash, AIM),
@@ -59,8 +59,6 @@ const FIGURES: [Figure; 24] = [
     Figure("CPU (rate of `process_cpu_seconds_total`)", |m| m.cpu, cores, Base::Shown, NONE),
     Figure("CPU above the baseline", |m| m.cpu, cores, Base::Subtracted, AIM),
     Figure("CPU of other processes on the machine during the window", |m| m.others, cores, Base::Shown, NONE),
-    Figure("slices thrown away (machine busy)", |m| m.discarded as f64, count, Base::Shown, NONE),
-    Figure("slices kept although the machine was busy", |m| m.noisy as f64, count, Base::Shown, NONE),
     Figure("heap in use (`go_memstats_heap_inuse_bytes`, median)", |m| m.heap, mib, Base::Shown, NO_MORE),
     Figure("heap in use above the baseline", |m| m.heap, mib, Base::Subtracted, NONE),
     Figure("GC heap goal (`go_memstats_next_gc_bytes`, median)", |m| m.heap_goal, mib, Base::Shown, NO_MORE),
@@ -121,9 +119,8 @@ pub fn markdown(r: &Results) -> String {
         md,
         "- {}\n- packs: {} ({} keys, {} alerting + {} recording rules as rendered); variants: \
          {}{extra}\n- scrape and evaluation interval {} s; {} s of history{history}, then a {} s \
-         window in slices of {} s, a slice measured again while other processes use more than \
-         {:.0} % of a core (for at most {} s); {} reloads; every variant measured {} time(s), \
-         the order reversed every other time\n",
+         window; {} reloads; every variant measured {} time(s), the order reversed every other \
+         time\n",
         r.prometheus_version,
         a.packs.join(", "),
         r.keys,
@@ -133,9 +130,6 @@ pub fn markdown(r: &Results) -> String {
         a.interval_secs,
         a.history_secs,
         a.settle_secs,
-        a.slice_secs,
-        a.quiet_cores * 100.0,
-        a.max_wait_secs,
         a.reloads,
         a.repeat
     );
@@ -316,7 +310,7 @@ mod tests {
             "variant": variant, "ready": 0.1, "load_at_start": 0.01, "load_at_reload": 0.01,
             "reload_request": 0.01, "rules": {"groups": 1, "alerting": 2, "recording": 0,
             "intervals": ["5"]}, "eval": [cpu],
-            "cpu": cpu, "others": 0.0, "discarded": 0, "noisy": 0, "heap": 1.0, "heap_goal": 2.0,
+            "cpu": cpu, "others": 0.0, "heap": 1.0, "heap_goal": 2.0,
             "rss": 3.0, "head_series": 100.0, "failures": 0.0, "missed": 0.0, "alerts": 5.0,
             "alerts_in_maintenance": 0.0, "alert_set": [["A", "t1", "warning", ""]],
         });
