@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use dynalert_config::{Delta, DocumentSet, ModelDiff, Upsert};
-use dynalert_exposition::Exposition;
+use dynalert_exposition::{Exposition, text::FAMILIES};
 use dynalert_store::{TreeDelta, TreeReader};
 use dynalert_testkit::Pushgateway;
 use serde::{Deserialize, Serialize};
@@ -37,18 +37,6 @@ pub struct Args {
     #[serde(skip)]
     pub output: Output,
 }
-
-/// dynalert's threshold families (`dynalert_exposition::text::FAMILIES`): what is pushed to the
-/// Pushgateway. Self-monitoring stays out: it describes dynalert, not the thresholds.
-const THRESHOLD_FAMILIES: [&str; 7] = [
-    "user_threshold",
-    "user_threshold_state_filter",
-    "user_state_filter",
-    "user_silent_mode",
-    "user_severity_dedup",
-    "tenant_metadata_info",
-    "dynalert_config_event",
-];
 
 /// Loads and edits measured in process by `exporter`.
 const IN_PROCESS_RUNS: usize = 31;
@@ -255,20 +243,21 @@ fn scrape(url: &str, count: usize) -> Result<(Measured, String)> {
     Ok((measured, body))
 }
 
-/// The lines of `body` that belong to a threshold family, their HELP and TYPE included.
+/// The lines of `body` that belong to one of dynalert's threshold families, their HELP and
+/// TYPE included: what is pushed to the Pushgateway. Self-monitoring stays out: it describes
+/// dynalert, not the thresholds.
 fn threshold_families(body: &str) -> String {
-    let mut out = String::new();
-    for line in body.lines() {
+    let is_threshold = |line: &&str| {
         let name = match line.strip_prefix("# ") {
-            Some(comment) => comment.split(' ').nth(1).unwrap_or(""),
-            None => line.split(['{', ' ']).next().unwrap_or(""),
+            Some(comment) => comment.split(' ').nth(1),
+            None => line.split(['{', ' ']).next(),
         };
-        if THRESHOLD_FAMILIES.contains(&name) {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
+        FAMILIES.iter().any(|(family, _)| Some(*family) == name)
+    };
+    body.lines()
+        .filter(is_threshold)
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 pub fn markdown(r: &Results) -> String {

@@ -52,24 +52,6 @@ pub struct Rules {
     pub intervals: BTreeSet<String>,
 }
 
-/// `/api/v1/rules`, the parts read.
-#[derive(Deserialize)]
-struct RulesData {
-    groups: Vec<GroupData>,
-}
-
-#[derive(Deserialize)]
-struct GroupData {
-    interval: f64,
-    rules: Vec<RuleData>,
-}
-
-#[derive(Deserialize)]
-struct RuleData {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// An alert's identity across variants: alert name, tenant, severity, queue.
 pub type AlertId = [String; 4];
 
@@ -100,20 +82,21 @@ impl Instance {
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>> {
-        let response = self
+        let url = format!("{}{path}", self.prometheus.url());
+        Ok(self
             .client
-            .get(format!("{}{path}", self.prometheus.url()))
-            .send()?;
-        Ok(response.error_for_status()?.bytes()?.to_vec())
+            .get(url)
+            .send()?
+            .error_for_status()?
+            .bytes()?
+            .to_vec())
     }
 
     fn sample(&self) -> Result<Sample> {
         let body = String::from_utf8(self.get("/metrics")?)?;
         let sum = |name: &str| values(&body, name).iter().sum::<f64>();
-        let evaluated = values(
-            &body,
-            "prometheus_rule_group_last_evaluation_timestamp_seconds",
-        );
+        let evaluated = "prometheus_rule_group_last_evaluation_timestamp_seconds";
+        let evaluated = values(&body, evaluated);
         Ok(Sample {
             at: Instant::now(),
             eval: sum("prometheus_rule_group_last_duration_seconds"),
@@ -144,19 +127,21 @@ impl Instance {
 
     fn rules(&self) -> Result<Rules> {
         let data = self.prometheus.api_get("/api/v1/rules", &[])?;
-        let data: RulesData = serde_json::from_value(data).context("reading /api/v1/rules")?;
-        let mut rules = Rules {
-            groups: data.groups.len(),
-            ..Rules::default()
-        };
-        for group in data.groups {
-            rules.intervals.insert(group.interval.to_string());
-            for rule in group.rules {
-                rules.alerting += usize::from(rule.kind == "alerting");
-                rules.recording += usize::from(rule.kind == "recording");
-            }
-        }
-        Ok(rules)
+        let groups = data["groups"]
+            .as_array()
+            .context("/api/v1/rules without groups")?;
+        let rules = groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten());
+        let of_kind = |kind: &str| rules.clone().filter(|rule| rule["type"] == kind).count();
+        let (alerting, recording) = (of_kind("alerting"), of_kind("recording"));
+        let intervals = groups.iter().map(|g| g["interval"].to_string()).collect();
+        Ok(Rules {
+            groups: groups.len(),
+            alerting,
+            recording,
+            intervals,
+        })
     }
 }
 

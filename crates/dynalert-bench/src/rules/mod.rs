@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::support::{self, Meta, Output, Server, count_series};
 use keys::Key;
 use measure::{AlertId, CpuWatch, Instance, Rules};
-use synthetic::{Conf, Synthetic, SyntheticExporter};
+use synthetic::{Synthetic, SyntheticExporter};
 use variants::Served;
 
 pub use report::markdown;
@@ -103,7 +103,6 @@ pub struct Round {
     tenants: usize,
     /// `/proc/loadavg` after the measurements.
     load_average_after: String,
-    conf: Conf,
     threshold_rows: usize,
     dynalert_series: usize,
     exporter_series: usize,
@@ -265,7 +264,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     let width = n.to_string().len().max(4);
     let tenants: Vec<String> = (1..=n).map(|i| format!("tenant-{i:0width$}")).collect();
     let (conf_dir, defaults) = (dir.join("conf.d"), defaults_yaml(&setup.packs));
-    let conf = synthetic::write_conf(&conf_dir, &defaults, &setup.keys, &tenants)?;
+    synthetic::write_conf(&conf_dir, &defaults, &setup.keys, &tenants)?;
 
     // Declared before the Prometheus instances: dropped (stopped) after them.
     let synthetic = Synthetic::new(tenants.clone(), args.packs.clone());
@@ -320,8 +319,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     Ok(Round {
         tenants: n,
         load_average_after: support::load_average(),
-        conf,
-        threshold_rows: served.rows.len(),
+        threshold_rows: served.rows.values().map(Vec::len).sum(),
         dynalert_series,
         exporter_series,
         maintenance: served.maintenance,

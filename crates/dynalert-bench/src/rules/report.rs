@@ -1,6 +1,6 @@
 //! The markdown report of a rules results file: a table per round from one list of figures,
-//! and the alerts compared. How the variants are
-//! built and each figure is taken is described next to the section in `docs/benchmarks.md`.
+//! and the alerts compared. How the variants are built and each figure is taken is described
+//! next to the section in `docs/benchmarks.md`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -103,33 +103,23 @@ impl Round {
 }
 
 pub fn markdown(r: &Results) -> String {
-    let a = &r.args;
+    let (a, version, keys) = (&r.args, &r.prometheus_version, r.keys);
+    let (alerts, recording, packs) = (r.alerts, r.recording, a.packs.join(", "));
     let first = r.rounds.first().and_then(|round| round.repetitions.first());
-    let variants: Vec<&str> = first
-        .into_iter()
-        .flatten()
-        .map(|m| m.variant.as_str())
-        .collect();
+    let variants: Vec<&str> = first.into_iter().flatten().map(|m| &*m.variant).collect();
     let extra: String = a.extra.iter().map(|e| format!("; `--extra {e}`")).collect();
     let short = " (**less than 5 minutes**: `rate(…[5m])` reads fewer samples than in steady \
                  state, which flatters the ratios)";
     let history = if a.history_secs >= 300 { "" } else { short };
+    let (interval, seconds, window) = (a.interval_secs, a.history_secs, a.settle_secs);
     let mut md = r.meta.markdown("Rule packs benchmark");
     let _ = writeln!(
         md,
-        "- {}\n- packs: {} ({} keys, {} alerting + {} recording rules as rendered); variants: \
-         {}{extra}\n- scrape and evaluation interval {} s; {} s of history{history}, then a {} s \
-         window; {} reloads; every variant measured {} time(s), the order reversed every other \
-         time\n",
-        r.prometheus_version,
-        a.packs.join(", "),
-        r.keys,
-        r.alerts,
-        r.recording,
+        "- {version}\n- packs: {packs} ({keys} keys, {alerts} alerting + {recording} recording \
+         rules as rendered); variants: {}{extra}\n- scrape and evaluation interval {interval} s; \
+         {seconds} s of history{history}, then a {window} s window; {} reloads; every variant \
+         measured {} time(s), the order reversed every other time\n",
         variants.join(", "),
-        a.interval_secs,
-        a.history_secs,
-        a.settle_secs,
         a.reloads,
         a.repeat
     );
@@ -140,29 +130,27 @@ pub fn markdown(r: &Results) -> String {
 }
 
 fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
-    let (n, c) = (round.tenants, &round.conf);
-    let _ = writeln!(
-        md,
-        "### {n} tenants\n\nSynthetic exporter: {} series ({n} tenants × {INSTANCES} instances \
-         per service); dynalert serve: {} series, {} `user_threshold` rows (tenant files: {} \
-         custom values, {} disabled keys, {} raised critical tiers, {} per-queue rows, metadata \
-         on {} tenants, maintenance on {}). Load average at the end of the round: {}.\n",
+    let (n, load, rows) = (
+        round.tenants,
+        &round.load_average_after,
+        round.threshold_rows,
+    );
+    let (exporter, dynalert, maintenance) = (
         round.exporter_series,
         round.dynalert_series,
-        round.threshold_rows,
-        c.custom,
-        c.disabled,
-        c.critical,
-        c.dimension_rows,
-        c.metadata,
-        c.maintenance,
-        round.load_average_after
+        round.maintenance.len(),
+    );
+    let _ = writeln!(
+        md,
+        "### {n} tenants\n\nSynthetic exporter: {exporter} series ({n} tenants × {INSTANCES} \
+         instances per service); dynalert serve: {dynalert} series, {rows} `user_threshold` rows, \
+         {maintenance} tenants in maintenance. Load average after the round: {load}.\n"
     );
     let (at_target, repeated) = (n >= TARGET_TENANTS, round.repetitions.len() > 1);
     let mut rows = Vec::new();
     for figure in &FIGURES {
+        let dash = |v: &str| figure.3 != Base::Shown && v == BASELINE;
         let cells = |show: &dyn Fn(Vec<f64>) -> String| {
-            let dash = |v: &str| figure.3 != Base::Shown && v == BASELINE;
             let cell = |v: &&str| {
                 if dash(v) {
                     "–".into()
@@ -173,19 +161,19 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
             variants.iter().map(cell).collect::<Vec<String>>()
         };
         let (ratio, each) = round.ratios(figure);
-        let (label, target) = (figure.0.to_owned(), verdict(figure.4, ratio, at_target));
+        let ends = [times(ratio), verdict(figure.4, ratio, at_target)];
         rows.push(
             [
-                vec![label],
+                vec![figure.0.into()],
                 cells(&|v| figure.2(median(&v))),
-                vec![times(ratio), target],
+                ends.into(),
             ]
             .concat(),
         );
         if repeated && matches!(figure.4, Target::Cheaper(..)) {
             let label = format!("{}, each repetition", figure.0);
-            let ratios = vec![list(&each, times), "–".into()];
-            rows.push([vec![label], cells(&|v| list(&v, figure.2)), ratios].concat());
+            let ends = vec![list(&each, times), "–".into()];
+            rows.push([vec![label], cells(&|v| list(&v, figure.2)), ends].concat());
         }
     }
     let mut header = vec!["metric"];
@@ -194,11 +182,11 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
     md.push('\n');
     let interval = r.args.interval_secs.to_string();
     for variant in variants {
-        let intervals = round
+        let intervals: BTreeSet<_> = round
             .each(variant)
             .iter()
             .flat_map(|m| &m.rules.intervals)
-            .collect::<BTreeSet<_>>();
+            .collect();
         if intervals.iter().any(|i| **i != interval) {
             let _ = writeln!(
                 md,
@@ -222,37 +210,43 @@ fn same_alerts(round: &Round, variant: &str) -> String {
         alerts.cloned().collect()
     };
     let show = |only: Vec<&AlertId>| {
-        let examples: Vec<String> = only
+        let examples = only
             .iter()
             .take(3)
-            .map(|id| format!("`{}`", id.join(" ").trim_end()))
-            .collect();
-        format!("{} (e.g. {})", only.len(), examples.join(", "))
+            .map(|id| format!("`{}`", id.join(" ").trim_end()));
+        format!(
+            "{} (e.g. {})",
+            only.len(),
+            examples.collect::<Vec<_>>().join(", ")
+        )
     };
-    let each = round.each(variant).into_iter().zip(round.each(PER_TENANT));
     let line = |(other, per_tenant)| {
         let (o, t) = (outside(other), outside(per_tenant));
         let (only_o, only_t) = (
             show(o.difference(&t).collect()),
             show(t.difference(&o).collect()),
         );
-        match o == t {
-            true => format!(
-                "`{variant}` and per-tenant raise the same {} alerts",
-                o.len()
-            ),
-            false => format!(
-                "`{variant}` and per-tenant differ: only in {variant} {only_o}, only in per-tenant {only_t}"
-            ),
-        }
+        let differ = format!("differ: only in {variant} {only_o}, only in per-tenant {only_t}");
+        let verdict = if o == t {
+            format!("raise the same {} alerts", o.len())
+        } else {
+            differ
+        };
+        format!("`{variant}` and per-tenant {verdict}")
     };
-    let lines: Vec<String> = each.map(line).collect();
+    let lines: Vec<String> = round
+        .each(variant)
+        .into_iter()
+        .zip(round.each(PER_TENANT))
+        .map(line)
+        .collect();
     let why = " (by name, tenant, severity and queue; tenants in maintenance left out).\n\n";
+    let repetitions = lines.len();
     match lines.as_slice() {
         [] => String::new(),
         [only] => format!("{only}{why}"),
         [first, ..] if lines.iter().all(|line| line == first) => {
-            format!("In each of the {} repetitions: {first}{why}", lines.len())
+            format!("In each of the {repetitions} repetitions: {first}{why}")
         }
         _ => lines
             .iter()
@@ -327,7 +321,7 @@ mod tests {
             ]
         };
         let json = serde_json::json!({
-            "tenants": 1000, "load_average_after": "", "conf": super::super::synthetic::Conf::default(),
+            "tenants": 1000, "load_average_after": "",
             "threshold_rows": 0, "dynalert_series": 0, "exporter_series": 0, "maintenance": [],
             "repetitions": [],
         });

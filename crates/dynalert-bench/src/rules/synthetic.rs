@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dynalert_testkit::StaticExporter;
-use serde::{Deserialize, Serialize};
 
 use super::keys::Key;
 
@@ -230,24 +229,12 @@ pub fn counter(i: usize, j: usize, salt: u64, per_second: f64, t: f64) -> f64 {
     (1000.0 * unit(i, j, salt ^ 0xC0FF_EE00)).floor() + per_second * t
 }
 
-/// What the generated tenant files set.
-#[derive(Default, Serialize, Deserialize)]
-pub struct Conf {
-    pub custom: usize,
-    pub disabled: usize,
-    pub critical: usize,
-    pub dimension_rows: usize,
-    pub metadata: usize,
-    pub maintenance: usize,
-}
-
 /// `_defaults.yaml` and one file per tenant: about a quarter of the keys with a custom value,
 /// 4 % disabled, a tenth of the critical tiers raised, per-queue rows on 30 % of the tenants,
 /// metadata on a third and maintenance on 2 %.
-pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) -> Result<Conf> {
+pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     fs::write(dir.join("_defaults.yaml"), defaults)?;
-    let mut conf = Conf::default();
     for (index, tenant) in tenants.iter().enumerate() {
         let mut seed = 0x00D1_7A1E ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // SplitMix64: deterministic, well mixed, no dependency.
@@ -267,19 +254,16 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
                         number(default * factor)
                     );
                 }
-                conf.dimension_rows += rows;
             }
             let roll = below(100);
             let factor = [0.5, 0.75, 1.5, 2.0][below(4) as usize];
             let mut warning = default;
             if roll < 4 {
                 let _ = writeln!(body, "    {name}: disable");
-                conf.disabled += 1;
                 continue;
             } else if roll < 30 && default > 0.0 {
                 warning = default * factor;
                 let _ = writeln!(body, "    {name}: {}", number(warning));
-                conf.custom += 1;
             }
             if let Some(critical) = key.decl.default_critical
                 && default > 0.0
@@ -290,7 +274,6 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
                     "    {name}_critical: {}",
                     number(critical.max(warning) * 1.25)
                 );
-                conf.critical += 1;
             }
         }
         if below(3) == 0 {
@@ -300,11 +283,9 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
                 body,
                 "    _metadata: {{owner: team-{owner}, runbook_url: \"{runbook}\", tier: {tier}}}"
             );
-            conf.metadata += 1;
         }
         if index % 50 == 6 {
             body.push_str("    _state_maintenance: enable\n");
-            conf.maintenance += 1;
         }
         let text = match body.is_empty() {
             true => format!("tenants:\n  {tenant}: {{}}\n"),
@@ -312,7 +293,7 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
         };
         fs::write(dir.join(format!("{tenant}.yaml")), text)?;
     }
-    Ok(conf)
+    Ok(())
 }
 
 /// A threshold with at most two decimals.

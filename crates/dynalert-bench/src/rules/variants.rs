@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use dynalert_rules::generate::{alert_labels, with_labels};
 use dynalert_rules::pack::{Rule, RuleGroup};
 use dynalert_rules::{Format, Pack, RenderOptions, render::pack_groups};
-use dynalert_testkit::{Prometheus, ScrapeTarget};
+use dynalert_testkit::{Prometheus, Sample, ScrapeTarget};
 use serde::Serialize;
 
 use super::keys::{Alert, Key, restrict, string};
@@ -23,7 +23,7 @@ struct RuleFile<'a> {
 
 fn write_rules(path: &Path, groups: &[RuleGroup]) -> Result<()> {
     let yaml = serde_saphyr::to_string(&RuleFile { groups })?;
-    fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
+    fs::write(path, yaml).with_context(|| format!("writing {path:?}"))
 }
 
 /// The packs' files as `dynalert rules render` writes them.
@@ -35,21 +35,11 @@ pub fn write_packs(packs: &[&Pack], dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One `user_threshold` row as Prometheus scraped it from dynalert.
-pub struct Row {
-    tenant: String,
-    component: String,
-    metric: String,
-    severity: String,
-    /// Dimension labels.
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// What `dynalert serve` serves: threshold rows, metadata, tenants in maintenance.
+/// What `dynalert serve` serves: the `user_threshold` rows by tenant, component, metric and
+/// severity (their other labels are dimensions), the non-empty `owner`, `runbook_url` and
+/// `tier` of each tenant's `tenant_metadata_info`, the tenants in maintenance.
 pub struct Served {
-    pub rows: Vec<Row>,
-    /// Non-empty `owner`, `runbook_url` and `tier` of `tenant_metadata_info`, per tenant.
+    pub rows: HashMap<[String; 4], Vec<Sample>>,
     metadata: HashMap<String, BTreeMap<String, String>>,
     pub maintenance: BTreeSet<String>,
 }
@@ -58,47 +48,36 @@ impl Served {
     /// Scrapes dynalert on `port` with a short-lived Prometheus until it has the rows of all
     /// `tenants`, and reads them back with queries.
     pub fn query(port: u16, tenants: usize) -> Result<Served> {
-        let prometheus = Prometheus::start(&[ScrapeTarget::new("dynalert", port)], None)?
-            .context("prometheus is not installed")?;
-        let all =
-            |s: &[dynalert_testkit::Sample]| s.first().is_some_and(|s| s.value == tenants as f64);
+        let prometheus = Prometheus::start(&[ScrapeTarget::new("dynalert", port)], None)?;
+        let prometheus = prometheus.context("prometheus is not installed")?;
+        let all = |s: &[Sample]| s.first().is_some_and(|s| s.value == tenants as f64);
         let query = "count(count by(tenant) (user_threshold))";
         prometheus.wait_for(query, all, Duration::from_secs(60))?;
-        let mut rows = Vec::new();
-        for sample in prometheus.query_samples("user_threshold")? {
-            let mut labels = sample.labels;
-            let mut take = |label: &str| labels.remove(label).unwrap_or_default();
-            let (tenant, component) = (take("tenant"), take("component"));
-            let (metric, severity) = (take("metric"), take("severity"));
-            ["__name__", "job", "instance"]
-                .into_iter()
-                .for_each(|l| drop(take(l)));
-            rows.push(Row {
-                tenant,
-                component,
-                metric,
-                severity,
-                labels,
-                value: sample.value,
-            });
+        let mut rows: HashMap<_, Vec<Sample>> = HashMap::new();
+        for mut row in prometheus.query_samples("user_threshold")? {
+            let at = ["tenant", "component", "metric", "severity"];
+            let at = at.map(|label| row.labels.remove(label).unwrap_or_default());
+            row.labels
+                .retain(|label, _| !["__name__", "job", "instance"].contains(&&**label));
+            rows.entry(at).or_default().push(row);
         }
         let mut metadata = HashMap::new();
-        for mut sample in prometheus.query_samples("tenant_metadata_info")? {
-            let tenant = sample.labels.remove("tenant").unwrap_or_default();
-            sample.labels.retain(|l, v| {
-                ["owner", "runbook_url", "tier"].contains(&l.as_str()) && !v.is_empty()
-            });
-            metadata.insert(tenant, sample.labels);
+        for mut info in prometheus.query_samples("tenant_metadata_info")? {
+            let tenant = info.labels.remove("tenant").unwrap_or_default();
+            let fields = ["owner", "runbook_url", "tier"];
+            info.labels
+                .retain(|label, value| fields.contains(&&**label) && !value.is_empty());
+            metadata.insert(tenant, info.labels);
         }
-        let maintenance =
-            prometheus.query_samples("user_state_filter{filter=\"maintenance\"} == 1")?;
+        let query = "user_state_filter{filter=\"maintenance\"} == 1";
+        let maintenance = prometheus.query_samples(query)?.into_iter();
         let maintenance = maintenance
-            .iter()
-            .filter_map(|s| s.label("tenant").map(str::to_owned));
+            .filter_map(|mut s| s.labels.remove("tenant"))
+            .collect();
         Ok(Served {
             rows,
             metadata,
-            maintenance: maintenance.collect(),
+            maintenance,
         })
     }
 }
@@ -118,38 +97,27 @@ pub fn write_per_tenant(
     tenants: &[String],
 ) -> Result<usize> {
     fs::create_dir_all(dir)?;
-    let mut index: HashMap<(&str, &str, &str, &str), Vec<&Row>> = HashMap::new();
-    for row in &served.rows {
-        let at = (
-            row.tenant.as_str(),
-            row.component.as_str(),
-            row.metric.as_str(),
-            row.severity.as_str(),
-        );
-        index.entry(at).or_default().push(row);
-    }
     let mut total = 0;
     for tenant in tenants {
         let metadata = served.metadata.get(tenant).cloned().unwrap_or_default();
         let mut rules = Vec::new();
-        for key in keys {
+        for (key, alert) in keys
+            .iter()
+            .flat_map(|k| k.alerts().into_iter().map(move |a| (k, a)))
+        {
             let (component, metric) = key.component_metric();
-            for alert in key.alerts() {
-                let Some(rows) = index.get(&(tenant, component, metric, alert.severity)) else {
-                    continue;
-                };
-                for (matchers, threshold, dimension) in conditions(key, tenant, rows) {
-                    let mut labels = metadata.clone();
-                    labels.extend(dimension);
-                    let expr = key.against(&restrict(&key.signal, &matchers)?, threshold);
-                    rules.push(per_tenant_rule(
-                        key,
-                        &alert,
-                        tenant,
-                        labels,
-                        (expr, threshold),
-                    ));
-                }
+            let at = [tenant, component, metric, alert.severity].map(str::to_owned);
+            for (matchers, threshold, dimension) in conditions(key, tenant, served.rows.get(&at)) {
+                let mut labels = metadata.clone();
+                labels.extend(dimension);
+                let expr = key.against(&restrict(&key.signal, &matchers)?, threshold);
+                rules.push(per_tenant_rule(
+                    key,
+                    &alert,
+                    tenant,
+                    labels,
+                    (expr, threshold),
+                ));
             }
         }
         total += rules.len();
@@ -169,10 +137,13 @@ pub fn write_per_tenant(
 fn conditions(
     key: &Key,
     tenant: &str,
-    rows: &[&Row],
+    rows: Option<&Vec<Sample>>,
 ) -> Vec<(String, f64, Option<(String, String)>)> {
-    let tenant_matcher = format!("tenant={}", string(tenant));
-    let wide = rows.iter().find(|r| r.labels.is_empty()).map(|r| r.value);
+    let (tenant_matcher, rows) = (
+        format!("tenant={}", string(tenant)),
+        rows.into_iter().flatten(),
+    );
+    let wide = rows.clone().find(|r| r.labels.is_empty()).map(|r| r.value);
     let Some(label) = key.decl.dimension.as_deref() else {
         return wide
             .map(|threshold| (tenant_matcher, threshold, None))
@@ -181,7 +152,6 @@ fn conditions(
     };
     // `<label>_re` rows (regex dimensions) are not generated here.
     let per_value: Vec<(&String, f64)> = rows
-        .iter()
         .filter_map(|r| Some((r.labels.get(label)?, r.value)))
         .collect();
     let raw = key.decl.dimension_label.as_deref().unwrap_or(label);
@@ -197,11 +167,16 @@ fn conditions(
     }
     if let Some(threshold) = wide {
         let values: Vec<&str> = per_value.iter().map(|(v, _)| v.as_str()).collect();
-        let matchers = match values.is_empty() {
-            true => tenant_matcher,
-            false => format!("{tenant_matcher}, {raw}!~{}", string(&values.join("|"))),
-        };
-        conditions.push((matchers, threshold, None));
+        let others = format!("{tenant_matcher}, {raw}!~{}", string(&values.join("|")));
+        conditions.push((
+            if values.is_empty() {
+                tenant_matcher
+            } else {
+                others
+            },
+            threshold,
+            None,
+        ));
     }
     conditions
 }
@@ -214,7 +189,7 @@ fn per_tenant_rule(
     mut labels: BTreeMap<String, String>,
     (expr, threshold): (String, f64),
 ) -> Rule {
-    let severity = alert.severity;
+    let (decl, severity) = (key.decl, alert.severity);
     for (name, value) in [
         ("severity", severity),
         ("metric_group", key.name),
@@ -222,10 +197,10 @@ fn per_tenant_rule(
     ] {
         labels.insert(name.to_owned(), value.to_owned());
     }
-    let decl = key.decl;
+    let (description, unit) = (&decl.alert.description, &decl.unit);
+    let value = "{{ $value | humanize }}";
     let description = format!(
-        "{}: tenant {tenant} is at {{{{ $value | humanize }}}} {}, above its {severity} threshold {threshold}.",
-        decl.alert.description, decl.unit
+        "{description}: tenant {tenant} is at {value} {unit}, above its {severity} threshold {threshold}."
     );
     let summary = format!("{} (tenant {tenant})", decl.alert.summary);
     Rule {
@@ -235,8 +210,8 @@ fn per_tenant_rule(
         for_: Some(decl.alert.for_.clone()),
         labels,
         annotations: BTreeMap::from([
-            ("summary".to_owned(), summary),
-            ("description".to_owned(), description),
+            ("summary".into(), summary),
+            ("description".into(), description),
         ]),
     }
 }
@@ -248,14 +223,12 @@ fn per_tenant_rule(
 /// metadata or per-queue matching. Returns the number of rules.
 pub fn write_floor(packs: &[&Pack], dir: &Path, keys: &[Key]) -> Result<usize> {
     fs::create_dir_all(dir)?;
-    let alerts: HashMap<String, (&Key, Alert)> = keys
-        .iter()
-        .flat_map(|k| {
-            k.alerts()
-                .into_iter()
-                .map(move |a| (a.name.clone(), (k, a)))
-        })
-        .collect();
+    let alerts = keys.iter().flat_map(|k| {
+        k.alerts()
+            .into_iter()
+            .map(move |a| (a.name.clone(), (k, a)))
+    });
+    let alerts: HashMap<String, (&Key, Alert)> = alerts.collect();
     let mut total = 0;
     for pack in packs {
         let (_, mut groups) = pack_groups(pack, &RenderOptions::default());
@@ -299,23 +272,21 @@ mod tests {
         let (keys, _) = keys(&packs).unwrap();
         let queued = keys.iter().find(|k| k.decl.dimension.is_some()).unwrap();
         let (component, metric) = queued.component_metric();
-        let row = |labels: &[(&str, &str)], value: f64| Row {
-            tenant: "t1".into(),
-            component: component.into(),
-            metric: metric.into(),
-            severity: "warning".into(),
-            labels: labels
+        let row = |labels: &[(&str, &str)], value: f64| {
+            let labels = labels
                 .iter()
                 .map(|(l, v)| (l.to_string(), v.to_string()))
-                .collect(),
-            value,
+                .collect();
+            Sample { labels, value }
         };
+        let rows = vec![
+            row(&[], 100.0),
+            row(&[("queue", "email")], 5.0),
+            row(&[("queue", "jobs")], f64::INFINITY),
+        ];
+        let at = ["t1", component, metric, "warning"].map(str::to_owned);
         let served = Served {
-            rows: vec![
-                row(&[], 100.0),
-                row(&[("queue", "email")], 5.0),
-                row(&[("queue", "jobs")], f64::INFINITY),
-            ],
+            rows: HashMap::from([(at, rows)]),
             metadata: HashMap::from([(
                 "t1".into(),
                 BTreeMap::from([("owner".into(), "team-a".into())]),
