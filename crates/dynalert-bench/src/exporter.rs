@@ -95,9 +95,7 @@ pub fn run(args: &Args) -> Result<crate::Results> {
         "--tenants must be at least 42: tenant-00042 is edited"
     );
     ensure!(args.scrapes >= 1, "--scrapes must be at least 1");
-    let binary = args.output.dynalert()?;
-    let meta = Meta::start(&binary);
-    let work = args.output.work_dir("exporter")?;
+    let (binary, meta, work) = args.output.start("exporter")?;
     let conf = work.path().join("conf.d");
     support::gen_tenants(&conf, args.tenants, args.keys)?;
     println!("==> in process: load, render, edit ({IN_PROCESS_RUNS} runs)");

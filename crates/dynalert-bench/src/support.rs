@@ -39,28 +39,25 @@ impl Output {
         self.json.clone().unwrap_or_else(default)
     }
 
-    /// The dynalert binary: `--dynalert`, else a fresh release build.
-    pub fn dynalert(&self) -> Result<PathBuf> {
+    /// What every run starts with: the dynalert binary (`--dynalert`, else a fresh release
+    /// build), the run's description, and a temporary work directory, removed at the end
+    /// unless `--keep`.
+    pub fn start(&self, bench: &str) -> Result<(PathBuf, Meta, tempfile::TempDir)> {
         if self.dynalert.is_none() {
             cargo(&["build", "--release", "-p", "dynalert"])?;
         }
         let built = || target_dir().join("release/dynalert");
         let binary = self.dynalert.clone().unwrap_or_else(built);
         ensure!(binary.is_file(), "no dynalert binary at {binary:?}");
-        Ok(binary)
-    }
-
-    /// A temporary work directory, removed at the end unless `--keep`.
-    pub fn work_dir(&self, bench: &str) -> Result<tempfile::TempDir> {
         let (mut builder, prefix) = (tempfile::Builder::new(), format!("dynalert-bench-{bench}-"));
-        let dir = builder
+        let work = builder
             .prefix(&prefix)
             .disable_cleanup(self.keep)
             .tempdir()?;
         if self.keep {
-            println!("work directory (kept): {}", dir.path().display());
+            println!("work directory (kept): {}", work.path().display());
         }
-        Ok(dir)
+        Ok((binary.clone(), Meta::start(&binary), work))
     }
 }
 
@@ -201,8 +198,9 @@ pub fn gen_tenants(dir: &Path, tenants: usize, keys: usize) -> Result<()> {
 
 /// Runs `command` to completion and returns its standard output.
 pub fn output(command: &mut Command) -> Result<String> {
-    let out = command.stdin(Stdio::null()).output();
-    let out = out.with_context(|| format!("running {command:?}"))?;
+    let out = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(
         out.status.success(),

@@ -16,9 +16,9 @@
 //! PostgreSQL is the testkit's throw-away cluster, with its durability defaults (`fsync` and
 //! `synchronous_commit` on). Linux only: RSS and CPU time come from `/proc`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -110,24 +110,18 @@ struct StoreResult {
 }
 
 pub fn run(args: &Args) -> Result<crate::Results> {
-    let at_least_one = [
+    let counts = [
         args.keys,
         args.clients,
         args.lag_writes,
         args.measure_secs as usize,
     ];
+    let valid = args.tenants >= 2 && !counts.contains(&0) && !args.stores.is_empty();
     ensure!(
-        args.tenants >= 2,
-        "--tenants must be at least 2 (one is kept for the lag rows)"
+        valid,
+        "--tenants ≥ 2; --keys, --clients, --lag-writes, --measure-secs ≥ 1"
     );
-    ensure!(
-        !at_least_one.contains(&0),
-        "--keys, --clients, --lag-writes, --measure-secs: ≥ 1"
-    );
-    ensure!(!args.stores.is_empty(), "--stores names no store");
-    let binary = args.output.dynalert()?;
-    let meta = Meta::start(&binary);
-    let work = args.output.work_dir("api")?;
+    let (binary, meta, work) = args.output.start("api")?;
     let conf = work.path().join("conf.d");
     support::gen_tenants(&conf, args.tenants, args.keys)?;
     // gen-tenants names its files tenant-00001.yaml …, one tenant each, named as its file.
@@ -136,9 +130,8 @@ pub fn run(args: &Args) -> Result<crate::Results> {
         .collect();
     let last = conf.join(format!("{}.yaml", tenants[args.tenants - 1]));
     ensure!(last.is_file(), "gen-tenants wrote no {last:?}");
-    let token = random_token()?;
     let auth_file = work.path().join("auth.yaml");
-    write_auth_file(&binary, &token, &auth_file)?;
+    let token = write_auth_file(&binary, &auth_file)?;
     let setup = Setup {
         args,
         binary: &binary,
@@ -173,34 +166,22 @@ pub fn run(args: &Args) -> Result<crate::Results> {
     Ok(crate::Results::Api(Box::new(results)))
 }
 
-/// 32 random hex digits.
-fn random_token() -> Result<String> {
+/// An admin token (32 random hex digits) and an auth file with its hash, made by `dynalert
+/// token hash` as a user would.
+fn write_auth_file(binary: &Path, path: &Path) -> Result<String> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// An auth file with one admin token, hashed by `dynalert token hash` as a user would.
-fn write_auth_file(binary: &Path, token: &str, path: &Path) -> Result<()> {
-    let mut command = Command::new(binary);
-    command
-        .args(["token", "hash"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = command.spawn().context("running dynalert token hash")?;
-    child
-        .stdin
-        .take()
-        .context("no stdin")?
-        .write_all(token.as_bytes())?;
-    let output = child.wait_with_output()?;
-    let hash = String::from_utf8(output.stdout)?.trim().to_owned();
-    ensure!(
-        output.status.success() && hash.len() == 64,
-        "dynalert token hash: {hash:?}"
-    );
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token_file = path.with_extension("token");
+    std::fs::write(&token_file, &token)?;
+    let mut hash = Command::new(binary);
+    let stdin = std::fs::File::open(&token_file)?;
+    let hash = support::output(hash.args(["token", "hash"]).stdin(stdin))?;
+    let hash = hash.trim();
+    ensure!(hash.len() == 64, "dynalert token hash printed {hash:?}");
     let yaml = format!("tokens:\n  - name: bench\n    sha256: {hash}\n    role: admin\n");
-    Ok(std::fs::write(path, yaml)?)
+    std::fs::write(path, yaml)?;
+    Ok(token)
 }
 
 /// What every store's measurement shares.

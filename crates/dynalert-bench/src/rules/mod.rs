@@ -155,47 +155,33 @@ struct Setup<'a> {
 }
 
 pub fn run(args: &Args) -> Result<crate::Results> {
-    let supported = args
-        .packs
-        .iter()
-        .all(|p| SUPPORTED_PACKS.contains(&p.as_str()));
+    let supported = args.packs.iter().all(|p| SUPPORTED_PACKS.contains(&&**p));
     ensure!(
         supported,
-        "the synthetic exporter serves the packs {SUPPORTED_PACKS:?} only"
+        "the synthetic exporter serves {SUPPORTED_PACKS:?} only"
     );
-    let (interval, settle) = (args.interval_secs, args.settle_secs);
-    let counts = [
-        args.repeat,
-        args.tenants.len(),
-        args.packs.len(),
-        interval as usize,
-    ];
+    let (interval, window) = (args.interval_secs, args.settle_secs);
+    let counts = [args.repeat, args.tenants.len(), args.packs.len()];
+    let none = counts.contains(&0) || args.tenants.contains(&0);
     ensure!(
-        !counts.contains(&0) && !args.tenants.contains(&0),
-        "no count can be 0"
+        !none && window >= 2 * interval && interval > 0,
+        "check the counts and intervals"
     );
-    ensure!(
-        settle >= 2 * interval,
-        "--settle-secs must cover two intervals"
-    );
-    let dynalert = args.output.dynalert()?;
-    let meta = Meta::start(&dynalert);
+    let (dynalert, meta, work) = args.output.start("rules")?;
     let prometheus = dynalert_testkit::components::find_executable("prometheus");
     let prometheus = prometheus.context("prometheus is not installed")?;
     let version = support::output(Command::new(prometheus).arg("--version"))?;
     let packs = dynalert_rules::select(&args.packs).map_err(|e| anyhow!(e))?;
     let (keys, recording) = keys::keys(&packs)?;
-    let work = args.output.work_dir("rules")?;
     variants::write_packs(&packs, &work.path().join("packs"))?;
-    let (work_path, alerts) = (
-        work.path().to_owned(),
-        keys.iter().map(|k| k.alerts().len()).sum(),
-    );
+    let alerts = keys.iter().map(|k| k.alerts().len()).sum();
+    // The work directory lives until the end of the run (dropping it removes it).
+    let path = work.path().to_owned();
     let setup = Setup {
         args,
         dynalert,
         packs,
-        work: work_path,
+        work: path,
         keys,
     };
     let mut rounds = Vec::new();

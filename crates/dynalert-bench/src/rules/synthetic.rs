@@ -57,32 +57,24 @@ impl Synthetic {
         out
     }
 
-    /// `# TYPE`, then one sample per tenant, instance and extra label set for which `value`
-    /// gives a number.
-    fn family(
-        &self,
-        out: &mut String,
-        service: &str,
-        (name, kind): (&str, &str),
-        extra: &[&str],
-        value: Value,
-    ) {
-        let _ = writeln!(out, "# TYPE {service}_{name} {kind}");
-        let extra = if extra.is_empty() { &[""][..] } else { extra };
+    /// `# TYPE`, then one sample per tenant, instance and extra label set (`,name="value"`…)
+    /// for which `value` gives a number.
+    fn family(&self, out: &mut String, name: &str, kind: &str, extra: &[String], value: Value) {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let service = name.split('_').next().unwrap_or(name);
+        let extra = if extra.is_empty() {
+            &[String::new()][..]
+        } else {
+            extra
+        };
         for (i, tenant) in self.tenants.iter().enumerate() {
-            for (j, (k, labels)) in
-                (0..INSTANCES).flat_map(|j| extra.iter().enumerate().map(move |e| (j, e)))
-            {
+            let each = (0..INSTANCES).flat_map(|j| extra.iter().enumerate().map(move |e| (j, e)));
+            for (j, (k, labels)) in each {
                 let Some(v) = value(i, j, k) else { continue };
                 let instance = format!("{tenant}-{service}-{j}:9100");
-                let labels = if labels.is_empty() {
-                    String::new()
-                } else {
-                    format!(",{labels}")
-                };
                 let _ = writeln!(
                     out,
-                    "{service}_{name}{{tenant=\"{tenant}\",instance=\"{instance}\"{labels}}} {v}"
+                    "{name}{{tenant=\"{tenant}\",instance=\"{instance}\"{labels}}} {v}"
                 );
             }
         }
@@ -92,8 +84,9 @@ impl Synthetic {
         let up = |i, j| unit(i, j, 1) >= P_DOWN;
         let live = |i, j, v: f64| up(i, j).then_some(v);
         let replica = |i, j, v: f64| (j == 1 && up(i, j)).then_some(v);
-        let mut family =
-            |name: &str, kind, value: Value| self.family(out, "mysql", (name, kind), &[], value);
+        let mut family = |name: &str, kind, value: Value| {
+            self.family(out, &format!("mysql_{name}"), kind, &[], value);
+        };
         family("up", "gauge", &|i, j, _| {
             Some(f64::from(u8::from(up(i, j))))
         });
@@ -135,18 +128,12 @@ impl Synthetic {
 
     fn redis(&self, out: &mut String, t: f64) {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        const COMMANDS: [&str; 4] = [
-            "cmd=\"get\"",
-            "cmd=\"set\"",
-            "cmd=\"lpush\"",
-            "cmd=\"brpop\"",
-        ];
+        let commands = ["get", "set", "lpush", "brpop"].map(|cmd| format!(",cmd=\"{cmd}\""));
         let up = |i, j| unit(i, j, 31) >= P_DOWN;
         let live = |i, j, v: f64| up(i, j).then_some(v);
-        let keys = QUEUES.map(|queue| format!("db=\"db0\",key=\"{queue}\""));
-        let keys = keys.each_ref().map(String::as_str);
-        let mut family = |name: &str, kind, extra: &[&str], value: Value| {
-            self.family(out, "redis", (name, kind), extra, value);
+        let keys = QUEUES.map(|queue| format!(",db=\"db0\",key=\"{queue}\""));
+        let mut family = |name: &str, kind, extra: &[String], value: Value| {
+            self.family(out, &format!("redis_{name}"), kind, extra, value);
         };
         // A gauge of live instances, rounded.
         let gauge = |salt: u64, normal, high| {
@@ -185,7 +172,7 @@ impl Synthetic {
         let calls = |i, j, k: usize| level(i, j, 41 + k as u64, (50.0, 500.0), (50.0, 500.0));
         let latency_ms = |i, j| level(i, j, 50, (0.01, 2.0), (22.0, 30.0));
         // INFO's total_commands_processed: the calls of every command.
-        let all_calls = |i, j| (0..COMMANDS.len()).map(|k| calls(i, j, k)).sum();
+        let all_calls = |i, j| (0..commands.len()).map(|k| calls(i, j, k)).sum();
         let processed = |i, j, _| live(i, j, counter(i, j, 41, all_calls(i, j), t).floor());
         family("commands_processed_total", "counter", &[], &processed);
         let busy = |i, j, k: usize| calls(i, j, k) * latency_ms(i, j) / 1000.0;
@@ -193,11 +180,11 @@ impl Synthetic {
         family(
             "commands_duration_seconds_total",
             "counter",
-            &COMMANDS,
+            &commands,
             &duration,
         );
         // INFO's total_error_replies (failed and rejected commands of every command).
-        let errors = |i, j| COMMANDS.len() as f64 * level(i, j, 60, (0.0, 0.007), (0.2, 0.5));
+        let errors = |i, j| commands.len() as f64 * level(i, j, 60, (0.0, 0.007), (0.2, 0.5));
         let errors = |i, j, _| live(i, j, counter(i, j, 60, errors(i, j), t));
         family("total_error_replies", "counter", &[], &errors);
         let link =
