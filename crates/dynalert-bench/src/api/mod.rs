@@ -110,16 +110,11 @@ struct StoreResult {
 }
 
 pub fn run(args: &Args) -> Result<crate::Results> {
-    let counts = [
-        args.keys,
-        args.clients,
-        args.lag_writes,
-        args.measure_secs as usize,
-    ];
-    let valid = args.tenants >= 2 && !counts.contains(&0) && !args.stores.is_empty();
+    let counts = [args.keys, args.clients, args.lag_writes];
+    let valid = args.tenants >= 2 && !counts.contains(&0) && args.measure_secs > 0;
     ensure!(
-        valid,
-        "--tenants ≥ 2; --keys, --clients, --lag-writes, --measure-secs ≥ 1"
+        valid && !args.stores.is_empty(),
+        "--tenants ≥ 2, counts ≥ 1, a store"
     );
     let (binary, meta, work) = args.output.start("api")?;
     let conf = work.path().join("conf.d");
@@ -215,10 +210,8 @@ impl Setup<'_> {
         let (lag_tenant, load_tenants) = self.tenants.split_last().context("no tenants")?;
         let own = partition(load_tenants, clients);
         let same = vec![vec![load_tenants[0].clone()]; clients];
-        let (rate, warm) = (
-            Some(self.args.paced_rate),
-            Duration::from_secs(self.args.warmup_secs),
-        );
+        let rate = Some(self.args.paced_rate);
+        let warm = Duration::from_secs(self.args.warmup_secs);
         let lag = |read: &Server, load: Option<&_>| {
             let Some(sets) = load else {
                 return self.lag(port, read, lag_tenant);
@@ -314,25 +307,17 @@ impl Setup<'_> {
             Ok((from, CpuTimes::sample(pid).since(&before)))
         })?;
         let result = Throughput::of(outcome, from, from + measured, cpu);
-        let (p50, p99) = (
-            seconds(quantile(&result.latencies, 0.5)),
-            seconds(quantile(&result.latencies, 0.99)),
-        );
-        println!(
-            "{:.0} writes/s, p50 {p50}, p99 {p99}, {}",
-            result.per_sec, result.errors
-        );
+        let [p50, p99] = [0.5, 0.99].map(|q| seconds(quantile(&result.latencies, q)));
+        let (rate, errors) = (result.per_sec, &result.errors);
+        println!("{rate:.0} writes/s, p50 {p50}, p99 {p99}, {errors}");
         Ok(result)
     }
 
     /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read` shows them.
     /// Fails with the tenant's lines when `/metrics` has no line of the form [`shows`] reads.
     fn lag(&self, write_port: u16, read: &Server, tenant: &str) -> Result<Lag> {
-        let (writer, reader, url) = (
-            self.writer(write_port)?,
-            support::client(false)?,
-            read.metrics_url(),
-        );
+        let (writer, url) = (self.writer(write_port)?, read.metrics_url());
+        let reader = support::client(false)?;
         let (from, mut lag) = (Instant::now(), Lag::default());
         for _ in 0..self.args.lag_writes {
             if from.elapsed() > LAG_MAX {
@@ -363,10 +348,8 @@ impl Setup<'_> {
                 if !shown && waited > LAG_TIMEOUT {
                     let lines = body.lines().filter(|l| l.contains(tenant)).take(10);
                     let lines = lines.collect::<Vec<_>>().join("\n");
-                    ensure!(
-                        body.contains(&line_of(tenant, "")),
-                        "no {KEY} of {tenant}:\n{lines}"
-                    );
+                    let line = body.contains(&line_of(tenant, ""));
+                    ensure!(line, "no {KEY} of {tenant}:\n{lines}");
                     lag.timeouts += 1;
                 }
                 if shown || waited > LAG_TIMEOUT {
@@ -378,14 +361,9 @@ impl Setup<'_> {
         }
         lag.lags.sort_by(f64::total_cmp);
         lag.scrapes.sort_by(f64::total_cmp);
-        let (p50, p99) = (
-            seconds(quantile(&lag.lags, 0.5)),
-            seconds(quantile(&lag.lags, 0.99)),
-        );
-        println!(
-            "write → /metrics: p50 {p50}, p99 {p99}, {} timeouts, {}",
-            lag.timeouts, lag.errors
-        );
+        let [p50, p99] = [0.5, 0.99].map(|q| seconds(quantile(&lag.lags, q)));
+        let (timeouts, errors) = (lag.timeouts, &lag.errors);
+        println!("write → /metrics: p50 {p50}, p99 {p99}, {timeouts} timeouts, {errors}");
         Ok(lag)
     }
 }

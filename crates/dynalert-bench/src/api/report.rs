@@ -45,36 +45,26 @@ pub fn markdown(r: &Results) -> String {
     );
     let mut rows = Vec::new();
     for (store, s) in &stores {
-        for (run, t) in [
+        let runs = [
             ("own tenants", &s.own),
             ("paced", &s.paced),
             ("one tenant", &s.same),
-        ] {
+        ];
+        for (run, t) in runs {
             let mut row = vec![format!("{store}, {run}"), format!("{:.0}", t.per_sec)];
             row.extend([0.5, 0.9, 0.99, 1.0].map(|q| seconds(quantile(&t.latencies, q))));
             row.extend([t.errors.count.to_string(), cpu_per_write(t)]);
             rows.push(row);
         }
     }
-    let header = [
-        "PATCH",
-        "writes/s",
-        "p50",
-        "p90",
-        "p99",
-        "max",
-        "errors",
-        "CPU per write",
-    ];
-    md += &table(&header, &rows);
+    let header = "PATCH|writes/s|p50|p90|p99|max|errors|CPU per write".split('|');
+    md += &table(&header.collect::<Vec<_>>(), &rows);
     rows.clear();
     for (store, s) in &stores {
-        let replicas = s
-            .replicas
-            .as_ref()
-            .map(|(i, l)| [("two replicas, idle", i), ("two replicas, under load", l)]);
+        let replicas = s.replicas.as_ref().into_iter();
+        let replicas = replicas.flat_map(|(i, l)| [("replicas, idle", i), ("replicas, loaded", l)]);
         let runs = [("idle", &s.lag_idle), ("under load", &s.lag_loaded)];
-        for (run, l) in runs.into_iter().chain(replicas.into_iter().flatten()) {
+        for (run, l) in runs.into_iter().chain(replicas) {
             let mut row = vec![format!("{store}, {run}")];
             row.extend([0.5, 0.99, 1.0].map(|q| seconds(quantile(&l.lags, q))));
             let cut = if l.cut_short {
@@ -82,42 +72,32 @@ pub fn markdown(r: &Results) -> String {
             } else {
                 ""
             };
-            row.push(format!(
-                "{} / {} / {}{cut}",
-                l.lags.len(),
-                l.timeouts,
-                l.errors.count
-            ));
+            let (writes, timeouts, errors) = (l.lags.len(), l.timeouts, l.errors.count);
+            row.push(format!("{writes} / {timeouts} / {errors}{cut}"));
             let load = l
                 .load
-                .map(|(rate, errors)| format!("{rate:.0} writes/s, {errors} errors"));
+                .map(|(rate, errors)| format!("{rate:.0}/s, {errors} errors"));
             row.push(load.unwrap_or_else(|| "–".into()));
             rows.push(row);
         }
     }
-    let header = [
-        "write → `/metrics`",
-        "p50",
-        "p99",
-        "max",
-        "writes / timeouts / errors",
-        "load",
-    ];
-    md += &format!("\n{}\n", table(&header, &rows));
+    let header = "write → `/metrics`|p50|p99|max|writes / timeouts / errors|load".split('|');
+    md += &format!("\n{}\n", table(&header.collect::<Vec<_>>(), &rows));
     for (store, s) in &stores {
         let rss = s
             .memory
             .iter()
             .map(|m| format!("{} (peak {})", mib(m.rss), mib(m.peak)));
+        let rss = rss.collect::<Vec<_>>().join(", ");
         let (ready, poll) = (
             seconds(s.ready),
             seconds(quantile(&s.lag_idle.scrapes, 0.5)),
         );
-        let rss = rss.collect::<Vec<_>>().join(", ");
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "- {store}: start → ready {ready} (`--import` included); `/metrics` poll median {poll}; RSS at the end {rss}"
+            "- {store}: start → ready {ready} (`--import` included); "
         );
+        let _ = writeln!(md, "`/metrics` poll median {poll}; RSS at the end {rss}");
     }
     md + &targets(&stores)
 }
@@ -144,9 +124,8 @@ fn targets(stores: &[(&str, &StoreResult)]) -> String {
     let p99 = |t: &Throughput| quantile(&t.latencies, 0.99);
     let lag = |l: &Lag| quantile(&l.lags, 0.99);
     let sqlite = stores.iter().find(|(name, _)| *name == "SQLite");
-    let rate = sqlite.map_or("not run", |(_, s)| {
-        outcome(s.own.per_sec >= TARGET_WRITES_PER_SEC)
-    });
+    let rate = sqlite.map(|(_, s)| outcome(s.own.per_sec >= TARGET_WRITES_PER_SEC));
+    let rate = rate.unwrap_or("not run");
     format!(
         "\nTargets: ≥ {TARGET_WRITES_PER_SEC} writes/s on SQLite (own tenants): {rate}; write p99 \
          ≤ {} (own tenants): {}; paced: {}; write → `/metrics` p99 ≤ {} (one replica, idle and \
@@ -159,8 +138,9 @@ fn targets(stores: &[(&str, &StoreResult)]) -> String {
             lag(&s.lag_idle).max(lag(&s.lag_loaded))
         )),
         seconds(TARGET_REPLICA_LAG_P99),
-        verdicts(TARGET_REPLICA_LAG_P99, &|s| {
-            s.replicas.as_ref().map(|(i, l)| lag(i).max(lag(l)))
-        }),
+        verdicts(TARGET_REPLICA_LAG_P99, &|s| s
+            .replicas
+            .as_ref()
+            .map(|(i, l)| lag(i).max(lag(l)))),
     )
 }

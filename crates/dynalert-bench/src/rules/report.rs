@@ -135,11 +135,8 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
         &round.load_average_after,
         round.threshold_rows,
     );
-    let (exporter, dynalert, maintenance) = (
-        round.exporter_series,
-        round.dynalert_series,
-        round.maintenance.len(),
-    );
+    let (exporter, dynalert) = (round.exporter_series, round.dynalert_series);
+    let maintenance = round.maintenance.len();
     let _ = writeln!(
         md,
         "### {n} tenants\n\nSynthetic exporter: {exporter} series ({n} tenants × {INSTANCES} \
@@ -151,22 +148,17 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
     for figure in &FIGURES {
         let dash = |v: &str| figure.3 != Base::Shown && v == BASELINE;
         let cells = |show: &dyn Fn(Vec<f64>) -> String| {
-            let cell = |v: &&str| {
-                if dash(v) {
-                    "–".into()
-                } else {
-                    show(round.values(v, figure))
-                }
-            };
+            let value = |v: &str| show(round.values(v, figure));
+            let cell = |v: &&str| if dash(v) { "–".into() } else { value(v) };
             variants.iter().map(cell).collect::<Vec<String>>()
         };
         let (ratio, each) = round.ratios(figure);
-        let ends = [times(ratio), verdict(figure.4, ratio, at_target)];
+        let ends = vec![times(ratio), verdict(figure.4, ratio, at_target)];
         rows.push(
             [
                 vec![figure.0.into()],
                 cells(&|v| figure.2(median(&v))),
-                ends.into(),
+                ends,
             ]
             .concat(),
         );
@@ -182,15 +174,12 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
     md.push('\n');
     let interval = r.args.interval_secs.to_string();
     for variant in variants {
-        let intervals: BTreeSet<_> = round
-            .each(variant)
-            .iter()
-            .flat_map(|m| &m.rules.intervals)
-            .collect();
+        let each = round.each(variant);
+        let intervals: BTreeSet<_> = each.iter().flat_map(|m| &m.rules.intervals).collect();
         if intervals.iter().any(|i| **i != interval) {
             let _ = writeln!(
                 md,
-                "**Not the scrape interval**: {variant} evaluates at {intervals:?} s.\n"
+                "**Not the scrape interval**: {variant} at {intervals:?} s.\n"
             );
         }
         if ![BASELINE, PER_TENANT].contains(variant) {
@@ -203,22 +192,19 @@ fn round_table(r: &Results, round: &Round, variants: &[&str], md: &mut String) {
 /// maintenance left out: once if all repetitions agree, else one line per repetition.
 fn same_alerts(round: &Round, variant: &str) -> String {
     let outside = |m: &Measured| -> BTreeSet<AlertId> {
-        let alerts = m
-            .alert_set
-            .iter()
-            .filter(|a| !round.maintenance.contains(&a[1]));
-        alerts.cloned().collect()
+        let alerts = m.alert_set.iter();
+        alerts
+            .filter(|a| !round.maintenance.contains(&a[1]))
+            .cloned()
+            .collect()
     };
     let show = |only: Vec<&AlertId>| {
         let examples = only
             .iter()
             .take(3)
             .map(|id| format!("`{}`", id.join(" ").trim_end()));
-        format!(
-            "{} (e.g. {})",
-            only.len(),
-            examples.collect::<Vec<_>>().join(", ")
-        )
+        let examples = examples.collect::<Vec<_>>().join(", ");
+        format!("{} (e.g. {examples})", only.len())
     };
     let line = |(other, per_tenant)| {
         let (o, t) = (outside(other), outside(per_tenant));
@@ -226,13 +212,12 @@ fn same_alerts(round: &Round, variant: &str) -> String {
             show(o.difference(&t).collect()),
             show(t.difference(&o).collect()),
         );
+        let same = format!("raise the same {} alerts", o.len());
         let differ = format!("differ: only in {variant} {only_o}, only in per-tenant {only_t}");
-        let verdict = if o == t {
-            format!("raise the same {} alerts", o.len())
-        } else {
-            differ
-        };
-        format!("`{variant}` and per-tenant {verdict}")
+        format!(
+            "`{variant}` and per-tenant {}",
+            if o == t { same } else { differ }
+        )
     };
     let lines: Vec<String> = round
         .each(variant)
@@ -313,12 +298,13 @@ mod tests {
 
     #[test]
     fn each_repetition_subtracts_its_own_baseline() {
-        let repetition = |base, packs, per_tenant| {
-            vec![
-                measured(BASELINE, base),
-                measured(PACKS, packs),
-                measured(PER_TENANT, per_tenant),
-            ]
+        let variants = [BASELINE, PACKS, PER_TENANT];
+        let repetition = |cpu: [f64; 3]| {
+            variants
+                .iter()
+                .zip(cpu)
+                .map(|(v, c)| measured(v, c))
+                .collect()
         };
         let json = serde_json::json!({
             "tenants": 1000, "load_average_after": "",
@@ -326,7 +312,10 @@ mod tests {
             "repetitions": [],
         });
         let mut round: Round = serde_json::from_value(json).unwrap();
-        round.repetitions = vec![repetition(0.04, 0.30, 1.04), repetition(0.10, 0.30, 0.70)];
+        round.repetitions = vec![
+            repetition([0.04, 0.30, 1.04]),
+            repetition([0.10, 0.30, 0.70]),
+        ];
         let above = &FIGURES[7];
         let close =
             |got: &[f64], want: &[f64]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-9);
