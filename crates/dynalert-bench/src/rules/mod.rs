@@ -156,16 +156,13 @@ struct Setup<'a> {
 
 pub fn run(args: &Args) -> Result<crate::Results> {
     let supported = args.packs.iter().all(|p| SUPPORTED_PACKS.contains(&&**p));
-    ensure!(
-        supported,
-        "the synthetic exporter serves {SUPPORTED_PACKS:?} only"
-    );
+    ensure!(supported, "synthetic series for {SUPPORTED_PACKS:?} only");
     let (interval, window) = (args.interval_secs, args.settle_secs);
     let counts = [args.repeat, args.tenants.len(), args.packs.len()];
-    let none = counts.contains(&0) || args.tenants.contains(&0);
+    let valid = !counts.contains(&0) && !args.tenants.contains(&0) && interval > 0;
     ensure!(
-        !none && window >= 2 * interval && interval > 0,
-        "check the counts and intervals"
+        valid && window >= 2 * interval,
+        "counts ≥ 1, window ≥ two intervals"
     );
     let (dynalert, meta, work) = args.output.start("rules")?;
     let prometheus = dynalert_testkit::components::find_executable("prometheus");
@@ -202,18 +199,10 @@ pub fn run(args: &Args) -> Result<crate::Results> {
 }
 
 /// The variants of a round: their names and rule files (none for the baseline).
-fn variants(
-    setup: &Setup,
-    dir: &Path,
-    served: &Served,
-    tenants: &[String],
-) -> Result<Vec<Variant>> {
+fn variants(setup: &Setup, dir: &Path, served: &Served, names: &[String]) -> Result<Vec<Variant>> {
     let (per_tenant, floor, keys) = (dir.join(PER_TENANT), dir.join(FLOOR), &setup.keys);
-    let rules = variants::write_per_tenant(&per_tenant, keys, served, tenants)?;
-    println!(
-        "per-tenant variant: {rules} alerting rules in {} files",
-        tenants.len()
-    );
+    let rules = variants::write_per_tenant(&per_tenant, keys, served, names)?;
+    println!("per-tenant variant: {rules} alerting rules");
     let mut variants = vec![
         (BASELINE.to_owned(), None),
         (PACKS.to_owned(), Some(setup.work.join("packs/*.yml"))),
@@ -225,15 +214,13 @@ fn variants(
         variants.push((FLOOR.to_owned(), Some(floor.join("*.yml"))));
     }
     for extra in &setup.args.extra {
-        let (name, glob) = extra
-            .split_once('=')
-            .context("--extra: expected NAME=GLOB")?;
+        let (name, glob) = extra.split_once('=').context("--extra NAME=GLOB")?;
         let valid = name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        let taken = variants.iter().any(|(v, _)| v == name);
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+        let new = !name.is_empty() && !variants.iter().any(|(v, _)| v == name);
         ensure!(
-            !name.is_empty() && valid && !taken,
+            valid && new,
             "--extra {extra:?}: a new name of [a-zA-Z0-9_-]"
         );
         // Prometheus resolves relative rule files against its configuration file's directory.
@@ -257,10 +244,8 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
     let exporter_series = count_series(&synthetic.render());
     let exporter = SyntheticExporter::start(synthetic, Duration::from_secs(args.interval_secs))?;
     println!("synthetic exporter: {exporter_series} series");
-    let config_dir = [
-        "--config-dir",
-        conf_dir.to_str().context("a non-UTF-8 path")?,
-    ];
+    let conf_arg = conf_dir.to_str().context("a non-UTF-8 path")?;
+    let config_dir = ["--config-dir", conf_arg];
     let dynalert = Server::start(&setup.dynalert, &config_dir, &dir.join("dynalert.log"))?;
     let dynalert_series = count_series(&reqwest::blocking::get(dynalert.metrics_url())?.text()?);
     let served = Served::query(dynalert.port, n)?;
@@ -288,10 +273,7 @@ fn run_round(setup: &Setup, n: usize) -> Result<Round> {
         let mut results = Vec::new();
         for (variant, rule_files) in order {
             let instance = Instance::start(args, &variant, rule_files.as_deref(), &targets)?;
-            println!(
-                "prometheus {variant}: ready in {}",
-                support::seconds(instance.ready)
-            );
+            println!("{variant}: ready in {}", support::seconds(instance.ready));
             measure::warm_up(args, &instance)?;
             let cpu = CpuWatch {
                 pids: vec![instance.prometheus.pid(), dynalert.guard.id()],

@@ -108,16 +108,11 @@ pub fn write_per_tenant(
             let (component, metric) = key.component_metric();
             let at = [tenant, component, metric, alert.severity].map(str::to_owned);
             for (matchers, threshold, dimension) in conditions(key, tenant, served.rows.get(&at)) {
-                let mut labels = metadata.clone();
-                labels.extend(dimension);
-                let expr = key.against(&restrict(&key.signal, &matchers)?, threshold);
-                rules.push(per_tenant_rule(
-                    key,
-                    &alert,
-                    tenant,
-                    labels,
-                    (expr, threshold),
-                ));
+                let mut rule = per_tenant_rule(key, &alert, tenant, threshold);
+                rule.labels
+                    .extend(metadata.clone().into_iter().chain(dimension));
+                rule.expr = key.against(&restrict(&key.signal, &matchers)?, threshold);
+                rules.push(rule);
             }
         }
         total += rules.len();
@@ -131,23 +126,19 @@ pub fn write_per_tenant(
     Ok(total)
 }
 
-/// The rules one alert of a tenant needs, as (matchers, threshold, dimension label and
-/// value): one for the tenant-wide row, or with a dimension, one per value that has a row of
-/// its own and one for the tenant-wide row on the other values.
-fn conditions(
-    key: &Key,
-    tenant: &str,
-    rows: Option<&Vec<Sample>>,
-) -> Vec<(String, f64, Option<(String, String)>)> {
-    let (tenant_matcher, rows) = (
-        format!("tenant={}", string(tenant)),
-        rows.into_iter().flatten(),
-    );
+/// A per-tenant alerting rule: its matchers, threshold, and dimension label and value.
+type Condition = (String, f64, Option<(String, String)>);
+
+/// The rules one alert of a tenant needs: one for the tenant-wide row, or with a dimension,
+/// one per value that has a row of its own and one for the tenant-wide row on the others.
+fn conditions(key: &Key, tenant: &str, rows: Option<&Vec<Sample>>) -> Vec<Condition> {
+    let tenant_matcher = format!("tenant={}", string(tenant));
+    let rows = rows.into_iter().flatten();
     let wide = rows.clone().find(|r| r.labels.is_empty()).map(|r| r.value);
     let Some(label) = key.decl.dimension.as_deref() else {
         return wide
-            .map(|threshold| (tenant_matcher, threshold, None))
             .into_iter()
+            .map(|t| (tenant_matcher.clone(), t, None))
             .collect();
     };
     // `<label>_re` rows (regex dimensions) are not generated here.
@@ -159,11 +150,8 @@ fn conditions(
     // `disable` on one queue is served as +Inf: nothing to alert on.
     for (value, threshold) in per_value.iter().filter(|(_, t)| t.is_finite()) {
         let matchers = format!("{tenant_matcher}, {raw}={}", string(value));
-        conditions.push((
-            matchers,
-            *threshold,
-            Some((label.to_owned(), value.to_string())),
-        ));
+        let dimension = Some((label.to_owned(), value.to_string()));
+        conditions.push((matchers, *threshold, dimension));
     }
     if let Some(threshold) = wide {
         let values: Vec<&str> = per_value.iter().map(|(v, _)| v.as_str()).collect();
@@ -181,38 +169,28 @@ fn conditions(
     conditions
 }
 
-/// A per-tenant alerting rule, `labels` completed with the pack's.
-fn per_tenant_rule(
-    key: &Key,
-    alert: &Alert,
-    tenant: &str,
-    mut labels: BTreeMap<String, String>,
-    (expr, threshold): (String, f64),
-) -> Rule {
+/// A per-tenant alerting rule with the pack's labels and annotations, its expression empty.
+fn per_tenant_rule(key: &Key, alert: &Alert, tenant: &str, threshold: f64) -> Rule {
     let (decl, severity) = (key.decl, alert.severity);
-    for (name, value) in [
-        ("severity", severity),
-        ("metric_group", key.name),
-        ("pack", &key.pack.pack),
-    ] {
-        labels.insert(name.to_owned(), value.to_owned());
-    }
+    let mut labels = BTreeMap::new();
+    labels.insert("severity".to_owned(), severity.to_owned());
+    labels.insert("metric_group".to_owned(), key.name.to_owned());
+    labels.insert("pack".to_owned(), key.pack.pack.clone());
     let (description, unit) = (&decl.alert.description, &decl.unit);
     let value = "{{ $value | humanize }}";
-    let description = format!(
-        "{description}: tenant {tenant} is at {value} {unit}, above its {severity} threshold {threshold}."
-    );
+    let above = format!("above its {severity} threshold {threshold}");
+    let description = format!("{description}: tenant {tenant} is at {value} {unit}, {above}.");
     let summary = format!("{} (tenant {tenant})", decl.alert.summary);
+    let annotations = [("summary", summary), ("description", description)];
     Rule {
         record: None,
         alert: Some(alert.name.clone()),
-        expr,
+        expr: String::new(),
         for_: Some(decl.alert.for_.clone()),
         labels,
-        annotations: BTreeMap::from([
-            ("summary".into(), summary),
-            ("description".into(), description),
-        ]),
+        annotations: annotations
+            .map(|(name, text)| (name.to_owned(), text))
+            .into(),
     }
 }
 
