@@ -111,7 +111,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Exporter(args) => exporter::run(&args).and_then(|r| r.finish(&args.output)),
         Command::InProcess { dir, runs } => exporter::in_process(&dir, runs)
-            .and_then(|figures| Ok(println!("{}", serde_json::to_string_pretty(&figures)?))),
+            .and_then(|figures| Ok(serde_json::to_string_pretty(&figures)?))
+            .map(|json| println!("{json}")),
         Command::Rules(args) => rules::run(&args).and_then(|r| r.finish(&args.output)),
         Command::Api(args) => api::run(&args).and_then(|r| r.finish(&args.output)),
         Command::Report { json, out_md } => report(&json, out_md.as_ref()),

@@ -81,16 +81,13 @@ pub struct Meta {
 
 impl Meta {
     pub fn start(binary: &Path) -> Meta {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        let args = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
         let trimmed = |out: Result<String>| out.map_or("unknown".into(), |o| o.trim().to_owned());
         let version = trimmed(output(Command::new(binary).arg("--version")));
         let mut git = Command::new("git");
         git.args(["describe", "--always", "--dirty", "--abbrev=12"]);
         Meta {
-            command: format!(
-                "cargo run -p dynalert-bench --release -- {}",
-                args.join(" ")
-            ),
+            command: format!("cargo run -p dynalert-bench --release -- {args}"),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: machine(),
             dynalert: format!("{version} ({})", binary.display()),
@@ -109,21 +106,13 @@ impl Meta {
 
     /// The title and the list that open every section.
     pub fn markdown(&self, title: &str) -> String {
-        let Meta {
-            command,
-            date,
-            machine,
-            dynalert,
-            commit,
-            load,
-            ..
-        } = self;
-        let seconds = self.seconds;
+        let (command, date, commit) = (&self.command, &self.date, &self.commit);
+        let (machine, dynalert, seconds) = (&self.machine, &self.dynalert, self.seconds);
+        let [start, end] = &self.load;
         format!(
             "## {title}\n\n- command: `{command}`\n- date: {date}, {seconds:.0} s; benchmark at \
-             commit {commit}\n- machine: {machine}\n- load average at the start: {}; at the \
-             end: {}\n- dynalert: {dynalert}\n",
-            load[0], load[1]
+             commit {commit}\n- machine: {machine}\n- load average at the start: {start}; at \
+             the end: {end}\n- dynalert: {dynalert}\n"
         )
     }
 }
@@ -138,10 +127,8 @@ fn machine() -> String {
     let model = model.and_then(|rest| Some(rest.split_once(':')?.1.trim()));
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let gib = kib_field(&meminfo, "MemTotal:").unwrap_or(0) as f64 / 1024.0 / 1024.0;
-    format!(
-        "{cpus} CPUs ({}), {gib:.1} GiB RAM",
-        model.unwrap_or("unknown CPU")
-    )
+    let model = model.unwrap_or("unknown CPU");
+    format!("{cpus} CPUs ({model}), {gib:.1} GiB RAM")
 }
 
 pub fn load_average() -> String {
@@ -173,11 +160,7 @@ pub fn cargo(args: &[&str]) -> Result<()> {
         .current_dir(workspace_root())
         .stdin(Stdio::null());
     let status = command.status().context("running cargo")?;
-    ensure!(
-        status.success(),
-        "`cargo {}` failed ({status})",
-        args.join(" ")
-    );
+    ensure!(status.success(), "`cargo {}`: {status}", args.join(" "));
     Ok(())
 }
 
@@ -201,12 +184,8 @@ pub fn output(command: &mut Command) -> Result<String> {
     let out = command
         .output()
         .with_context(|| format!("running {command:?}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.success(),
-        "{command:?} failed ({}): {stderr}",
-        out.status
-    );
+    let (status, stderr) = (out.status, String::from_utf8_lossy(&out.stderr));
+    ensure!(status.success(), "{command:?}: {status}: {stderr}");
     Ok(String::from_utf8(out.stdout)?)
 }
 

@@ -39,17 +39,18 @@ impl Key {
 
     /// The warning tier's alert, and `<alert>Critical` if the key has a critical tier.
     pub fn alerts(&self) -> Vec<Alert> {
-        let warning = &self.decl.alert.name;
-        let alert = |name: String, severity, default| Alert {
+        let (name, default) = (self.decl.alert.name.clone(), self.decl.default);
+        let critical = self.decl.default_critical.map(|default| Alert {
+            name: format!("{name}Critical"),
+            severity: "critical",
+            default,
+        });
+        let warning = Alert {
             name,
-            severity,
+            severity: "warning",
             default,
         };
-        let mut alerts = vec![alert(warning.clone(), "warning", self.decl.default)];
-        if let Some(critical) = self.decl.default_critical {
-            alerts.push(alert(format!("{warning}Critical"), "critical", critical));
-        }
-        alerts
+        [Some(warning), critical].into_iter().flatten().collect()
     }
 }
 
@@ -71,15 +72,12 @@ pub fn keys(packs: &[&'static Pack]) -> Result<(Vec<Key>, usize)> {
                     expr: Box::new(inlined),
                 }))
             });
-            let nested = selector_names(&signal);
-            let nested: Vec<&String> = nested
-                .iter()
-                .filter(|n| recorded.contains_key(n.as_str()))
-                .collect();
+            // The per-tenant variant inlines one level of recording rules only.
+            let names = selector_names(&signal);
+            let nested = names.iter().find(|n| recorded.contains_key(n.as_str()));
             ensure!(
-                nested.is_empty(),
-                "key {name}: its signal reads recorded series {nested:?}; the per-tenant \
-                 variant inlines one level of recording rules only"
+                nested.is_none(),
+                "key {name} reads recorded series {nested:?}"
             );
             let mut signal = signal.to_string();
             // A per-tenant rule's alerts carry the dimension's label, as the pack's do.
@@ -171,14 +169,9 @@ mod tests {
         let expr = "max by(tenant) (rate(a_total{x=\"1\"}[5m])) / on(tenant) b or vector(0)";
         let restricted = restrict(expr, "tenant=\"t1\", key!~\"e|j\"").unwrap();
         // promql-parser prints the matchers sorted.
-        assert!(
-            restricted.contains("a_total{key!~\"e|j\",tenant=\"t1\",x=\"1\"}[5m]"),
-            "{restricted}"
-        );
-        assert!(
-            restricted.contains("b{key!~\"e|j\",tenant=\"t1\"} or vector(0)"),
-            "{restricted}"
-        );
+        let a = restricted.contains(r#"a_total{key!~"e|j",tenant="t1",x="1"}[5m]"#);
+        let b = restricted.contains(r#"b{key!~"e|j",tenant="t1"} or vector(0)"#);
+        assert!(a && b, "{restricted}");
         let names = selector_names(&parse(&restricted).unwrap());
         assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a_total", "b"]);
     }
@@ -190,11 +183,8 @@ mod tests {
         assert!(keys.iter().any(|k| k.decl.dimension_label.is_some()));
         for key in &keys {
             let names = selector_names(&parse(&key.signal).unwrap());
-            assert!(
-                names.iter().all(|n| !n.contains(':')),
-                "{}: {names:?}",
-                key.name
-            );
+            let raw = names.iter().all(|n| !n.contains(':'));
+            assert!(raw, "{}: {names:?}", key.name);
         }
     }
 }

@@ -62,11 +62,8 @@ impl Synthetic {
     fn family(&self, out: &mut String, name: &str, kind: &str, extra: &[String], value: Value) {
         let _ = writeln!(out, "# TYPE {name} {kind}");
         let service = name.split('_').next().unwrap_or(name);
-        let extra = if extra.is_empty() {
-            &[String::new()][..]
-        } else {
-            extra
-        };
+        let none = [String::new()];
+        let extra = if extra.is_empty() { &none } else { extra };
         for (i, tenant) in self.tenants.iter().enumerate() {
             let each = (0..INSTANCES).flat_map(|j| extra.iter().enumerate().map(move |e| (j, e)));
             for (j, (k, labels)) in each {
@@ -87,9 +84,8 @@ impl Synthetic {
         let mut family = |name: &str, kind, value: Value| {
             self.family(out, &format!("mysql_{name}"), kind, &[], value);
         };
-        family("up", "gauge", &|i, j, _| {
-            Some(f64::from(u8::from(up(i, j))))
-        });
+        let up_value = |i, j, _| Some(f64::from(u8::from(up(i, j))));
+        family("up", "gauge", &up_value);
         for (name, salt, normal, high) in [
             ("threads_connected", 2, (5.0, 60.0), (85.0, 140.0)),
             ("threads_running", 3, (1.0, 20.0), (45.0, 80.0)),
@@ -116,8 +112,8 @@ impl Synthetic {
         let lag = |i, j, _| replica(i, j, level(i, j, 8, (0.0, 5.0), (40.0, 300.0)).round());
         family("slave_status_seconds_behind_master", "gauge", &lag);
         for (name, salt) in [("io", 9), ("sql", 10)] {
-            let running =
-                |i, j, _| replica(i, j, f64::from(u8::from(unit(i, j, salt) >= P_HIGH / 2.0)));
+            let running = |i, j| f64::from(u8::from(unit(i, j, salt) >= P_HIGH / 2.0));
+            let running = |i, j, _| replica(i, j, running(i, j));
             family(
                 &format!("slave_status_slave_{name}_running"),
                 "gauge",
@@ -139,32 +135,20 @@ impl Synthetic {
         let gauge = |salt: u64, normal, high| {
             move |i, j, k| live(i, j, level(i, j, salt + k as u64, normal, high).round())
         };
-        family("up", "gauge", &[], &|i, j, _| {
-            Some(f64::from(u8::from(up(i, j))))
-        });
+        let up_value = |i, j, _| Some(f64::from(u8::from(up(i, j))));
+        family("up", "gauge", &[], &up_value);
         // A tenth of the instances have no maxmemory (0) and are left out of the ratio.
         let max_memory = |i, j, _| live(i, j, if unit(i, j, 32) < 0.1 { 0.0 } else { GIB });
         family("memory_max_bytes", "gauge", &[], &max_memory);
-        let used = |i, j, _| {
-            live(
-                i,
-                j,
-                (GIB * level(i, j, 33, (0.2, 0.8), (0.9, 0.99))).round(),
-            )
-        };
+        let used = |i, j, _| (GIB * level(i, j, 33, (0.2, 0.8), (0.9, 0.99))).round();
+        let used = |i, j, k| live(i, j, used(i, j, k));
         family("memory_used_bytes", "gauge", &[], &used);
-        family(
-            "connected_clients",
-            "gauge",
-            &[],
-            &gauge(34, (10.0, 800.0), (1100.0, 2000.0)),
+        let (clients, sizes) = (
+            gauge(34, (10.0, 800.0), (1100.0, 2000.0)),
+            gauge(35, (0.0, 300.0), (600.0, 5000.0)),
         );
-        family(
-            "key_size",
-            "gauge",
-            &keys,
-            &gauge(35, (0.0, 300.0), (600.0, 5000.0)),
-        );
+        family("connected_clients", "gauge", &[], &clients);
+        family("key_size", "gauge", &keys, &sizes);
         let rejected = |i, j| level(i, j, 40, (0.0, 0.0), (1.0, 5.0)) / 60.0;
         let rejected = |i, j, _| live(i, j, counter(i, j, 40, rejected(i, j), t));
         family("rejected_connections_total", "counter", &[], &rejected);
@@ -235,11 +219,8 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
             if key.decl.dimension.as_deref() == Some("queue") && below(10) < 3 {
                 let rows = if below(3) == 0 { 2 } else { 1 };
                 for (queue, factor) in QUEUES.iter().zip([0.4, 4.0]).take(rows) {
-                    let _ = writeln!(
-                        body,
-                        "    \"{name}{{queue='{queue}'}}\": {}",
-                        number(default * factor)
-                    );
+                    let value = number(default * factor);
+                    let _ = writeln!(body, "    \"{name}{{queue='{queue}'}}\": {value}");
                 }
             }
             let roll = below(100);
@@ -256,11 +237,8 @@ pub fn write_conf(dir: &Path, defaults: &str, keys: &[Key], tenants: &[String]) 
                 && default > 0.0
                 && below(10) == 0
             {
-                let _ = writeln!(
-                    body,
-                    "    {name}_critical: {}",
-                    number(critical.max(warning) * 1.25)
-                );
+                let raised = number(critical.max(warning) * 1.25);
+                let _ = writeln!(body, "    {name}_critical: {raised}");
             }
         }
         if below(3) == 0 {
