@@ -35,6 +35,15 @@ struct Cli {
 enum Command {
     /// `dynalert serve` against the exporter targets, next to a Prometheus Pushgateway.
     Exporter(exporter::Args),
+    /// The exporter's load and render in this process, on a conf.d tree (no servers): the
+    /// figures `exporter` reports, alone, e.g. under `valgrind --tool=callgrind` with `--runs 1`.
+    InProcess {
+        /// A tree from `cargo xtask gen-tenants N --out DIR` (N ≥ 42: tenant-00042 is edited).
+        dir: PathBuf,
+        /// Loads and edits measured; the medians are reported.
+        #[arg(long, default_value_t = 31)]
+        runs: usize,
+    },
     /// Rule packs vs. hand-written per-tenant rules on a real Prometheus, at N tenants.
     Rules(rules::Args),
     /// Management API writes (PATCH) and write → /metrics times, on SQLite and PostgreSQL.
@@ -67,54 +76,46 @@ impl Results {
         }
     }
 
-    fn markdown(&self) -> String {
-        match self {
+    /// Prints the section and writes it into `out_md` between this benchmark's markers.
+    fn render(&self, out_md: Option<&PathBuf>) -> Result<()> {
+        let section = match self {
             Results::Exporter(r) => exporter::markdown(r),
             Results::Rules(r) => rules::markdown(r),
             Results::Api(r) => api::markdown(r),
+        };
+        println!("\n{section}");
+        match out_md {
+            Some(path) => support::write_section(path, self.name(), &section),
+            None => Ok(()),
         }
     }
 
-    /// Prints the section and writes it into `out_md` between this benchmark's markers.
-    fn render(&self, out_md: Option<&PathBuf>) -> Result<()> {
-        let section = self.markdown();
-        println!("\n{section}");
-        if let Some(path) = out_md {
-            support::write_section(path, self.name(), &section)?;
-            println!(
-                "wrote the bench-{} section of {}",
-                self.name(),
-                path.display()
-            );
-        }
-        Ok(())
+    /// Writes the results file, then renders it.
+    fn finish(self, output: &support::Output) -> Result<()> {
+        let path = output.json_path(self.name());
+        std::fs::create_dir_all(path.parent().context("a results file in no directory")?)?;
+        let json = serde_json::to_string_pretty(&self)? + "\n";
+        std::fs::write(&path, json).with_context(|| format!("writing {path:?}"))?;
+        println!("results: {}", path.display());
+        self.render(output.out_md.as_ref())
     }
 }
 
-/// Writes the results file, then renders it.
-fn finish(results: Results, output: &support::Output) -> Result<()> {
-    let path = output.json_path(results.name());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let json = serde_json::to_string_pretty(&results)?;
-    std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-    println!("results: {}", path.display());
-    results.render(output.out_md.as_ref())
+fn report(json: &PathBuf, out_md: Option<&PathBuf>) -> Result<()> {
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {json:?}"))?;
+    let results: Results = serde_json::from_str(&text).context("not a results file")?;
+    results.render(out_md)
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Exporter(args) => exporter::run(&args).and_then(|(r, out)| finish(r, out)),
-        Command::Rules(args) => rules::run(&args).and_then(|(r, out)| finish(r, out)),
-        Command::Api(args) => api::run(&args).and_then(|(r, out)| finish(r, out)),
-        Command::Report { json, out_md } => std::fs::read_to_string(&json)
-            .with_context(|| format!("reading {}", json.display()))
-            .and_then(|text| {
-                serde_json::from_str::<Results>(&text)
-                    .with_context(|| format!("{} is not a results file", json.display()))
-            })
-            .and_then(|results| results.render(out_md.as_ref())),
+        Command::Exporter(args) => exporter::run(&args).and_then(|r| r.finish(&args.output)),
+        Command::InProcess { dir, runs } => exporter::in_process(&dir, runs)
+            .and_then(|figures| Ok(serde_json::to_string_pretty(&figures)?))
+            .map(|json| println!("{json}")),
+        Command::Rules(args) => rules::run(&args).and_then(|r| r.finish(&args.output)),
+        Command::Api(args) => api::run(&args).and_then(|r| r.finish(&args.output)),
+        Command::Report { json, out_md } => report(&json, out_md.as_ref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

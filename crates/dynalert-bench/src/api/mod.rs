@@ -1,8 +1,8 @@
 //! `api`: the management API's write path measured against issue 4's targets, on SQLite and on
 //! PostgreSQL, everything on 127.0.0.1.
 //!
-//! Steps: build release `dynalert` → generate N tenants × K keys → make an admin token and an
-//! `--auth-file` → per store: start `dynalert serve --store … --import <tree>`, then
+//! Steps: generate N tenants × K keys → make an admin token and an `--auth-file` → per store:
+//! start `dynalert serve --store … --import <tree>`, then
 //!
 //! 1. C clients (threads with one keep-alive connection each) PATCH `mysql_connections` of
 //!    their own tenants with ever-changing values for a warm-up and a measured period; then
@@ -16,15 +16,14 @@
 //! PostgreSQL is the testkit's throw-away cluster, with its durability defaults (`fsync` and
 //! `synchronous_commit` on). Linux only: RSS and CPU time come from `/proc`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::ValueEnum;
 use dynalert_testkit::Postgres;
 use reqwest::blocking::Client;
@@ -32,8 +31,7 @@ use serde::{Deserialize, Serialize};
 
 mod report;
 
-use crate::support::{self, Memory, Meta, Output, TICKS_PER_SEC, process_ticks, quantile};
-use report::{bounded, cpu_cell, ms};
+use crate::support::{self, Memory, Meta, Output, Server, cpu_seconds, quantile, seconds};
 
 pub use report::markdown;
 
@@ -58,25 +56,15 @@ pub struct Args {
     /// Seconds a throughput run is measured.
     #[arg(long, default_value_t = 20)]
     measure_secs: u64,
-    /// Writes timed until `/metrics` shows them, per row.
+    /// Writes timed until `/metrics` shows them, per row (a row stops after 60 s).
     #[arg(long, default_value_t = 200)]
     lag_writes: usize,
-    /// Longest a write → `/metrics` row may run; it stops early, with fewer writes, when
-    /// writes take seconds to show.
-    #[arg(long, default_value_t = 60)]
-    lag_max_secs: u64,
-    /// Milliseconds between the starts of two `/metrics` polls while waiting for a value.
-    #[arg(long, default_value_t = 5)]
-    poll_ms: u64,
     /// The stores to measure (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Store::Sqlite, Store::Postgres])]
     stores: Vec<Store>,
-    /// `RUST_LOG` of the servers; their logs are in the work directory (see --keep).
-    #[arg(long, default_value = "info")]
-    server_log: String,
     #[command(flatten)]
     #[serde(skip)]
-    output: Output,
+    pub output: Output,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -91,15 +79,15 @@ const KEY: &str = "mysql_connections";
 const KEY_LABELS: &str = r#"component="mysql",metric="connections",severity="warning""#;
 /// How long one write may take to show on `/metrics` before it counts as lost.
 const LAG_TIMEOUT: Duration = Duration::from_secs(10);
-/// Error messages kept per run (the count covers all of them).
-const ERRORS_KEPT: usize = 5;
+/// How long a write → `/metrics` row may run: it stops early when writes take seconds to show.
+const LAG_MAX: Duration = Duration::from_secs(60);
+/// Time between the starts of two `/metrics` polls while waiting for a value.
+const POLL: Duration = Duration::from_millis(5);
 
 #[derive(Serialize, Deserialize)]
 pub struct Results {
     meta: Meta,
     args: Args,
-    version: String,
-    commit: String,
     postgres_version: Option<String>,
     sqlite: Option<StoreResult>,
     postgres: Option<StoreResult>,
@@ -121,34 +109,24 @@ struct StoreResult {
     memory: Vec<Memory>,
 }
 
-pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
+pub fn run(args: &Args) -> Result<crate::Results> {
+    let counts = [args.keys, args.clients, args.lag_writes];
+    let valid = args.tenants >= 2 && !counts.contains(&0) && args.measure_secs > 0;
     ensure!(
-        args.tenants >= 2,
-        "--tenants must be at least 2 (one is kept for the /metrics timing)"
+        valid && !args.stores.is_empty(),
+        "--tenants ≥ 2, counts ≥ 1, a store"
     );
-    ensure!(
-        args.keys >= 1 && args.clients >= 1,
-        "--keys and --clients must be at least 1"
-    );
-    ensure!(
-        args.measure_secs >= 1 && args.lag_writes >= 1,
-        "--measure-secs and --lag-writes must be at least 1"
-    );
-    ensure!(!args.stores.is_empty(), "--stores names no store");
-    let meta = Meta::start();
-    let binary = args.output.dynalert()?;
-    let work = args.output.work_dir("api")?;
+    let (binary, meta, work) = args.output.start("api")?;
     let conf = work.path().join("conf.d");
     support::gen_tenants(&conf, args.tenants, args.keys)?;
-    let tenants = tenant_names(&conf)?;
-    ensure!(
-        tenants.len() == args.tenants,
-        "gen-tenants wrote {} tenants",
-        tenants.len()
-    );
-    let token = random_token()?;
+    // gen-tenants names its files tenant-00001.yaml …, one tenant each, named as its file.
+    let tenants: Vec<String> = (1..=args.tenants)
+        .map(|i| format!("tenant-{i:05}"))
+        .collect();
+    let last = conf.join(format!("{}.yaml", tenants[args.tenants - 1]));
+    ensure!(last.is_file(), "gen-tenants wrote no {last:?}");
     let auth_file = work.path().join("auth.yaml");
-    write_auth_file(&binary, &token, &auth_file)?;
+    let token = write_auth_file(&binary, &auth_file)?;
     let setup = Setup {
         args,
         binary: &binary,
@@ -157,132 +135,48 @@ pub fn run(args: &Args) -> Result<(crate::Results, &Output)> {
         work: work.path(),
         token: &token,
         tenants: &tenants,
-        counter: Arc::new(AtomicU64::new(1_000_000)),
+        counter: AtomicU64::new(1_000_000),
     };
     let (mut sqlite, mut postgres, mut postgres_version) = (None, None, None);
-    for store in &args.stores {
-        match store {
-            Store::Sqlite => {
-                println!("==> SQLite");
-                let db = work.path().join("dynalert.db");
-                sqlite = Some(setup.measure_store(
-                    &format!("sqlite:{}", db.display()),
-                    "sqlite",
-                    false,
-                )?);
-            }
-            Store::Postgres => {
-                println!("==> PostgreSQL");
-                let server = Postgres::start()?.context("PostgreSQL is not installed")?;
-                postgres_version = Some(postgres_server_version());
-                let url = server.create_database("dynalert_bench")?;
-                postgres = Some(setup.measure_store(&url, "postgres", true)?);
-            }
-        }
+    if args.stores.contains(&Store::Sqlite) {
+        println!("==> SQLite");
+        let db = format!("sqlite:{}", work.path().join("dynalert.db").display());
+        sqlite = Some(setup.measure_store(&db, "sqlite", false)?);
     }
-    let version = support::output(Command::new(&binary).arg("--version"))
-        .map_or_else(|_| "unknown".to_owned(), |v| v.trim().to_owned());
+    if args.stores.contains(&Store::Postgres) {
+        println!("==> PostgreSQL");
+        let server = Postgres::start()?.context("PostgreSQL is not installed")?;
+        postgres_version = Some(server.psql("SHOW server_version")?.trim().to_owned());
+        let url = server.create_database("dynalert_bench")?;
+        postgres = Some(setup.measure_store(&url, "postgres", true)?);
+    }
+    let (meta, args) = (meta.finish(), args.clone());
     let results = Results {
-        meta: meta.finish(),
-        args: args.clone(),
-        version,
-        commit: git_commit(),
+        meta,
+        args,
         postgres_version,
         sqlite,
         postgres,
     };
-    Ok((crate::Results::Api(Box::new(results)), &args.output))
+    Ok(crate::Results::Api(Box::new(results)))
 }
 
-/// The tenants gen-tenants wrote: one `tenant-….yaml` per tenant, named as its file.
-fn tenant_names(conf: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(conf).with_context(|| format!("reading {}", conf.display()))? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if let Some(stem) = name
-            .strip_suffix(".yaml")
-            .filter(|s| s.starts_with("tenant-"))
-        {
-            names.push(stem.to_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// 32 random hex digits.
-fn random_token() -> Result<String> {
+/// An admin token (32 random hex digits) and an auth file with its hash, made by `dynalert
+/// token hash` as a user would.
+fn write_auth_file(binary: &Path, path: &Path) -> Result<String> {
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// An auth file with one admin token, hashed by `dynalert token hash` as a user would.
-fn write_auth_file(binary: &Path, token: &str, path: &Path) -> Result<()> {
-    let mut child = Command::new(binary)
-        .args(["token", "hash"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running dynalert token hash")?;
-    child
-        .stdin
-        .take()
-        .context("no stdin")?
-        .write_all(token.as_bytes())?;
-    let output = child.wait_with_output()?;
-    let hash = String::from_utf8(output.stdout)?.trim().to_owned();
-    ensure!(
-        output.status.success() && hash.len() == 64,
-        "dynalert token hash failed ({}): {hash:?}",
-        output.status
-    );
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token_file = path.with_extension("token");
+    std::fs::write(&token_file, &token)?;
+    let mut hash = Command::new(binary);
+    let stdin = std::fs::File::open(&token_file)?;
+    let hash = support::output(hash.args(["token", "hash"]).stdin(stdin))?;
+    let hash = hash.trim();
+    ensure!(hash.len() == 64, "dynalert token hash printed {hash:?}");
     let yaml = format!("tokens:\n  - name: bench\n    sha256: {hash}\n    role: admin\n");
-    std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `PostgreSQL 15.x`, from the server binary the testkit runs.
-fn postgres_server_version() -> String {
-    dynalert_testkit::components::find_postgres_executable("postgres")
-        .and_then(|postgres| support::output(Command::new(postgres).arg("--version")).ok())
-        .and_then(|v| {
-            v.split(") ")
-                .nth(1)
-                .map(|n| format!("PostgreSQL {}", n.trim()))
-        })
-        .unwrap_or_else(|| "PostgreSQL".to_owned())
-}
-
-/// The commit checked out, with a note when the crates have uncommitted changes.
-fn git_commit() -> String {
-    let git = |args: &[&str]| {
-        support::output(
-            Command::new("git")
-                .args(args)
-                .current_dir(support::workspace_root()),
-        )
-        .ok()
-    };
-    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
-        return "unknown".to_owned();
-    };
-    let status = [
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "crates",
-        "Cargo.toml",
-        "Cargo.lock",
-    ];
-    match git(&status) {
-        Some(changes) if !changes.trim().is_empty() => {
-            format!("{} with uncommitted changes in crates/", commit.trim())
-        }
-        _ => commit.trim().to_owned(),
-    }
+    std::fs::write(path, yaml)?;
+    Ok(token)
 }
 
 /// What every store's measurement shares.
@@ -295,98 +189,104 @@ struct Setup<'a> {
     token: &'a str,
     tenants: &'a [String],
     /// The next value written: every write in the run gets its own.
-    counter: Arc<AtomicU64>,
+    counter: AtomicU64,
 }
 
 impl Setup<'_> {
-    fn serve(&self, store: &str, name: &str, import: bool) -> Result<support::Server> {
+    fn serve(&self, store: &str, name: &str, import: bool) -> Result<Server> {
         let mut args = vec!["--store", store, "--auth-file", self.auth_file];
         if import {
             args.extend(["--import", self.conf]);
         }
-        let log = self.work.join(format!("{name}.log"));
-        let server = support::serve(self.binary, &args, &log, &self.args.server_log)?;
-        println!(
-            "{name}: ready after {} (port {})",
-            support::seconds(server.ready),
-            server.port
-        );
+        let server = Server::start(self.binary, &args, &self.work.join(format!("{name}.log")))?;
+        println!("{name}: ready after {}", seconds(server.ready));
         Ok(server)
     }
 
     fn measure_store(&self, store: &str, name: &str, replicas: bool) -> Result<StoreResult> {
         let server = self.serve(store, name, true)?;
-        let (port, pid) = (server.port, server.guard.id());
+        let (port, pid, clients) = (server.port, server.guard.id(), self.args.clients);
         // The last tenant is the one timed on /metrics; the load spreads over the others.
         let (lag_tenant, load_tenants) = self.tenants.split_last().context("no tenants")?;
-        let own_sets = partition(load_tenants, self.args.clients);
-        let same_sets = vec![vec![load_tenants[0].clone()]; self.args.clients];
-        self.check_visible(port, port, lag_tenant)?;
-        let paced = Some(self.args.paced_rate);
-        let own = self.throughput(port, &own_sets, pid, None, "own tenants")?;
-        let same = self.throughput(port, &same_sets, pid, None, "one tenant")?;
-        let paced = self.throughput(port, &own_sets, pid, paced, "paced")?;
-        let lag_idle = self.lag(port, port, lag_tenant, None, "idle")?;
-        let lag_loaded = self.lag(port, port, lag_tenant, Some(&own_sets), "under load")?;
-        let mut memory = vec![Memory::of(pid)?];
-        let replicas = if replicas {
-            let second = self.serve(store, &format!("{name}-replica"), false)?;
-            self.check_visible(port, second.port, lag_tenant)?;
-            let idle = self.lag(port, second.port, lag_tenant, None, "replica, idle")?;
-            let loaded = self.lag(
-                port,
-                second.port,
-                lag_tenant,
-                Some(&own_sets),
-                "replica, under load",
-            )?;
-            memory.push(Memory::of(second.guard.id())?);
-            Some((idle, loaded))
-        } else {
-            None
+        let own = partition(load_tenants, clients);
+        let same = vec![vec![load_tenants[0].clone()]; clients];
+        let rate = Some(self.args.paced_rate);
+        let warm = Duration::from_secs(self.args.warmup_secs);
+        let lag = |read: &Server, load: Option<&_>| {
+            let Some(sets) = load else {
+                return self.lag(port, read, lag_tenant);
+            };
+            let (outcome, (from, mut lag)) = self.with_load(port, sets, None, || {
+                thread::sleep(warm);
+                Ok((Instant::now(), self.lag(port, read, lag_tenant)?))
+            })?;
+            let during = Throughput::of(outcome, from, Instant::now(), CpuTimes::default());
+            lag.load = Some((during.per_sec, during.errors.count));
+            Ok(lag)
         };
-        Ok(StoreResult {
+        // Fields are evaluated in the order written: the runs one after the other.
+        let mut result = StoreResult {
+            own: self.throughput(port, &own, pid, None)?,
+            same: self.throughput(port, &same, pid, None)?,
+            paced: self.throughput(port, &own, pid, rate)?,
+            lag_idle: lag(&server, None)?,
+            lag_loaded: lag(&server, Some(&own))?,
             ready: server.ready,
-            own,
-            paced,
-            same,
-            lag_idle,
-            lag_loaded,
-            replicas,
-            memory,
+            replicas: None,
+            memory: vec![Memory::of(pid)?],
+        };
+        if replicas {
+            let second = self.serve(store, &format!("{name}-replica"), false)?;
+            result.replicas = Some((lag(&second, None)?, lag(&second, Some(&own))?));
+            result.memory.push(Memory::of(second.guard.id())?);
+        }
+        Ok(result)
+    }
+
+    fn writer(&self, port: u16) -> Result<Writer<'_>> {
+        let url = format!("http://127.0.0.1:{port}/api/v1/tenants/");
+        Ok(Writer {
+            client: support::client(true)?,
+            url,
+            setup: self,
         })
     }
 
-    fn writer(&self, port: u16) -> Result<Writer> {
-        Writer::new(port, self.token, &self.counter)
-    }
-
-    /// One write must show on `/metrics` of `read_port` before anything is timed: fails with
-    /// the tenant's lines when the line format is not the expected one.
-    fn check_visible(&self, write_port: u16, read_port: u16, tenant: &str) -> Result<()> {
-        let value = self.writer(write_port)?.patch(tenant)?;
-        let reader = support::client(false)?;
-        let url = format!("http://127.0.0.1:{read_port}/metrics");
-        let started = Instant::now();
-        let mut body = String::new();
-        while started.elapsed() < LAG_TIMEOUT {
-            body = reader.get(&url).send()?.text()?;
-            if shows(&body, tenant, value) {
-                return Ok(());
+    /// Runs `during` while one load client per set PATCHes the tenants of its set in turn, as
+    /// soon as answered or, with `pace`, one write per `pace` each, the clients' schedules
+    /// staggered evenly; what the clients saw, and what `during` returned.
+    fn with_load<R>(
+        &self,
+        port: u16,
+        sets: &[Vec<String>],
+        pace: Option<Duration>,
+        during: impl FnOnce() -> Result<R>,
+    ) -> Result<(Outcome, R)> {
+        let writers = sets
+            .iter()
+            .map(|_| self.writer(port))
+            .collect::<Result<Vec<_>>>()?;
+        let (stop, start) = (&AtomicBool::new(false), Instant::now());
+        let stagger = |i: usize, every: Duration| start + every * i as u32 / sets.len() as u32;
+        thread::scope(|scope| {
+            let clients = writers
+                .iter()
+                .zip(sets)
+                .enumerate()
+                .map(|(i, (writer, set))| {
+                    let schedule = pace.map(|every| (stagger(i, every), every));
+                    scope.spawn(move || client(writer, set, stop, schedule))
+                });
+            let clients: Vec<_> = clients.collect();
+            let result = during();
+            stop.store(true, Ordering::Relaxed);
+            let mut all = Outcome::default();
+            for outcome in clients.into_iter().map(|c| c.join().unwrap_or_default()) {
+                all.samples.extend(outcome.samples);
+                all.errors.add(outcome.errors);
             }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let needle = format!("tenant=\"{tenant}\"");
-        let lines: Vec<&str> = body
-            .lines()
-            .filter(|l| l.contains(&needle))
-            .take(10)
-            .collect();
-        bail!(
-            "{KEY}={value} of {tenant} did not show on {url} within {LAG_TIMEOUT:?}; the \
-             tenant's lines:\n{}",
-            lines.join("\n")
-        )
+            Ok((all, result?))
+        })
     }
 
     /// Clients PATCH the tenants of their set in turn, as fast as answered or at `rate`
@@ -397,207 +297,149 @@ impl Setup<'_> {
         sets: &[Vec<String>],
         pid: u32,
         rate: Option<f64>,
-        what: &str,
     ) -> Result<Throughput> {
         let pace = rate.map(|r| Duration::from_secs_f64(sets.len() as f64 / r));
-        let load = Load::start(self, port, sets, pace)?;
-        thread::sleep(Duration::from_secs(self.args.warmup_secs));
-        let cpu_before = CpuTimes::sample(pid);
-        let from = Instant::now();
-        thread::sleep(Duration::from_secs(self.args.measure_secs));
-        let to = Instant::now();
-        let cpu = CpuTimes::sample(pid).since(&cpu_before);
-        let result = Throughput::of(load.finish(), from, to, cpu);
-        println!(
-            "{what}: {:.0} writes/s, p50 {}, p99 {}, max {}, {} errors{}; CPU {}",
-            result.per_sec,
-            ms(quantile(&result.latencies, 0.5)),
-            ms(quantile(&result.latencies, 0.99)),
-            ms(quantile(&result.latencies, 1.0)),
-            result.errors,
-            first_errors(&result.first_errors),
-            cpu_cell(&result),
-        );
+        let measured = Duration::from_secs(self.args.measure_secs);
+        let (outcome, (from, cpu)) = self.with_load(port, sets, pace, || {
+            thread::sleep(Duration::from_secs(self.args.warmup_secs));
+            let (before, from) = (CpuTimes::sample(pid), Instant::now());
+            thread::sleep(measured);
+            Ok((from, CpuTimes::sample(pid).since(&before)))
+        })?;
+        let result = Throughput::of(outcome, from, from + measured, cpu);
+        let [p50, p99] = [0.5, 0.99].map(|q| seconds(quantile(&result.latencies, q)));
+        let (rate, errors) = (result.per_sec, &result.errors);
+        println!("{rate:.0} writes/s, p50 {p50}, p99 {p99}, {errors}");
         Ok(result)
     }
 
-    /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read_port` shows them,
-    /// with the load of `load` in the background when given.
-    fn lag(
-        &self,
-        write_port: u16,
-        read_port: u16,
-        tenant: &str,
-        load: Option<&[Vec<String>]>,
-        what: &str,
-    ) -> Result<Lag> {
-        let args = self.args;
-        let load = load
-            .map(|sets| Load::start(self, write_port, sets, None))
-            .transpose()?;
-        if load.is_some() {
-            thread::sleep(Duration::from_secs(args.warmup_secs));
-        }
-        let from = Instant::now();
-        let writer = self.writer(write_port)?;
+    /// Times `--lag-writes` writes on `write_port` until `/metrics` of `read` shows them.
+    /// Fails with the tenant's lines when `/metrics` has no line of the form [`shows`] reads.
+    fn lag(&self, write_port: u16, read: &Server, tenant: &str) -> Result<Lag> {
+        let (writer, url) = (self.writer(write_port)?, read.metrics_url());
         let reader = support::client(false)?;
-        let url = format!("http://127.0.0.1:{read_port}/metrics");
-        let poll = Duration::from_millis(args.poll_ms);
-        let mut lag = Lag::default();
-        for _ in 0..args.lag_writes {
-            if from.elapsed() > Duration::from_secs(args.lag_max_secs) {
+        let (from, mut lag) = (Instant::now(), Lag::default());
+        for _ in 0..self.args.lag_writes {
+            if from.elapsed() > LAG_MAX {
                 lag.cut_short = true;
                 break;
             }
             let value = match writer.patch(tenant) {
                 Ok(value) => value,
                 Err(e) => {
-                    note(&mut lag.errors, &mut lag.first_errors, format!("{e:#}"));
+                    lag.errors.note(format!("{e:#}"));
                     continue;
                 }
             };
-            let acknowledged = Instant::now();
-            // When the last poll that did not show the value was sent.
-            let mut not_yet: Option<Instant> = None;
+            // The snapshot a response shows is taken as its request arrives: from the 200 to
+            // the sending of the first poll that shows the value is an upper bound.
+            let (acknowledged, mut body) = (Instant::now(), String::new());
             loop {
                 let sent = Instant::now();
-                if sent - acknowledged > LAG_TIMEOUT {
-                    lag.timeouts += 1;
-                    lag.lags.push(LAG_TIMEOUT.as_secs_f64());
-                    lag.lows.push(LAG_TIMEOUT.as_secs_f64());
-                    break;
-                }
-                let shown = match support::timed(reader.get(&url)) {
+                match support::timed(reader.get(&url)) {
                     Ok(response) if response.status == 200 => {
                         lag.scrapes.push(response.seconds);
-                        std::str::from_utf8(&response.body)
-                            .is_ok_and(|body| shows(body, tenant, value))
+                        body = String::from_utf8_lossy(&response.body).into_owned();
                     }
-                    Ok(response) => {
-                        note(
-                            &mut lag.errors,
-                            &mut lag.first_errors,
-                            format!("/metrics answered {}", response.status),
-                        );
-                        false
-                    }
-                    Err(e) => {
-                        note(
-                            &mut lag.errors,
-                            &mut lag.first_errors,
-                            format!("/metrics: {e:#}"),
-                        );
-                        false
-                    }
-                };
-                if shown {
-                    // The snapshot a response shows is taken as its request arrives: `sent`
-                    // bounds the moment the value became visible from above, the previous
-                    // poll from below.
-                    lag.lags.push((sent - acknowledged).as_secs_f64());
-                    lag.lows
-                        .push(not_yet.map_or(0.0, |at| (at - acknowledged).as_secs_f64()));
+                    Ok(response) => lag.errors.note(format!("/metrics: {}", response.status)),
+                    Err(e) => lag.errors.note(format!("/metrics: {e:#}")),
+                }
+                let (shown, waited) = (shows(&body, tenant, value), sent - acknowledged);
+                if !shown && waited > LAG_TIMEOUT {
+                    let lines = body.lines().filter(|l| l.contains(tenant)).take(10);
+                    let lines = lines.collect::<Vec<_>>().join("\n");
+                    let line = body.contains(&line_of(tenant, ""));
+                    ensure!(line, "no {KEY} of {tenant}:\n{lines}");
+                    lag.timeouts += 1;
+                }
+                if shown || waited > LAG_TIMEOUT {
+                    lag.lags.push(waited.as_secs_f64());
                     break;
                 }
-                not_yet = Some(sent);
-                if let Some(rest) = (sent + poll).checked_duration_since(Instant::now()) {
-                    thread::sleep(rest);
-                }
+                thread::sleep((sent + POLL).saturating_duration_since(Instant::now()));
             }
         }
-        if let Some(load) = load {
-            let during = Throughput::of(load.finish(), from, Instant::now(), CpuTimes::default());
-            lag.load = Some((during.per_sec, during.errors));
-        }
-        for samples in [&mut lag.lags, &mut lag.lows, &mut lag.scrapes] {
-            samples.sort_by(f64::total_cmp);
-        }
-        println!(
-            "write → /metrics, {what}: p50 {}, p99 {}, max {}, {} timeouts, {} errors{}; scrape median {}",
-            bounded(&lag, 0.5),
-            bounded(&lag, 0.99),
-            ms(quantile(&lag.lags, 1.0)),
-            lag.timeouts,
-            lag.errors,
-            first_errors(&lag.first_errors),
-            ms(quantile(&lag.scrapes, 0.5)),
-        );
+        lag.lags.sort_by(f64::total_cmp);
+        lag.scrapes.sort_by(f64::total_cmp);
+        let [p50, p99] = [0.5, 0.99].map(|q| seconds(quantile(&lag.lags, q)));
+        let (timeouts, errors) = (lag.timeouts, &lag.errors);
+        println!("write → /metrics: p50 {p50}, p99 {p99}, {timeouts} timeouts, {errors}");
         Ok(lag)
     }
 }
 
 /// A client with one keep-alive connection that PATCHes `KEY` with a new value each time.
-struct Writer {
+struct Writer<'a> {
     client: Client,
-    base: String,
-    token: String,
-    counter: Arc<AtomicU64>,
+    url: String,
+    setup: &'a Setup<'a>,
 }
 
-impl Writer {
-    fn new(port: u16, token: &str, counter: &Arc<AtomicU64>) -> Result<Writer> {
-        Ok(Writer {
-            client: support::client(true)?,
-            base: format!("http://127.0.0.1:{port}/api/v1/tenants/"),
-            token: token.to_owned(),
-            counter: counter.clone(),
-        })
-    }
-
+impl Writer<'_> {
     /// Writes the next value to `tenant`; the value, or the error (a non-200 included).
     fn patch(&self, tenant: &str) -> Result<u64> {
-        let value = self.counter.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .client
-            .patch(format!("{}{tenant}", self.base))
-            .bearer_auth(&self.token)
-            .header("Content-Type", "application/merge-patch+json")
-            .body(format!("{{\"{KEY}\": {value}}}"))
+        let value = self.setup.counter.fetch_add(1, Ordering::Relaxed);
+        let request = self.client.patch(format!("{}{tenant}", self.url));
+        let request = request.bearer_auth(self.setup.token);
+        let request = request.header("Content-Type", "application/merge-patch+json");
+        let response = request
+            .body(serde_json::json!({ KEY: value }).to_string())
             .send()?;
         let status = response.status();
-        ensure!(
-            status.is_success(),
-            "{tenant}: {status} {}",
-            response.text().unwrap_or_default()
-        );
+        let text = response.text().unwrap_or_default();
+        ensure!(status.is_success(), "{tenant}: {status} {text}");
         Ok(value)
     }
 }
 
 /// Whether a `/metrics` body has `tenant`'s line for [`KEY`] with exactly `value`.
 fn shows(body: &str, tenant: &str, value: u64) -> bool {
-    body.contains(&format!(
-        "user_threshold{{tenant=\"{tenant}\",{KEY_LABELS}}} {value}\n"
-    ))
+    body.contains(&line_of(tenant, &format!("{value}\n")))
 }
 
-/// `tenants` dealt round-robin into `n` sets (every set non-empty when there are ≥ n tenants).
+fn line_of(tenant: &str, value: &str) -> String {
+    format!("user_threshold{{tenant=\"{tenant}\",{KEY_LABELS}}} {value}")
+}
+
+/// `tenants` dealt round-robin into `n` sets; with fewer tenants than sets, the extra sets
+/// share the first tenants.
 fn partition(tenants: &[String], n: usize) -> Vec<Vec<String>> {
     let mut sets = vec![Vec::new(); n];
-    for (i, tenant) in tenants.iter().enumerate() {
-        sets[i % n].push(tenant.clone());
-    }
-    // Fewer tenants than clients: the extra clients share the first ones.
-    for (i, set) in sets.iter_mut().enumerate() {
-        if set.is_empty() {
-            set.push(tenants[i % tenants.len()].clone());
-        }
-    }
+    let dealt = tenants.iter().cycle().take(tenants.len().max(n));
+    dealt
+        .enumerate()
+        .for_each(|(i, tenant)| sets[i % n].push(tenant.clone()));
     sets
 }
 
-fn note(errors: &mut u64, first: &mut Vec<String>, message: String) {
-    *errors += 1;
-    if first.len() < ERRORS_KEPT {
-        first.push(message);
+/// Failed requests: how many, and the first message.
+#[derive(Default, Serialize, Deserialize)]
+struct Errors {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Errors {
+    fn note(&mut self, message: String) {
+        self.add(Errors {
+            count: 1,
+            first: Some(message),
+        });
+    }
+
+    fn add(&mut self, other: Errors) {
+        self.count += other.count;
+        self.first = self.first.take().or(other.first);
     }
 }
 
-fn first_errors(errors: &[String]) -> String {
-    if errors.is_empty() {
-        String::new()
-    } else {
-        format!(" (first: {})", errors.join(" | "))
+impl std::fmt::Display for Errors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self
+            .first
+            .as_ref()
+            .map_or(String::new(), |e| format!(" (first: {e})"));
+        write!(f, "{} errors{first}", self.count)
     }
 }
 
@@ -607,59 +449,11 @@ fn first_errors(errors: &[String]) -> String {
 #[derive(Default)]
 struct Outcome {
     samples: Vec<(Instant, f64)>,
-    errors: u64,
-    first_errors: Vec<String>,
-}
-
-/// Client threads writing until told to stop.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Outcome>>,
-}
-
-impl Load {
-    /// One client per set; with `pace`, each client sends one write per `pace`, the clients'
-    /// schedules staggered evenly.
-    fn start(
-        setup: &Setup,
-        port: u16,
-        sets: &[Vec<String>],
-        pace: Option<Duration>,
-    ) -> Result<Load> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let mut threads = Vec::new();
-        for (i, set) in sets.iter().enumerate() {
-            let (set, stop, writer) = (set.clone(), stop.clone(), setup.writer(port)?);
-            let first = pace.map(|every| start + every * i as u32 / sets.len() as u32);
-            threads.push(thread::spawn(move || {
-                client(&writer, &set, &stop, first.zip(pace))
-            }));
-        }
-        Ok(Load { stop, threads })
-    }
-
-    fn finish(self) -> Outcome {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut all = Outcome::default();
-        for thread in self.threads {
-            let outcome = thread.join().unwrap_or_else(|_| Outcome {
-                errors: 1,
-                first_errors: vec!["a client thread panicked".into()],
-                ..Outcome::default()
-            });
-            all.samples.extend(outcome.samples);
-            all.errors += outcome.errors;
-            let room = ERRORS_KEPT.saturating_sub(all.first_errors.len());
-            all.first_errors
-                .extend(outcome.first_errors.into_iter().take(room));
-        }
-        all
-    }
+    errors: Errors,
 }
 
 /// One load client: PATCHes the tenants of `set` in turn, as soon as the previous one was
-/// answered or on the schedule `(next, every)`.
+/// answered or on the schedule `(next, every)`, until `stop`.
 fn client(
     writer: &Writer,
     set: &[String],
@@ -673,11 +467,8 @@ fn client(
         }
         let sent = match &mut schedule {
             Some((next, every)) => {
-                let due = *next;
-                *next += *every;
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    thread::sleep(wait);
-                }
+                let due = std::mem::replace(next, *next + *every);
+                thread::sleep(due.saturating_duration_since(Instant::now()));
                 due
             }
             None => Instant::now(),
@@ -685,11 +476,7 @@ fn client(
         match writer.patch(tenant) {
             Ok(_) => outcome.samples.push((sent, sent.elapsed().as_secs_f64())),
             Err(e) => {
-                note(
-                    &mut outcome.errors,
-                    &mut outcome.first_errors,
-                    format!("{e:#}"),
-                );
+                outcome.errors.note(format!("{e:#}"));
                 // A dead server must not turn into a busy loop.
                 thread::sleep(Duration::from_millis(10));
             }
@@ -705,25 +492,22 @@ struct Throughput {
     /// Seconds of the writes sent and answered within the measured period, sorted.
     latencies: Vec<f64>,
     /// Non-200 answers and failed requests over the whole run, warm-up included.
-    errors: u64,
-    first_errors: Vec<String>,
+    errors: Errors,
     cpu: CpuTimes,
 }
 
 impl Throughput {
     fn of(outcome: Outcome, from: Instant, to: Instant, cpu: CpuTimes) -> Throughput {
-        let mut latencies: Vec<f64> = outcome
-            .samples
-            .iter()
-            .filter(|(sent, took)| *sent >= from && *sent + Duration::from_secs_f64(*took) <= to)
-            .map(|(_, took)| *took)
-            .collect();
+        let within = |&&(sent, took): &&(Instant, f64)| {
+            sent >= from && sent + Duration::from_secs_f64(took) <= to
+        };
+        let mut latencies: Vec<f64> = outcome.samples.iter().filter(within).map(|s| s.1).collect();
         latencies.sort_by(f64::total_cmp);
+        let per_sec = latencies.len() as f64 / (to - from).as_secs_f64();
         Throughput {
-            per_sec: latencies.len() as f64 / (to - from).as_secs_f64(),
+            per_sec,
             latencies,
             errors: outcome.errors,
-            first_errors: outcome.first_errors,
             cpu,
         }
     }
@@ -732,49 +516,37 @@ impl Throughput {
 /// Write → `/metrics` times, in seconds.
 #[derive(Default, Serialize, Deserialize)]
 struct Lag {
-    /// One per acknowledged write, sorted: up to the first poll that showed it (an upper
-    /// bound); a timed-out write counts as [`LAG_TIMEOUT`].
+    /// One per acknowledged write, sorted: from its 200 to the sending of the first poll that
+    /// showed it; a timed-out write counts as [`LAG_TIMEOUT`].
     lags: Vec<f64>,
-    /// The same writes up to the last poll that did not show them (a lower bound), sorted.
-    lows: Vec<f64>,
     timeouts: usize,
-    errors: u64,
-    first_errors: Vec<String>,
+    errors: Errors,
     /// How long each `/metrics` poll took, sorted: the resolution of the figures.
     scrapes: Vec<f64>,
     /// The background load's writes/s and errors meanwhile, if there was one.
     load: Option<(f64, u64)>,
-    /// Stopped at `--lag-max-secs` before all `--lag-writes` writes.
+    /// Stopped at [`LAG_MAX`] before all `--lag-writes` writes.
     cut_short: bool,
 }
 
 /// CPU seconds used by dynalert and by all `postgres` processes (the postmaster and its
-/// backends; ours is the only cluster while it runs), and by this process (the clients).
+/// backends; ours is the only cluster while it runs).
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
 struct CpuTimes {
     server: f64,
     postgres: f64,
-    clients: f64,
 }
 
 impl CpuTimes {
     fn sample(server_pid: u32) -> CpuTimes {
-        let postgres: f64 = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "postgres")
-            })
-            .filter_map(|pid| process_ticks(&pid))
-            .sum();
-        let ticks = |pid: &str| process_ticks(pid).unwrap_or(0.0) / TICKS_PER_SEC;
+        let comm = |pid: &String| std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+        let pids = pids.map(|entry| entry.file_name().to_string_lossy().into_owned());
+        let postgres = pids.filter(|pid| comm(pid).is_ok_and(|c| c.trim() == "postgres"));
+        let server = cpu_seconds(&server_pid.to_string()).unwrap_or(0.0);
         CpuTimes {
-            server: ticks(&server_pid.to_string()),
-            postgres: postgres / TICKS_PER_SEC,
-            clients: ticks("self"),
+            server,
+            postgres: postgres.filter_map(|pid| cpu_seconds(&pid)).sum(),
         }
     }
 
@@ -782,7 +554,6 @@ impl CpuTimes {
         CpuTimes {
             server: self.server - before.server,
             postgres: self.postgres - before.postgres,
-            clients: self.clients - before.clients,
         }
     }
 }
@@ -793,13 +564,11 @@ mod tests {
 
     #[test]
     fn finds_exactly_the_written_value() {
-        let body = "# TYPE user_threshold gauge\n\
-            user_threshold{tenant=\"t-1\",component=\"mysql\",metric=\"connections\",severity=\"warning\"} 1000123\n\
-            user_threshold{tenant=\"t-2\",component=\"mysql\",metric=\"connections\",severity=\"warning\"} 77\n";
-        assert!(shows(body, "t-1", 1000123));
-        assert!(!shows(body, "t-1", 100012));
-        assert!(!shows(body, "t-2", 7));
-        assert!(shows(body, "t-2", 77));
+        let (one, two) = (line_of("t-1", "1000123\n"), line_of("t-2", "77\n"));
+        let body = format!("# TYPE user_threshold gauge\n{one}{two}");
+        assert!(one.starts_with(r#"user_threshold{tenant="t-1",component="mysql",metric="#));
+        assert!(shows(&body, "t-1", 1000123) && !shows(&body, "t-1", 100012));
+        assert!(shows(&body, "t-2", 77) && !shows(&body, "t-2", 7));
     }
 
     #[test]
@@ -810,5 +579,8 @@ mod tests {
             [vec!["t1", "t3", "t5"], vec!["t2", "t4"]]
         );
         assert_eq!(partition(&tenants[..1], 2), [vec!["t1"], vec!["t1"]]);
+        let mut errors = Errors::default();
+        (0..7).for_each(|i| errors.note(format!("e{i}")));
+        assert_eq!(errors.to_string(), "7 errors (first: e0)");
     }
 }

@@ -1,302 +1,146 @@
-//! The markdown section of an API results file.
+//! The markdown section of an API results file: a row per store and throughput run, a row per
+//! store and write → `/metrics` run, then the targets.
 
 use std::fmt::Write as _;
 
-use super::{KEY, LAG_TIMEOUT, Lag, Results, StoreResult, Throughput};
-use crate::support::{mib, quantile};
+use super::{KEY, LAG_TIMEOUT, Lag, POLL, Results, StoreResult, Throughput};
+use crate::support::{mib, outcome, quantile, seconds, table};
 
-// The targets of the issue.
+// The targets of the issue, in seconds.
 const TARGET_WRITES_PER_SEC: f64 = 1000.0;
-const TARGET_WRITE_P99_MS: f64 = 20.0;
-const TARGET_LAG_P99_MS: f64 = 200.0;
-const TARGET_REPLICA_LAG_P99_MS: f64 = 1000.0;
-
-pub fn ms(seconds: f64) -> String {
-    if seconds >= 1.0 {
-        format!("{seconds:.2} s")
-    } else {
-        format!("{:.2} ms", seconds * 1000.0)
-    }
-}
-
-/// The upper bound of a write → `/metrics` quantile, and its lower bound.
-pub fn bounded(lag: &Lag, q: f64) -> String {
-    format!(
-        "{} (≥ {})",
-        ms(quantile(&lag.lags, q)),
-        ms(quantile(&lag.lows, q))
-    )
-}
-
-/// CPU seconds of a throughput run, and per write for the servers.
-pub fn cpu_cell(run: &Throughput) -> String {
-    let (cpu, writes) = (&run.cpu, run.latencies.len().max(1) as f64);
-    let per_write = |s: f64| format!("{s:.1} s ({:.2} ms/write)", s * 1000.0 / writes);
-    let mut text = format!("dynalert {}", per_write(cpu.server));
-    if cpu.postgres > 0.0 {
-        let _ = write!(text, ", postgres {}", per_write(cpu.postgres));
-    }
-    let _ = write!(text, ", clients {:.1} s", cpu.clients);
-    text
-}
-
-/// `≥ 1000 writes/s on SQLite: met`, or `missed` in bold.
-fn at_least(value: Option<f64>, target: f64, unit: &str) -> String {
-    let outcome = match value {
-        Some(v) if v >= target => "met",
-        Some(_) => "**missed**",
-        None => "not measured",
-    };
-    format!("≥ {target} {unit}: {outcome}")
-}
-
-/// `≤ 20 ms: SQLite met, PostgreSQL **missed**`, naming only the stores measured.
-fn at_most_both(sqlite: Option<f64>, postgres: Option<f64>, target: f64, unit: &str) -> String {
-    let outcomes: Vec<String> = [("SQLite", sqlite), ("PostgreSQL", postgres)]
-        .into_iter()
-        .filter_map(|(name, v)| {
-            Some(format!(
-                "{name} {}",
-                if v? <= target { "met" } else { "**missed**" }
-            ))
-        })
-        .collect();
-    if outcomes.is_empty() {
-        format!("≤ {target} {unit}")
-    } else {
-        format!("≤ {target} {unit}: {}", outcomes.join(", "))
-    }
-}
+const TARGET_WRITE_P99: f64 = 0.02;
+const TARGET_LAG_P99: f64 = 0.2;
+const TARGET_REPLICA_LAG_P99: f64 = 1.0;
 
 pub fn markdown(r: &Results) -> String {
-    let args = &r.args;
+    let a = &r.args;
+    let stores = [("SQLite", &r.sqlite), ("PostgreSQL", &r.postgres)];
+    let stores: Vec<_> = stores
+        .into_iter()
+        .filter_map(|(n, s)| Some((n, s.as_ref()?)))
+        .collect();
     let mut md = r.meta.markdown("Management API benchmark");
-    let _ = writeln!(md, "- dynalert: {}, commit {}", r.version, r.commit);
-    let mut stores = Vec::new();
-    if r.sqlite.is_some() {
-        stores.push("SQLite (a file in the temp directory, WAL)".to_owned());
-    }
-    if let Some(version) = &r.postgres_version {
-        stores.push(format!(
-            "{version} (a fresh local cluster, default settings: fsync and synchronous_commit on)"
-        ));
-    }
+    let postgres = r.postgres_version.as_deref().unwrap_or("not run");
     let _ = writeln!(
         md,
-        "- stores: {}\n- workload: {} tenants × {} keys imported with `--import`; `PATCH \
-         /api/v1/tenants/{{tenant}}` of `{KEY}` with a new value each time, by {} clients with \
-         one keep-alive connection each; {} s warm-up, {} s measured\n- write → `/metrics`: {} \
-         writes per row, `/metrics` (plain) polled every {} ms, a new connection per poll\n",
-        stores.join("; "),
-        args.tenants,
-        args.keys,
-        args.clients,
-        args.warmup_secs,
-        args.measure_secs,
-        args.lag_writes,
-        args.poll_ms
+        "- stores: SQLite (a file in the temp directory, WAL); PostgreSQL {postgres} (a fresh \
+         local cluster, default settings)\n- workload: {} tenants × {} keys imported with \
+         `--import`; `PATCH /api/v1/tenants/{{tenant}}` of `{KEY}` with a new value each time, \
+         by {} clients with one keep-alive connection each; {} s warm-up, {} s measured; paced: \
+         {} writes/s offered, each client one write every {}/{} s on a fixed schedule\n- write → \
+         `/metrics`: {} writes per row, `/metrics` (plain) polled every {} ms, a new connection \
+         per poll; a write not seen within {} s counts as that; \"under load\": the clients of \
+         \"own tenants\" writing meanwhile\n",
+        a.tenants,
+        a.keys,
+        a.clients,
+        a.warmup_secs,
+        a.measure_secs,
+        a.paced_rate,
+        a.clients,
+        a.paced_rate,
+        a.lag_writes,
+        POLL.as_millis(),
+        LAG_TIMEOUT.as_secs()
     );
-    md.push_str("| figure | SQLite | PostgreSQL | target |\n|---|---|---|---|\n");
-    let (s, p) = (r.sqlite.as_ref(), r.postgres.as_ref());
-    let mut row = |figure: &str, cells: [String; 2], target: String| {
-        let _ = writeln!(md, "| {figure} | {} | {} | {target} |", cells[0], cells[1]);
-    };
-    let both = |f: &dyn Fn(&StoreResult) -> String| {
-        [s, p].map(|r| r.map_or_else(|| "not run".to_owned(), f))
-    };
-    let none = || "–".to_owned();
-    type Pick = fn(&StoreResult) -> &Throughput;
-    let runs: [(String, Pick, bool, bool); 3] = [
-        (
-            format!(
-                "{} clients, each on its own tenants, as fast as answered",
-                args.clients
-            ),
-            |r| &r.own,
-            true,
-            true,
-        ),
-        (
-            format!(
-                "{} clients, each on its own tenants, {:.0} writes/s offered (paced)",
-                args.clients, args.paced_rate
-            ),
-            |r| &r.paced,
-            false,
-            true,
-        ),
-        (
-            format!("{} clients, all on one tenant", args.clients),
-            |r| &r.same,
-            false,
-            false,
-        ),
-    ];
-    for (label, pick, throughput_target, latency_target) in runs {
-        let q = |r: &StoreResult, q: f64| quantile(&pick(r).latencies, q);
-        let target = at_least(
-            s.map(|r| pick(r).per_sec),
-            TARGET_WRITES_PER_SEC,
-            "writes/s on SQLite",
-        );
-        row(
-            &format!("PATCH throughput, {label}"),
-            both(&|r| format!("{:.0} writes/s", pick(r).per_sec)),
-            if throughput_target { target } else { none() },
-        );
-        row(
-            "… latency p50 / p90",
-            both(&|r| format!("{} / {}", ms(q(r, 0.5)), ms(q(r, 0.9)))),
-            none(),
-        );
-        let p99 = |r: Option<&StoreResult>| r.map(|r| q(r, 0.99) * 1000.0);
-        let target = at_most_both(p99(s), p99(p), TARGET_WRITE_P99_MS, "ms");
-        row(
-            "… latency p99",
-            both(&|r| ms(q(r, 0.99))),
-            if latency_target { target } else { none() },
-        );
-        row("… latency max", both(&|r| ms(q(r, 1.0))), none());
-        row(
-            "… errors (non-200, warm-up included)",
-            both(&|r| pick(r).errors.to_string()),
-            "0".to_owned(),
-        );
-        let available = args.measure_secs as usize
-            * std::thread::available_parallelism().map_or(1, |n| n.get());
-        row(
-            &format!("… CPU seconds used while measured (of {available} available), per write"),
-            both(&|r| cpu_cell(pick(r))),
-            none(),
-        );
+    let mut rows = Vec::new();
+    for (store, s) in &stores {
+        let runs = [
+            ("own tenants", &s.own),
+            ("paced", &s.paced),
+            ("one tenant", &s.same),
+        ];
+        for (run, t) in runs {
+            let mut row = vec![format!("{store}, {run}"), format!("{:.0}", t.per_sec)];
+            row.extend([0.5, 0.9, 0.99, 1.0].map(|q| seconds(quantile(&t.latencies, q))));
+            row.extend([t.errors.count.to_string(), cpu_per_write(t)]);
+            rows.push(row);
+        }
     }
-    let replicas = p.and_then(|r| r.replicas.as_ref());
-    let lag_rows: [(String, Option<&Lag>, Option<&Lag>, f64); 4] = [
-        (
-            "one replica, idle".to_owned(),
-            s.map(|r| &r.lag_idle),
-            p.map(|r| &r.lag_idle),
-            TARGET_LAG_P99_MS,
-        ),
-        (
-            format!("one replica, under the {}-client load", args.clients),
-            s.map(|r| &r.lag_loaded),
-            p.map(|r| &r.lag_loaded),
-            TARGET_LAG_P99_MS,
-        ),
-        (
-            "two replicas (write on one, read the other), idle".to_owned(),
-            None,
-            replicas.map(|(idle, _)| idle),
-            TARGET_REPLICA_LAG_P99_MS,
-        ),
-        (
-            format!(
-                "two replicas, under the {}-client load on the written one",
-                args.clients
-            ),
-            None,
-            replicas.map(|(_, loaded)| loaded),
-            TARGET_REPLICA_LAG_P99_MS,
-        ),
-    ];
-    for (label, sl, pl, target_ms) in lag_rows {
-        let show = |f: &dyn Fn(&Lag) -> String| [sl, pl].map(|l| l.map_or_else(none, f));
-        row(
-            &format!("write → `/metrics`, {label}: p50"),
-            show(&|l| bounded(l, 0.5)),
-            none(),
-        );
-        let p99 = |l: Option<&Lag>| l.map(|l| quantile(&l.lags, 0.99) * 1000.0);
-        row(
-            "… p99",
-            show(&|l| bounded(l, 0.99)),
-            at_most_both(p99(sl), p99(pl), target_ms, "ms"),
-        );
-        let max = |l: &Lag| {
+    let header = "PATCH|writes/s|p50|p90|p99|max|errors|CPU per write".split('|');
+    md += &table(&header.collect::<Vec<_>>(), &rows);
+    rows.clear();
+    for (store, s) in &stores {
+        let replicas = s.replicas.as_ref().into_iter();
+        let replicas = replicas.flat_map(|(i, l)| [("replicas, idle", i), ("replicas, loaded", l)]);
+        let runs = [("idle", &s.lag_idle), ("under load", &s.lag_loaded)];
+        for (run, l) in runs.into_iter().chain(replicas) {
+            let mut row = vec![format!("{store}, {run}")];
+            row.extend([0.5, 0.99, 1.0].map(|q| seconds(quantile(&l.lags, q))));
             let cut = if l.cut_short {
-                " (stopped at --lag-max-secs)"
+                " (stopped after 60 s)"
             } else {
                 ""
             };
-            let (max, n) = (ms(quantile(&l.lags, 1.0)), l.lags.len());
-            format!(
-                "{max}; {n} writes, {} timed out, {} errors{cut}",
-                l.timeouts, l.errors
-            )
-        };
-        row("… max", show(&max), none());
-        if [sl, pl].iter().flatten().any(|l| l.load.is_some()) {
-            let load = |l: &Lag| {
-                l.load.map_or_else(none, |(rate, errors)| {
-                    format!("{rate:.0} writes/s, {errors} errors")
-                })
-            };
-            row("… background load meanwhile", show(&load), none());
+            let (writes, timeouts, errors) = (l.lags.len(), l.timeouts, l.errors.count);
+            row.push(format!("{writes} / {timeouts} / {errors}{cut}"));
+            let load = l
+                .load
+                .map(|(rate, errors)| format!("{rate:.0}/s, {errors} errors"));
+            row.push(load.unwrap_or_else(|| "–".into()));
+            rows.push(row);
         }
     }
-    row(
-        "`/metrics` poll (plain), median",
-        both(&|r| ms(quantile(&r.lag_idle.scrapes, 0.5))),
-        none(),
-    );
-    row(
-        "start → ready, `--import` included",
-        both(&|r| ms(r.ready)),
-        none(),
-    );
-    let memory = |r: &StoreResult| {
-        let each: Vec<String> = r
+    let header = "write → `/metrics`|p50|p99|max|writes / timeouts / errors|load".split('|');
+    md += &format!("\n{}\n", table(&header.collect::<Vec<_>>(), &rows));
+    for (store, s) in &stores {
+        let rss = s
             .memory
             .iter()
-            .map(|m| format!("{} ({})", mib(m.rss_kib), mib(m.hwm_kib)))
-            .collect();
-        each.join("; ")
-    };
-    row("RSS at the end, VmRSS (peak VmHWM)", both(&memory), none());
-    let _ = write!(
-        md,
-        "\nLatencies are measured by the clients on 127.0.0.1, from sending a request to the \
-         last byte of its response; a paced write from when it was due (each client sends one \
-         every {clients}/{rate} s on a fixed schedule, so a slow answer delays the next writes \
-         and that wait counts in their latency). \"As fast as answered\" runs the server at \
-         saturation: with {clients} clients always waiting, its mean latency is {clients} ÷ \
-         throughput. Throughput counts the 200s of writes sent and answered within the measured \
-         period. A write's time to `/metrics` runs from its 200 to the sending of the first \
-         `/metrics` request whose response has the new value (the server takes its snapshot as \
-         a request arrives): an upper bound; in brackets the same quantile up to the last \
-         request that did not have it yet, a lower bound. Polls start {poll} ms apart or back \
-         to back when a poll takes longer (row `/metrics` poll). A write not seen within \
-         {timeout} s counts as {timeout} s. CPU seconds come from `/proc/<pid>/stat`: dynalert, \
-         all `postgres` processes, and the clients (the dynalert-bench process), all sharing \
-         the machine's CPUs. Start → ready is polled every 50 ms. RSS is the dynalert \
-         process's (both replicas' on PostgreSQL, the second one started for the replica rows \
-         only).\n",
-        clients = args.clients,
-        rate = args.paced_rate,
-        poll = args.poll_ms,
-        timeout = LAG_TIMEOUT.as_secs(),
-    );
-    md
+            .map(|m| format!("{} (peak {})", mib(m.rss), mib(m.peak)));
+        let rss = rss.collect::<Vec<_>>().join(", ");
+        let (ready, poll) = (
+            seconds(s.ready),
+            seconds(quantile(&s.lag_idle.scrapes, 0.5)),
+        );
+        let _ = write!(
+            md,
+            "- {store}: start → ready {ready} (`--import` included); "
+        );
+        let _ = writeln!(md, "`/metrics` poll median {poll}; RSS at the end {rss}");
+    }
+    md + &targets(&stores)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_name_each_store() {
-        assert_eq!(
-            at_most_both(Some(10.0), Some(30.0), 20.0, "ms"),
-            "≤ 20 ms: SQLite met, PostgreSQL **missed**"
-        );
-        assert_eq!(
-            at_most_both(None, Some(3.0), 20.0, "ms"),
-            "≤ 20 ms: PostgreSQL met"
-        );
-        assert_eq!(
-            at_least(Some(900.0), 1000.0, "writes/s"),
-            "≥ 1000 writes/s: **missed**"
-        );
+/// CPU seconds of a throughput run per write: dynalert's, and PostgreSQL's if it ran.
+fn cpu_per_write(run: &Throughput) -> String {
+    let per_write = |s: f64| format!("{:.2} ms", s * 1000.0 / run.latencies.len().max(1) as f64);
+    let (server, postgres) = (per_write(run.cpu.server), per_write(run.cpu.postgres));
+    if run.cpu.postgres > 0.0 {
+        format!("{server} + postgres {postgres}")
+    } else {
+        server
     }
+}
+
+/// The targets of the issue and how each store fared.
+fn targets(stores: &[(&str, &StoreResult)]) -> String {
+    let verdicts = |target: f64, figure: &dyn Fn(&StoreResult) -> Option<f64>| {
+        let met = |(name, s): &(&str, &StoreResult)| {
+            Some(format!("{name} {}", outcome(figure(s)? <= target)))
+        };
+        stores.iter().filter_map(met).collect::<Vec<_>>().join(", ")
+    };
+    let p99 = |t: &Throughput| quantile(&t.latencies, 0.99);
+    let lag = |l: &Lag| quantile(&l.lags, 0.99);
+    let sqlite = stores.iter().find(|(name, _)| *name == "SQLite");
+    let rate = sqlite.map(|(_, s)| outcome(s.own.per_sec >= TARGET_WRITES_PER_SEC));
+    let rate = rate.unwrap_or("not run");
+    format!(
+        "\nTargets: ≥ {TARGET_WRITES_PER_SEC} writes/s on SQLite (own tenants): {rate}; write p99 \
+         ≤ {} (own tenants): {}; paced: {}; write → `/metrics` p99 ≤ {} (one replica, idle and \
+         under load): {}; ≤ {} across two replicas: {}.\n",
+        seconds(TARGET_WRITE_P99),
+        verdicts(TARGET_WRITE_P99, &|s| Some(p99(&s.own))),
+        verdicts(TARGET_WRITE_P99, &|s| Some(p99(&s.paced))),
+        seconds(TARGET_LAG_P99),
+        verdicts(TARGET_LAG_P99, &|s| Some(
+            lag(&s.lag_idle).max(lag(&s.lag_loaded))
+        )),
+        seconds(TARGET_REPLICA_LAG_P99),
+        verdicts(TARGET_REPLICA_LAG_P99, &|s| s
+            .replicas
+            .as_ref()
+            .map(|(i, l)| lag(i).max(lag(l)))),
+    )
 }

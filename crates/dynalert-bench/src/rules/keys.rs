@@ -6,45 +6,60 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use dynalert_rules::Pack;
+use dynalert_rules::pack::KeyDecl;
 use promql_parser::label::Matcher;
 use promql_parser::parser::{self, Expr, ParenExpr, VectorSelector};
 
 /// One threshold key of a pack.
 pub struct Key {
-    pub pack: String,
-    pub name: String,
-    pub component: String,
-    pub metric: String,
-    pub op: String,
-    pub dimension: Option<String>,
-    /// The signal's label holding the dimension's values, when the exporter names it otherwise.
-    pub dimension_label: Option<String>,
+    pub pack: &'static Pack,
+    pub name: &'static str,
+    pub decl: &'static KeyDecl,
     /// The key's signal over raw series, on one line.
     pub signal: String,
+}
+
+/// One alert of a key: its name, severity and default threshold.
+pub struct Alert {
+    pub name: String,
+    pub severity: &'static str,
     pub default: f64,
-    pub default_critical: Option<f64>,
-    pub alert: String,
-    /// `<alert>Critical`, if the key has a critical tier.
-    pub critical_alert: Option<String>,
-    pub for_: String,
-    pub summary: String,
-    pub description: String,
-    pub unit: String,
 }
 
 impl Key {
     /// `(<signal>) <op> <threshold>`: an alert condition with its number inlined.
     pub fn against(&self, signal: &str, threshold: f64) -> String {
-        format!("({signal}) {} {threshold}", self.op)
+        format!("({signal}) {} {threshold}", self.decl.op)
+    }
+
+    /// The component and metric the key's `user_threshold` rows carry.
+    pub fn component_metric(&self) -> (&str, &str) {
+        self.name.split_once('_').expect("checked by keys()")
+    }
+
+    /// The warning tier's alert, and `<alert>Critical` if the key has a critical tier.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let (name, default) = (self.decl.alert.name.clone(), self.decl.default);
+        let critical = self.decl.default_critical.map(|default| Alert {
+            name: format!("{name}Critical"),
+            severity: "critical",
+            default,
+        });
+        let warning = Alert {
+            name,
+            severity: "warning",
+            default,
+        };
+        [Some(warning), critical].into_iter().flatten().collect()
     }
 }
 
 /// The keys of `packs`, and the number of recording rules the packs have.
-pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
-    let mut recorded: HashMap<String, Expr> = HashMap::new();
+pub fn keys(packs: &[&'static Pack]) -> Result<(Vec<Key>, usize)> {
+    let mut recorded: HashMap<&str, Expr> = HashMap::new();
     for rule in packs.iter().flat_map(|p| &p.groups).flat_map(|g| &g.rules) {
         if let Some(name) = &rule.record {
-            recorded.insert(name.clone(), parse(&rule.expr)?);
+            recorded.insert(name, parse(&rule.expr)?);
         }
     }
     let mut keys = Vec::new();
@@ -52,47 +67,30 @@ pub fn keys(packs: &[&Pack]) -> Result<(Vec<Key>, usize)> {
         for (name, decl) in &pack.keys {
             let mut signal = parse(&decl.signal)?;
             rewrite(&mut signal, &mut |vs| {
-                let inlined = recorded.get(vs.name.as_deref()?)?;
+                let inlined = recorded.get(vs.name.as_deref()?)?.clone();
                 Some(Expr::Paren(ParenExpr {
-                    expr: Box::new(inlined.clone()),
+                    expr: Box::new(inlined),
                 }))
             });
-            let nested: Vec<String> = selector_names(&signal)
-                .into_iter()
-                .filter(|n| recorded.contains_key(n))
-                .collect();
+            // The per-tenant variant inlines one level of recording rules only.
+            let names = selector_names(&signal);
+            let nested = names.iter().find(|n| recorded.contains_key(n.as_str()));
             ensure!(
-                nested.is_empty(),
-                "key {name}: its signal reads recorded series {nested:?}; the per-tenant \
-                 variant inlines one level of recording rules only"
+                nested.is_none(),
+                "key {name} reads recorded series {nested:?}"
             );
             let mut signal = signal.to_string();
             // A per-tenant rule's alerts carry the dimension's label, as the pack's do.
             if let (Some(d), Some(label)) = (&decl.dimension, &decl.dimension_label) {
                 signal = format!("label_replace({signal}, \"{d}\", \"$1\", \"{label}\", \"(.*)\")");
             }
-            let (component, metric) = name
-                .split_once('_')
+            name.split_once('_')
                 .with_context(|| format!("key {name} has no component"))?;
             keys.push(Key {
-                pack: pack.pack.clone(),
-                name: name.clone(),
-                component: component.to_owned(),
-                metric: metric.to_owned(),
-                op: decl.op.to_string(),
-                dimension: decl.dimension.clone(),
-                dimension_label: decl.dimension_label.clone(),
+                pack,
+                name,
+                decl,
                 signal,
-                default: decl.default,
-                default_critical: decl.default_critical,
-                alert: decl.alert.name.clone(),
-                critical_alert: decl
-                    .default_critical
-                    .map(|_| format!("{}Critical", decl.alert.name)),
-                for_: decl.alert.for_.clone(),
-                summary: decl.alert.summary.clone(),
-                description: decl.alert.description.clone(),
-                unit: decl.unit.clone(),
             });
         }
     }
@@ -171,14 +169,9 @@ mod tests {
         let expr = "max by(tenant) (rate(a_total{x=\"1\"}[5m])) / on(tenant) b or vector(0)";
         let restricted = restrict(expr, "tenant=\"t1\", key!~\"e|j\"").unwrap();
         // promql-parser prints the matchers sorted.
-        assert!(
-            restricted.contains("a_total{key!~\"e|j\",tenant=\"t1\",x=\"1\"}[5m]"),
-            "{restricted}"
-        );
-        assert!(
-            restricted.contains("b{key!~\"e|j\",tenant=\"t1\"} or vector(0)"),
-            "{restricted}"
-        );
+        let a = restricted.contains(r#"a_total{key!~"e|j",tenant="t1",x="1"}[5m]"#);
+        let b = restricted.contains(r#"b{key!~"e|j",tenant="t1"} or vector(0)"#);
+        assert!(a && b, "{restricted}");
         let names = selector_names(&parse(&restricted).unwrap());
         assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a_total", "b"]);
     }
@@ -187,14 +180,11 @@ mod tests {
     fn keys_of_the_catalogue_read_raw_series_only() {
         let packs = dynalert_rules::select(&["mariadb".into(), "redis".into()]).unwrap();
         let (keys, _) = keys(&packs).unwrap();
-        assert!(keys.iter().any(|k| k.dimension_label.is_some()));
+        assert!(keys.iter().any(|k| k.decl.dimension_label.is_some()));
         for key in &keys {
             let names = selector_names(&parse(&key.signal).unwrap());
-            assert!(
-                names.iter().all(|n| !n.contains(':')),
-                "{}: {names:?}",
-                key.name
-            );
+            let raw = names.iter().all(|n| !n.contains(':'));
+            assert!(raw, "{}: {names:?}", key.name);
         }
     }
 }

@@ -1,19 +1,22 @@
 //! One Prometheus per variant (the testkit's launcher): sampling its own `/metrics`, its rules,
-//! alerts and reloads; the warm-up and the measurement window in quiet slices.
+//! alerts and reloads; the warm-up and the measurement window.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use dynalert_testkit::{Prometheus, ScrapeTarget};
 use reqwest::blocking::Client;
 use serde::{Deserialize, Serialize};
 
-use super::{Args, BASELINE, Measured};
-use crate::support::{self, Memory, TICKS_PER_SEC, process_ticks};
+use super::{Args, Measured};
+use crate::support::{self, Memory, TICKS_PER_SEC, cpu_seconds, median};
+
+/// How long a CPU profile (`--pprof`) runs.
+const PROFILE_SECS: u64 = 15;
 
 pub struct Instance {
     pub variant: String,
@@ -24,7 +27,7 @@ pub struct Instance {
 }
 
 /// One reading of a Prometheus's `/metrics`.
-pub struct Sample {
+struct Sample {
     at: Instant,
     /// Σ `prometheus_rule_group_last_duration_seconds`.
     eval: f64,
@@ -39,42 +42,18 @@ pub struct Sample {
     unevaluated: usize,
 }
 
-/// Rule counts and the last evaluation times (seconds) of the groups and of the 5 costliest
-/// rules, from `/api/v1/rules`.
+/// Rule counts and the groups' evaluation intervals (seconds, as Prometheus reports them),
+/// from `/api/v1/rules`.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Rules {
     pub groups: usize,
     pub alerting: usize,
     pub recording: usize,
-    pub group_times: Vec<(String, f64)>,
-    /// How many groups evaluate at each interval (seconds, as Prometheus reports it).
-    pub intervals: BTreeMap<String, usize>,
-    pub rule_times: Vec<(String, f64)>,
+    pub intervals: BTreeSet<String>,
 }
 
-/// `/api/v1/rules`, the parts read.
-#[derive(Deserialize)]
-struct RulesData {
-    groups: Vec<GroupData>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupData {
-    name: String,
-    interval: f64,
-    evaluation_time: f64,
-    rules: Vec<RuleData>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RuleData {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    evaluation_time: f64,
-}
+/// An alert's identity across variants: alert name, tenant, severity, queue.
+pub type AlertId = [String; 4];
 
 impl Instance {
     pub fn start(
@@ -84,156 +63,97 @@ impl Instance {
         targets: &[ScrapeTarget],
     ) -> Result<Self> {
         let mut builder = Prometheus::builder().interval(Duration::from_secs(args.interval_secs));
-        for target in targets {
-            builder = builder.scrape(target.clone());
-        }
+        builder = targets
+            .iter()
+            .fold(builder, |builder, target| builder.scrape(target.clone()));
         if let Some(glob) = rules {
             builder = builder.rule_file(glob);
         }
         let started = Instant::now();
         let prometheus = builder.start()?.context("prometheus is not installed")?;
+        let ready = started.elapsed().as_secs_f64();
+        let (variant, client) = (variant.to_owned(), support::client(true)?);
         Ok(Self {
-            variant: variant.to_owned(),
+            variant,
             prometheus,
-            ready: started.elapsed().as_secs_f64(),
-            client: support::client(true)?,
+            ready,
+            client,
         })
     }
 
-    fn get(&self, path: &str) -> Result<support::Timed> {
+    fn get(&self, path: &str) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.prometheus.url());
-        let response = support::timed(self.client.get(&url))?;
-        ensure!(
-            response.status == 200,
-            "{} {path} answered {}",
-            self.variant,
-            response.status
-        );
-        Ok(response)
+        Ok(self
+            .client
+            .get(url)
+            .send()?
+            .error_for_status()?
+            .bytes()?
+            .to_vec())
     }
 
     fn sample(&self) -> Result<Sample> {
-        let body = String::from_utf8(self.get("/metrics")?.body)?;
-        let at = Instant::now();
+        let body = String::from_utf8(self.get("/metrics")?)?;
         let sum = |name: &str| values(&body, name).iter().sum::<f64>();
-        let last_evaluations = values(
-            &body,
-            "prometheus_rule_group_last_evaluation_timestamp_seconds",
-        );
+        let evaluated = "prometheus_rule_group_last_evaluation_timestamp_seconds";
+        let evaluated = values(&body, evaluated);
         Ok(Sample {
-            at,
+            at: Instant::now(),
             eval: sum("prometheus_rule_group_last_duration_seconds"),
             cpu: sum("process_cpu_seconds_total"),
             heap: sum("go_memstats_heap_inuse_bytes"),
             heap_goal: sum("go_memstats_next_gc_bytes"),
-            rss: Memory::of(self.prometheus.pid())?.rss_kib as f64 * 1024.0,
+            rss: Memory::of(self.prometheus.pid())?.rss,
             head_series: sum("prometheus_tsdb_head_series"),
             failures: sum("prometheus_rule_evaluation_failures_total"),
             missed: sum("prometheus_rule_group_iterations_missed_total"),
-            unevaluated: last_evaluations.iter().filter(|&&t| t <= 0.0).count(),
+            unevaluated: evaluated.iter().filter(|&&t| t <= 0.0).count(),
         })
     }
 
     /// Instant query answered with one number (0 for an empty result).
     fn number(&self, query: &str) -> Result<f64> {
-        Ok(self
-            .prometheus
-            .query_samples(query)?
-            .first()
-            .map_or(0.0, |s| s.value))
+        let samples = self.prometheus.query_samples(query)?;
+        Ok(samples.first().map_or(0.0, |s| s.value))
     }
 
     /// The pending and firing alerts, from the `ALERTS` series.
-    fn alert_set(&self) -> Result<BTreeSet<Alert>> {
+    fn alert_set(&self) -> Result<BTreeSet<AlertId>> {
         let samples = self.prometheus.query_samples("ALERTS")?;
-        let label =
-            |s: &dynalert_testkit::Sample, name: &str| s.label(name).unwrap_or("").to_owned();
-        Ok(samples
-            .iter()
-            .map(|s| {
-                (
-                    label(s, "alertname"),
-                    label(s, "tenant"),
-                    label(s, "severity"),
-                    label(s, "queue"),
-                )
-            })
-            .collect())
+        let labels = ["alertname", "tenant", "severity", "queue"];
+        let id = |s: &dynalert_testkit::Sample| labels.map(|l| s.label(l).unwrap_or("").to_owned());
+        Ok(samples.iter().map(id).collect())
     }
 
     fn rules(&self) -> Result<Rules> {
-        let data: RulesData =
-            serde_json::from_value(self.prometheus.api_get("/api/v1/rules", &[])?)
-                .context("reading /api/v1/rules")?;
-        let mut rules = Rules {
-            groups: data.groups.len(),
-            ..Rules::default()
-        };
-        for group in data.groups {
-            rules.group_times.push((group.name, group.evaluation_time));
-            *rules
-                .intervals
-                .entry(group.interval.to_string())
-                .or_default() += 1;
-            for rule in group.rules {
-                match rule.kind.as_str() {
-                    "alerting" => rules.alerting += 1,
-                    "recording" => rules.recording += 1,
-                    _ => {}
-                }
-                rules.rule_times.push((rule.name, rule.evaluation_time));
-            }
-        }
-        let by_time = |a: &(String, f64), b: &(String, f64)| b.1.total_cmp(&a.1);
-        rules.group_times.sort_by(by_time);
-        rules.rule_times.sort_by(by_time);
-        rules.rule_times.truncate(5);
-        Ok(rules)
-    }
-
-    /// A CPU profile over the next `seconds`, written to `path`.
-    fn profile(&self, seconds: u64, path: &Path) -> Result<()> {
-        let profile = self.get(&format!("/debug/pprof/profile?seconds={seconds}"))?;
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        fs::write(path, profile.body).with_context(|| format!("writing {}", path.display()))
-    }
-
-    /// `POST /-/reload`, timed.
-    fn reload(&self) -> Result<f64> {
-        let response = support::timed(
-            self.client
-                .post(format!("{}/-/reload", self.prometheus.url())),
-        )?;
-        ensure!(
-            response.status == 200,
-            "{} reload answered {}: {}",
-            self.variant,
-            response.status,
-            String::from_utf8_lossy(&response.body)
-        );
-        Ok(response.seconds)
+        let data = self.prometheus.api_get("/api/v1/rules", &[])?;
+        let groups = data["groups"]
+            .as_array()
+            .context("/api/v1/rules without groups")?;
+        let rules = groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten());
+        let of_kind = |kind: &str| rules.clone().filter(|rule| rule["type"] == kind).count();
+        let (alerting, recording) = (of_kind("alerting"), of_kind("recording"));
+        let intervals = groups.iter().map(|g| g["interval"].to_string()).collect();
+        Ok(Rules {
+            groups: groups.len(),
+            alerting,
+            recording,
+            intervals,
+        })
     }
 }
-
-/// An alert's identity across variants: alert name, tenant, severity, queue.
-pub type Alert = (String, String, String, String);
 
 /// Waits until the instance has run for `--history-secs` (and at least three intervals) and
 /// every rule group has been evaluated.
 pub fn warm_up(args: &Args, instance: &Instance) -> Result<()> {
     let interval = Duration::from_secs(args.interval_secs);
     let minimum = Duration::from_secs(args.history_secs).max(3 * interval);
-    println!(
-        "history: {} runs for {:.0} s",
-        instance.variant,
-        minimum.as_secs_f64()
-    );
+    println!("history: {} runs for {minimum:?}", instance.variant);
     thread::sleep(minimum);
     for _ in 0..30 {
-        let pending = instance.sample()?.unevaluated;
-        if pending == 0 {
+        if instance.sample()?.unevaluated == 0 {
             return Ok(());
         }
         thread::sleep(interval);
@@ -242,138 +162,63 @@ pub fn warm_up(args: &Args, instance: &Instance) -> Result<()> {
     Ok(())
 }
 
-/// What one measurement collected, over one or several slices. CPU, time and missed
-/// iterations are summed over the slices: the time between two slices is not in the window.
-#[derive(Default)]
-struct Window {
-    samples: Vec<Sample>,
-    cpu_seconds: f64,
-    seconds: f64,
-    missed: f64,
-    /// CPU seconds the machine spent on other processes during the slices.
-    others: f64,
-    /// Slices thrown away because other processes were busy, and slices kept although they
-    /// were (after `--max-wait-secs`).
-    discarded: usize,
-    noisy: usize,
-}
-
-/// Samples `instance` once per interval for `ticks` intervals: one slice.
-fn slice(args: &Args, instance: &Instance, ticks: u64, cpu: &CpuWatch) -> Result<Window> {
+/// One Prometheus running alone: sampled once per interval over `--settle-secs`, the CPU that
+/// other processes on the machine used meanwhile noted; then, if asked, a CPU profile; then
+/// its rules and alerts are read and it is reloaded `--reloads` times.
+pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Result<Measured> {
     let interval = Duration::from_secs(args.interval_secs);
-    let started = Instant::now();
-    let others_before = cpu.others()?;
+    println!("measuring {} for {} s", instance.variant, args.settle_secs);
+    let (started, others) = (Instant::now(), cpu.others()?);
     let mut samples = Vec::new();
-    for tick in 0..=ticks {
-        if let Some(wait) =
-            (started + interval * tick as u32).checked_duration_since(Instant::now())
-        {
-            thread::sleep(wait);
-        }
+    for tick in 0..=(args.settle_secs / args.interval_secs) as u32 {
+        thread::sleep((started + interval * tick).saturating_duration_since(Instant::now()));
         samples.push(instance.sample()?);
     }
-    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
-    Ok(Window {
-        cpu_seconds: last.cpu - first.cpu,
-        seconds: last.at.duration_since(first.at).as_secs_f64(),
-        missed: last.missed - first.missed,
-        others: cpu.others()? - others_before,
-        samples,
-        ..Window::default()
-    })
-}
-
-/// One Prometheus running alone: its window in slices of `--slice-secs`, each slice during
-/// which other processes used more than `--quiet-cores` measured again (for at most
-/// `--max-wait-secs`); then, if asked, a CPU profile over one more slice; then its rules and
-/// alerts are read and it is reloaded `--reloads` times.
-pub fn alone(args: &Args, tag: &str, instance: &Instance, cpu: &CpuWatch) -> Result<Measured> {
-    let ticks = (args.slice_secs / args.interval_secs).max(1);
-    let wanted = args.settle_secs as f64 - args.interval_secs as f64 / 2.0;
-    let deadline = Instant::now() + Duration::from_secs(args.max_wait_secs);
-    println!(
-        "measuring {}: {} s in slices of {} s",
-        instance.variant,
-        args.settle_secs,
-        ticks * args.interval_secs
-    );
-    let mut window = Window::default();
-    while window.seconds < wanted {
-        let slice = slice(args, instance, ticks, cpu)?;
-        let others = slice.others / slice.seconds;
-        if others > args.quiet_cores {
-            if Instant::now() < deadline {
-                window.discarded += 1;
-                println!(
-                    "  slice thrown away: other processes used {:.0} % of a core",
-                    others * 100.0
-                );
-                thread::sleep(Duration::from_secs(args.interval_secs));
-                continue;
-            }
-            window.noisy += 1;
-        }
-        window.samples.extend(slice.samples);
-        window.cpu_seconds += slice.cpu_seconds;
-        window.seconds += slice.seconds;
-        window.missed += slice.missed;
-        window.others += slice.others;
-    }
+    let others = cpu.others()? - others;
     if let Some(dir) = &args.pprof {
-        instance.profile(
-            ticks * args.interval_secs,
-            &dir.join(format!("{tag}-{}.pprof", instance.variant)),
-        )?;
+        let profile = instance.get(&format!("/debug/pprof/profile?seconds={PROFILE_SECS}"))?;
+        let path = dir.join(format!("{tag}-{}.pprof", instance.variant));
+        fs::create_dir_all(dir)?;
+        fs::write(&path, profile).with_context(|| format!("writing {}", path.display()))?;
     }
-    measured(args, instance, window)
+    measured(args, instance, &samples, others)
 }
 
-/// The figures of a window, with the rules and alerts read now; then the reloads.
-fn measured(args: &Args, instance: &Instance, window: Window) -> Result<Measured> {
-    let last = window.samples.last().context("a window without samples")?;
-    let rules = instance.variant != BASELINE;
-    let maintenance =
-        "count(ALERTS and on(tenant) max by(tenant) (user_state_filter{filter=\"maintenance\"}))";
-    let of = |f: fn(&Sample) -> f64| window.samples.iter().map(f).collect::<Vec<f64>>();
+/// The figures of the window's samples, with the rules and alerts read now; then the reloads.
+fn measured(args: &Args, instance: &Instance, samples: &[Sample], others: f64) -> Result<Measured> {
+    let (first, last) = (&samples[0], &samples[samples.len() - 1]);
+    let seconds = (last.at - first.at).as_secs_f64();
+    let median_of =
+        |figure: fn(&Sample) -> f64| median(&samples.iter().map(figure).collect::<Vec<_>>());
     let mut reload_requests = Vec::new();
     for _ in 0..args.reloads {
-        reload_requests.push(instance.reload()?);
+        let started = Instant::now();
+        instance.prometheus.reload()?;
+        reload_requests.push(started.elapsed().as_secs_f64());
         thread::sleep(Duration::from_millis(200));
     }
     let loads = config_loads(instance.prometheus.log_path());
+    let maintenance =
+        "count(ALERTS and on(tenant) max by(tenant) (user_state_filter{filter=\"maintenance\"}))";
     Ok(Measured {
         variant: instance.variant.clone(),
         ready: instance.ready,
         load_at_start: loads.first().copied(),
-        load_at_reload: loads.iter().skip(1).copied().collect(),
-        reload_requests,
+        load_at_reload: (loads.len() > 1).then(|| median(&loads[1..])),
+        reload_request: (args.reloads > 0).then(|| median(&reload_requests)),
         rules: instance.rules()?,
-        eval: of(|s| s.eval),
-        cpu: window.cpu_seconds / window.seconds,
-        others: window.others / window.seconds,
-        discarded: window.discarded,
-        noisy: window.noisy,
-        heap: of(|s| s.heap),
-        heap_goal: of(|s| s.heap_goal),
-        rss: of(|s| s.rss),
+        eval: samples.iter().map(|s| s.eval).collect(),
+        cpu: (last.cpu - first.cpu) / seconds,
+        others: others / seconds,
+        heap: median_of(|s| s.heap),
+        heap_goal: median_of(|s| s.heap_goal),
+        rss: median_of(|s| s.rss),
         head_series: last.head_series,
         failures: last.failures,
-        missed: window.missed,
-        alerts: if rules {
-            instance.number("count(ALERTS)")?
-        } else {
-            0.0
-        },
-        alerts_in_maintenance: if rules {
-            instance.number(maintenance)?
-        } else {
-            0.0
-        },
-        alert_set: if rules {
-            instance.alert_set()?
-        } else {
-            BTreeSet::new()
-        },
+        missed: last.missed - first.missed,
+        alerts: instance.number("count(ALERTS)")?,
+        alerts_in_maintenance: instance.number(maintenance)?,
+        alert_set: instance.alert_set()?,
     })
 }
 
@@ -388,19 +233,20 @@ impl CpuWatch {
     /// Cumulative CPU seconds of the other processes (a counter).
     fn others(&self) -> Result<f64> {
         let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-        let busy = stat
+        let line = stat
             .lines()
             .next()
-            .and_then(|line| line.strip_prefix("cpu "))
+            .and_then(|line| line.strip_prefix("cpu "));
+        let busy = line
             .map(machine_busy_ticks)
             .context("no cpu line in /proc/stat")?;
         // A process that has exited no longer counts.
         let ours: f64 = self
             .pids
             .iter()
-            .filter_map(|pid| process_ticks(&pid.to_string()))
+            .filter_map(|pid| cpu_seconds(&pid.to_string()))
             .sum();
-        Ok((busy - ours - process_ticks("self").unwrap_or(0.0)) / TICKS_PER_SEC)
+        Ok(busy / TICKS_PER_SEC - ours - cpu_seconds("self").unwrap_or(0.0))
     }
 }
 
@@ -420,40 +266,34 @@ fn machine_busy_ticks(fields: &str) -> f64 {
 /// `rules=` (seconds) of every "Completed loading of configuration file" line of a log: at
 /// start, then after each reload.
 fn config_loads(log: &Path) -> Vec<f64> {
-    fs::read_to_string(log)
-        .unwrap_or_default()
+    let log = fs::read_to_string(log).unwrap_or_default();
+    let lines = log
         .lines()
-        .filter(|line| line.contains("Completed loading of configuration file"))
-        .filter_map(|line| {
-            go_duration(
-                line.split_whitespace()
-                    .find_map(|f| f.strip_prefix("rules="))?,
-            )
-        })
-        .collect()
+        .filter(|line| line.contains("Completed loading of configuration file"));
+    let rules = lines.filter_map(|line| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix("rules="))
+    });
+    rules.filter_map(go_duration).collect()
 }
 
 /// A Go `time.Duration` string (`1m2.5s`, `12.3ms`, `850µs`) in seconds.
-fn go_duration(text: &str) -> Option<f64> {
-    let mut rest = text;
+fn go_duration(mut rest: &str) -> Option<f64> {
     let mut seconds = 0.0;
     while !rest.is_empty() {
         let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        seconds += number
-            * match &rest[..unit_end] {
-                "h" => 3600.0,
-                "m" => 60.0,
-                "s" => 1.0,
-                "ms" => 1e-3,
-                "µs" | "μs" | "us" => 1e-6,
-                "ns" => 1e-9,
-                _ => return None,
-            };
+        let unit_len = rest[number_end..].find(|c: char| c.is_ascii_digit());
+        let unit_end = unit_len.map_or(rest.len(), |len| number_end + len);
+        let unit = match &rest[number_end..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "µs" | "μs" | "us" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        seconds += rest[..number_end].parse::<f64>().ok()? * unit;
         rest = &rest[unit_end..];
     }
     Some(seconds)
@@ -461,17 +301,16 @@ fn go_duration(text: &str) -> Option<f64> {
 
 /// The values of every sample of `name` in a text exposition.
 pub fn values(body: &str, name: &str) -> Vec<f64> {
-    body.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let rest = match rest.chars().next()? {
-                '{' => &rest[rest.rfind('}')? + 1..],
-                ' ' => rest,
-                _ => return None,
-            };
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .collect()
+    let value = |line: &str| {
+        let rest = line.strip_prefix(name)?;
+        let rest = match rest.chars().next()? {
+            '{' => &rest[rest.rfind('}')? + 1..],
+            ' ' => rest,
+            _ => return None,
+        };
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    body.lines().filter_map(value).collect()
 }
 
 #[cfg(test)]

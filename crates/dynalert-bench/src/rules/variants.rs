@@ -1,21 +1,20 @@
 //! The rule files of each variant, built from `dynalert_rules`' own structures: the packs as
-//! rendered, the hand-written per-tenant rules (from the thresholds dynalert serves), the
-//! reference project's layout (a recording rule per threshold lookup), and the floor (the
-//! packs' signals against their defaults, nothing looked up).
+//! rendered, the hand-written per-tenant rules (from the thresholds dynalert serves), and the
+//! floor (the packs' signals against their defaults, nothing looked up).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use dynalert_rules::generate::{alert_labels, threshold, with_labels};
+use anyhow::{Context, Result};
+use dynalert_rules::generate::{alert_labels, with_labels};
 use dynalert_rules::pack::{Rule, RuleGroup};
 use dynalert_rules::{Format, Pack, RenderOptions, render::pack_groups};
-use dynalert_testkit::{Prometheus, ScrapeTarget};
+use dynalert_testkit::{Prometheus, Sample, ScrapeTarget};
 use serde::Serialize;
 
-use super::keys::{Key, restrict, string};
+use super::keys::{Alert, Key, restrict, string};
 
 #[derive(Serialize)]
 struct RuleFile<'a> {
@@ -24,7 +23,7 @@ struct RuleFile<'a> {
 
 fn write_rules(path: &Path, groups: &[RuleGroup]) -> Result<()> {
     let yaml = serde_saphyr::to_string(&RuleFile { groups })?;
-    fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))
+    fs::write(path, yaml).with_context(|| format!("writing {path:?}"))
 }
 
 /// The packs' files as `dynalert rules render` writes them.
@@ -36,22 +35,12 @@ pub fn write_packs(packs: &[&Pack], dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One `user_threshold` row as Prometheus scraped it from dynalert.
-pub struct Row {
-    tenant: String,
-    component: String,
-    metric: String,
-    severity: String,
-    /// Dimension labels.
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// What `dynalert serve` serves: threshold rows, metadata, tenants in maintenance.
+/// What `dynalert serve` serves: the `user_threshold` rows by tenant, component, metric and
+/// severity (their other labels are dimensions), the non-empty `owner`, `runbook_url` and
+/// `tier` of each tenant's `tenant_metadata_info`, the tenants in maintenance.
 pub struct Served {
-    pub rows: Vec<Row>,
-    /// Non-empty `owner`, `runbook_url` and `tier` of `tenant_metadata_info`, per tenant.
-    metadata: HashMap<String, Vec<(String, String)>>,
+    pub rows: HashMap<[String; 4], Vec<Sample>>,
+    metadata: HashMap<String, BTreeMap<String, String>>,
     pub maintenance: BTreeSet<String>,
 }
 
@@ -59,53 +48,31 @@ impl Served {
     /// Scrapes dynalert on `port` with a short-lived Prometheus until it has the rows of all
     /// `tenants`, and reads them back with queries.
     pub fn query(port: u16, tenants: usize) -> Result<Served> {
-        let prometheus = Prometheus::start(&[ScrapeTarget::new("dynalert", port)], None)?
-            .context("prometheus is not installed")?;
-        let all =
-            |s: &[dynalert_testkit::Sample]| s.first().is_some_and(|s| s.value == tenants as f64);
-        prometheus.wait_for(
-            "count(count by(tenant) (user_threshold))",
-            all,
-            Duration::from_secs(60),
-        )?;
-        let mut rows = Vec::new();
-        for mut sample in prometheus.query_samples("user_threshold")? {
-            let mut take = |label: &str| sample.labels.remove(label).unwrap_or_default();
-            let (tenant, component, metric, severity) = (
-                take("tenant"),
-                take("component"),
-                take("metric"),
-                take("severity"),
-            );
-            for scrape_label in ["__name__", "job", "instance"] {
-                take(scrape_label);
-            }
-            rows.push(Row {
-                tenant,
-                component,
-                metric,
-                severity,
-                labels: sample.labels.into_iter().collect(),
-                value: sample.value,
-            });
+        let prometheus = Prometheus::start(&[ScrapeTarget::new("dynalert", port)], None)?;
+        let prometheus = prometheus.context("prometheus is not installed")?;
+        let all = |s: &[Sample]| s.first().is_some_and(|s| s.value == tenants as f64);
+        let query = "count(count by(tenant) (user_threshold))";
+        prometheus.wait_for(query, all, Duration::from_secs(60))?;
+        let mut rows: HashMap<_, Vec<Sample>> = HashMap::new();
+        for mut row in prometheus.query_samples("user_threshold")? {
+            let at = ["tenant", "component", "metric", "severity"];
+            let at = at.map(|label| row.labels.remove(label).unwrap_or_default());
+            row.labels
+                .retain(|label, _| !["__name__", "job", "instance"].contains(&&**label));
+            rows.entry(at).or_default().push(row);
         }
         let mut metadata = HashMap::new();
-        for sample in prometheus.query_samples("tenant_metadata_info")? {
-            let fields = ["owner", "runbook_url", "tier"]
-                .into_iter()
-                .filter_map(|l| {
-                    Some((
-                        l.to_owned(),
-                        sample.label(l).filter(|v| !v.is_empty())?.to_owned(),
-                    ))
-                })
-                .collect();
-            metadata.insert(sample.label("tenant").unwrap_or("").to_owned(), fields);
+        for mut info in prometheus.query_samples("tenant_metadata_info")? {
+            let tenant = info.labels.remove("tenant").unwrap_or_default();
+            let fields = ["owner", "runbook_url", "tier"];
+            info.labels
+                .retain(|label, value| fields.contains(&&**label) && !value.is_empty());
+            metadata.insert(tenant, info.labels);
         }
-        let maintenance = prometheus
-            .query_samples("user_state_filter{filter=\"maintenance\"} == 1")?
-            .iter()
-            .filter_map(|s| s.label("tenant").map(str::to_owned))
+        let query = "user_state_filter{filter=\"maintenance\"} == 1";
+        let maintenance = prometheus.query_samples(query)?.into_iter();
+        let maintenance = maintenance
+            .filter_map(|mut s| s.labels.remove("tenant"))
             .collect();
         Ok(Served {
             rows,
@@ -130,98 +97,22 @@ pub fn write_per_tenant(
     tenants: &[String],
 ) -> Result<usize> {
     fs::create_dir_all(dir)?;
-    let mut index: HashMap<(&str, &str, &str, &str), Vec<&Row>> = HashMap::new();
-    for row in &served.rows {
-        index
-            .entry((&row.tenant, &row.component, &row.metric, &row.severity))
-            .or_default()
-            .push(row);
-    }
     let mut total = 0;
     for tenant in tenants {
-        let metadata = served.metadata.get(tenant).map_or(&[][..], Vec::as_slice);
-        let tenant_matcher = format!("tenant={}", string(tenant));
+        let metadata = served.metadata.get(tenant).cloned().unwrap_or_default();
         let mut rules = Vec::new();
-        for key in keys {
-            for (severity, alert) in [
-                ("warning", Some(&key.alert)),
-                ("critical", key.critical_alert.as_ref()),
-            ] {
-                let (Some(alert), Some(rows)) = (
-                    alert,
-                    index.get(&(tenant, &key.component, &key.metric, severity)),
-                ) else {
-                    continue;
-                };
-                let mut rule = |matchers: &str,
-                                threshold: f64,
-                                queue: Option<(&str, &str)>|
-                 -> Result<()> {
-                    let mut labels: BTreeMap<String, String> = metadata.iter().cloned().collect();
-                    labels.extend(queue.map(|(l, v)| (l.to_owned(), v.to_owned())));
-                    labels.extend([
-                        ("severity".to_owned(), severity.to_owned()),
-                        ("metric_group".to_owned(), key.name.clone()),
-                        ("pack".to_owned(), key.pack.clone()),
-                    ]);
-                    let description = format!(
-                        "{}: tenant {tenant} is at {{{{ $value | humanize }}}} {}, above its {severity} threshold {threshold}.",
-                        key.description, key.unit
-                    );
-                    rules.push(Rule {
-                        record: None,
-                        alert: Some(alert.clone()),
-                        expr: key.against(&restrict(&key.signal, matchers)?, threshold),
-                        for_: Some(key.for_.clone()),
-                        labels,
-                        annotations: BTreeMap::from([
-                            (
-                                "summary".to_owned(),
-                                format!("{} (tenant {tenant})", key.summary),
-                            ),
-                            ("description".to_owned(), description),
-                        ]),
-                    });
-                    Ok(())
-                };
-                let find = |row: &Row, label: &str| {
-                    row.labels
-                        .iter()
-                        .find(|(l, _)| l == label)
-                        .map(|(_, v)| v.clone())
-                };
-                let wide = rows.iter().find(|r| r.labels.is_empty()).map(|r| r.value);
-                let Some(label) = key.dimension.as_deref() else {
-                    if let Some(threshold) = wide {
-                        rule(&tenant_matcher, threshold, None)?;
-                    }
-                    continue;
-                };
-                // `<label>_re` rows (regex dimensions) are not generated here.
-                let per_value: Vec<(String, f64)> = rows
-                    .iter()
-                    .filter_map(|r| Some((find(r, label)?, r.value)))
-                    .collect();
-                let raw = key.dimension_label.as_deref().unwrap_or(label);
-                for (value, threshold) in &per_value {
-                    // `disable` on one queue is served as +Inf: nothing to alert on.
-                    if threshold.is_finite() {
-                        rule(
-                            &format!("{tenant_matcher}, {raw}={}", string(value)),
-                            *threshold,
-                            Some((label, value)),
-                        )?;
-                    }
-                }
-                if let Some(threshold) = wide {
-                    let matchers = if per_value.is_empty() {
-                        tenant_matcher.clone()
-                    } else {
-                        let values: Vec<&str> = per_value.iter().map(|(v, _)| v.as_str()).collect();
-                        format!("{tenant_matcher}, {raw}!~{}", string(&values.join("|")))
-                    };
-                    rule(&matchers, threshold, None)?;
-                }
+        for (key, alert) in keys
+            .iter()
+            .flat_map(|k| k.alerts().into_iter().map(move |a| (k, a)))
+        {
+            let (component, metric) = key.component_metric();
+            let at = [tenant, component, metric, alert.severity].map(str::to_owned);
+            for (matchers, threshold, dimension) in conditions(key, tenant, served.rows.get(&at)) {
+                let mut rule = per_tenant_rule(key, &alert, tenant, threshold);
+                rule.labels
+                    .extend(metadata.clone().into_iter().chain(dimension));
+                rule.expr = key.against(&restrict(&key.signal, &matchers)?, threshold);
+                rules.push(rule);
             }
         }
         total += rules.len();
@@ -235,16 +126,72 @@ pub fn write_per_tenant(
     Ok(total)
 }
 
-/// The key and severity of each of the packs' alerts.
-fn by_alert(keys: &[Key]) -> HashMap<&str, (&Key, &'static str)> {
-    let mut alerts = HashMap::new();
-    for key in keys {
-        alerts.insert(key.alert.as_str(), (key, "warning"));
-        if let Some(critical) = &key.critical_alert {
-            alerts.insert(critical.as_str(), (key, "critical"));
-        }
+/// A per-tenant alerting rule: its matchers, threshold, and dimension label and value.
+type Condition = (String, f64, Option<(String, String)>);
+
+/// The rules one alert of a tenant needs: one for the tenant-wide row, or with a dimension,
+/// one per value that has a row of its own and one for the tenant-wide row on the others.
+fn conditions(key: &Key, tenant: &str, rows: Option<&Vec<Sample>>) -> Vec<Condition> {
+    let tenant_matcher = format!("tenant={}", string(tenant));
+    let rows = rows.into_iter().flatten();
+    let wide = rows.clone().find(|r| r.labels.is_empty()).map(|r| r.value);
+    let Some(label) = key.decl.dimension.as_deref() else {
+        return wide
+            .into_iter()
+            .map(|t| (tenant_matcher.clone(), t, None))
+            .collect();
+    };
+    // `<label>_re` rows (regex dimensions) are not generated here.
+    let per_value: Vec<(&String, f64)> = rows
+        .filter_map(|r| Some((r.labels.get(label)?, r.value)))
+        .collect();
+    let raw = key.decl.dimension_label.as_deref().unwrap_or(label);
+    let mut conditions = Vec::new();
+    // `disable` on one queue is served as +Inf: nothing to alert on.
+    for (value, threshold) in per_value.iter().filter(|(_, t)| t.is_finite()) {
+        let matchers = format!("{tenant_matcher}, {raw}={}", string(value));
+        let dimension = Some((label.to_owned(), value.to_string()));
+        conditions.push((matchers, *threshold, dimension));
     }
-    alerts
+    if let Some(threshold) = wide {
+        let values: Vec<&str> = per_value.iter().map(|(v, _)| v.as_str()).collect();
+        let others = format!("{tenant_matcher}, {raw}!~{}", string(&values.join("|")));
+        conditions.push((
+            if values.is_empty() {
+                tenant_matcher
+            } else {
+                others
+            },
+            threshold,
+            None,
+        ));
+    }
+    conditions
+}
+
+/// A per-tenant alerting rule with the pack's labels and annotations, its expression empty.
+fn per_tenant_rule(key: &Key, alert: &Alert, tenant: &str, threshold: f64) -> Rule {
+    let (decl, severity) = (key.decl, alert.severity);
+    let mut labels = BTreeMap::new();
+    labels.insert("severity".to_owned(), severity.to_owned());
+    labels.insert("metric_group".to_owned(), key.name.to_owned());
+    labels.insert("pack".to_owned(), key.pack.pack.clone());
+    let (description, unit) = (&decl.alert.description, &decl.unit);
+    let value = "{{ $value | humanize }}";
+    let above = format!("above its {severity} threshold {threshold}");
+    let description = format!("{description}: tenant {tenant} is at {value} {unit}, {above}.");
+    let summary = format!("{} (tenant {tenant})", decl.alert.summary);
+    let annotations = [("summary", summary), ("description", description)];
+    Rule {
+        record: None,
+        alert: Some(alert.name.clone()),
+        expr: String::new(),
+        for_: Some(decl.alert.for_.clone()),
+        labels,
+        annotations: annotations
+            .map(|(name, text)| (name.to_owned(), text))
+            .into(),
+    }
 }
 
 /// A lower bound for any layout of the packs: the packs' alert groups with each rule's `expr`
@@ -254,7 +201,12 @@ fn by_alert(keys: &[Key]) -> HashMap<&str, (&Key, &'static str)> {
 /// metadata or per-queue matching. Returns the number of rules.
 pub fn write_floor(packs: &[&Pack], dir: &Path, keys: &[Key]) -> Result<usize> {
     fs::create_dir_all(dir)?;
-    let alerts = by_alert(keys);
+    let alerts = keys.iter().flat_map(|k| {
+        k.alerts()
+            .into_iter()
+            .map(move |a| (a.name.clone(), (k, a)))
+    });
+    let alerts: HashMap<String, (&Key, Alert)> = alerts.collect();
     let mut total = 0;
     for pack in packs {
         let (_, mut groups) = pack_groups(pack, &RenderOptions::default());
@@ -263,15 +215,11 @@ pub fn write_floor(packs: &[&Pack], dir: &Path, keys: &[Key]) -> Result<usize> {
                 .alert
                 .as_deref()
                 .context("an alert group with a recording rule")?;
-            let (key, severity) = alerts
+            let (key, alert) = alerts
                 .get(name)
                 .with_context(|| format!("alert {name} is not a key's"))?;
-            let default = match *severity {
-                "critical" => key.default_critical.unwrap_or(key.default),
-                _ => key.default,
-            };
-            let labels = alert_labels(pack, &key.name, severity);
-            rule.expr = with_labels(&key.against(&key.signal, default), &labels);
+            let labels = alert_labels(pack, key.name, alert.severity);
+            rule.expr = with_labels(&key.against(&key.signal, alert.default), &labels);
             total += 1;
         }
         write_rules(&dir.join(format!("{}-alert.yml", pack.pack)), &groups)?;
@@ -279,125 +227,48 @@ pub fn write_floor(packs: &[&Pack], dir: &Path, keys: &[Key]) -> Result<usize> {
     Ok(total)
 }
 
-/// The packs with every threshold lookup (`max by(…) (user_threshold{…})`) recorded as
-/// `<labels>:alert_threshold:<key>:<severity>` in a `<pack>-thresholds.yml` group and the
-/// alerts reading the recorded series: the reference project's "record everything" layout.
-pub fn write_reference(packs: &[&Pack], dir: &Path, keys: &[Key]) -> Result<()> {
-    fs::create_dir_all(dir)?;
-    let alerts = by_alert(keys);
-    for pack in packs {
-        let (recording, mut groups) = pack_groups(pack, &RenderOptions::default());
-        let mut lookups: Vec<Rule> = Vec::new();
-        for rule in groups.iter_mut().flat_map(|g| &mut g.rules) {
-            let name = rule
-                .alert
-                .as_deref()
-                .context("an alert group with a recording rule")?;
-            let (key, severity) = alerts
-                .get(name)
-                .with_context(|| format!("alert {name} is not a key's"))?;
-            let by = match &key.dimension {
-                Some(d) => vec![
-                    (format!("tenant, {d}"), format!(", {d}!=\"\"")),
-                    ("tenant".to_owned(), format!(", {d}=\"\"")),
-                ],
-                None => vec![("tenant".to_owned(), String::new())],
-            };
-            for (by, matchers) in by {
-                let lookup = threshold(&key.name, severity, &by, &matchers);
-                let record = format!(
-                    "{}:alert_threshold:{}:{severity}",
-                    by.replace(", ", "_"),
-                    key.name
-                );
-                ensure!(
-                    rule.expr.contains(&lookup),
-                    "alert {name} has no lookup {lookup}"
-                );
-                rule.expr = rule.expr.replace(&lookup, &record);
-                lookups.push(Rule {
-                    record: Some(record),
-                    alert: None,
-                    expr: lookup,
-                    for_: None,
-                    labels: BTreeMap::new(),
-                    annotations: BTreeMap::new(),
-                });
-            }
-        }
-        let thresholds = RuleGroup {
-            name: format!("{}-threshold-lookups", pack.pack),
-            interval: None,
-            rules: lookups,
-        };
-        write_rules(
-            &dir.join(format!("{}-recording.yml", pack.pack)),
-            &recording,
-        )?;
-        write_rules(&dir.join(format!("{}-alert.yml", pack.pack)), &groups)?;
-        write_rules(
-            &dir.join(format!("{}-thresholds.yml", pack.pack)),
-            &[thresholds],
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::keys::keys;
     use super::*;
 
     #[test]
-    fn floor_and_reference_rewrite_every_alert_of_the_packs() {
+    fn the_floor_rewrites_every_alert_of_the_packs() {
         let packs = dynalert_rules::select(&["mariadb".into(), "redis".into()]).unwrap();
-        let (keys, _) = super::super::keys::keys(&packs).unwrap();
+        let (keys, _) = keys(&packs).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let alerts: usize = keys
-            .iter()
-            .map(|k| 1 + usize::from(k.critical_alert.is_some()))
-            .sum();
+        let alerts: usize = keys.iter().map(|k| k.alerts().len()).sum();
         assert_eq!(write_floor(&packs, dir.path(), &keys).unwrap(), alerts);
         let floor = fs::read_to_string(dir.path().join("redis-alert.yml")).unwrap();
-        assert!(
-            !floor.contains("max by(tenant) (user_threshold") && floor.contains("label_replace("),
-            "{floor}"
-        );
-        write_reference(&packs, dir.path(), &keys).unwrap();
-        let reference = fs::read_to_string(dir.path().join("mariadb-alert.yml")).unwrap();
-        assert!(
-            !reference.contains("max by(tenant) (user_threshold")
-                && reference.contains("tenant:alert_threshold:mysql_")
-        );
-        let lookups = fs::read_to_string(dir.path().join("redis-thresholds.yml")).unwrap();
-        assert!(
-            lookups.contains("tenant_queue:alert_threshold:"),
-            "{lookups}"
-        );
+        let looked_up = floor.contains("max by(tenant) (user_threshold");
+        assert!(!looked_up && floor.contains("label_replace("), "{floor}");
     }
 
     #[test]
     fn per_tenant_rules_inline_the_served_numbers() {
         let packs = dynalert_rules::select(&["redis".into()]).unwrap();
-        let (keys, _) = super::super::keys::keys(&packs).unwrap();
-        let queued = keys.iter().find(|k| k.dimension.is_some()).unwrap();
-        let row = |labels: &[(&str, &str)], value: f64| Row {
-            tenant: "t1".into(),
-            component: queued.component.clone(),
-            metric: queued.metric.clone(),
-            severity: "warning".into(),
-            labels: labels
+        let (keys, _) = keys(&packs).unwrap();
+        let queued = keys.iter().find(|k| k.decl.dimension.is_some()).unwrap();
+        let (component, metric) = queued.component_metric();
+        let row = |labels: &[(&str, &str)], value: f64| {
+            let labels = labels
                 .iter()
                 .map(|(l, v)| (l.to_string(), v.to_string()))
-                .collect(),
-            value,
+                .collect();
+            Sample { labels, value }
         };
+        let rows = vec![
+            row(&[], 100.0),
+            row(&[("queue", "email")], 5.0),
+            row(&[("queue", "jobs")], f64::INFINITY),
+        ];
+        let at = ["t1", component, metric, "warning"].map(str::to_owned);
         let served = Served {
-            rows: vec![
-                row(&[], 100.0),
-                row(&[("queue", "email")], 5.0),
-                row(&[("queue", "jobs")], f64::INFINITY),
-            ],
-            metadata: HashMap::from([("t1".into(), vec![("owner".into(), "team-a".into())])]),
+            rows: HashMap::from([(at, rows)]),
+            metadata: HashMap::from([(
+                "t1".into(),
+                BTreeMap::from([("owner".into(), "team-a".into())]),
+            )]),
             maintenance: BTreeSet::new(),
         };
         let dir = tempfile::tempdir().unwrap();
